@@ -1,0 +1,116 @@
+//! Durations as written in manifests (`"500ms"`, `"2s"`, `"1m30s"`, `"1h"`).
+//!
+//! The grammar is the Gateway API one: one or more `<integer><unit>` pairs with
+//! units `h`, `m`, `s`, `ms`. Negative, fractional and unit-less values are
+//! rejected with a message that says what was expected.
+
+use std::time::Duration;
+
+/// Why a duration string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {input:?}: {reason} (expected e.g. \"500ms\", \"2s\", \"1m30s\")")]
+pub struct DurationError {
+    input: String,
+    reason: &'static str,
+}
+
+/// Parses a Gateway-API style duration.
+pub fn parse(input: &str) -> Result<Duration, DurationError> {
+    let err = |reason| DurationError {
+        input: input.to_string(),
+        reason,
+    };
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err("empty"));
+    }
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut total = Duration::ZERO;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return Err(err("a number must come before each unit"));
+        }
+        let n: u64 = s[start..i].parse().map_err(|_| err("number too large"))?;
+        let unit_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        let unit = match &s[unit_start..i] {
+            "h" => Duration::from_secs(3600),
+            "m" => Duration::from_secs(60),
+            "s" => Duration::from_secs(1),
+            "ms" => Duration::from_millis(1),
+            "" => return Err(err("missing unit")),
+            _ => return Err(err("unknown unit (use h, m, s or ms)")),
+        };
+        let part = unit
+            .checked_mul(u32::try_from(n).map_err(|_| err("number too large"))?)
+            .ok_or_else(|| err("too long"))?;
+        total = total.checked_add(part).ok_or_else(|| err("too long"))?;
+    }
+    Ok(total)
+}
+
+/// Formats a duration the way [`parse`] reads it (used in `/config` output).
+pub fn format(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 != 0 {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", ms / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let ok = [
+            ("500ms", 500),
+            ("2s", 2000),
+            ("1m30s", 90_000),
+            ("1h", 3_600_000),
+            ("0s", 0),
+            (" 25ms ", 25),
+            ("1s500ms", 1500),
+        ];
+        for (input, ms) in ok {
+            assert_eq!(parse(input), Ok(Duration::from_millis(ms)), "{input}");
+        }
+        let bad = [
+            "",
+            "s",
+            "10",
+            "1.5s",
+            "-1s",
+            "10us",
+            "1d",
+            "ms5",
+            "99999999999999h",
+        ];
+        for input in bad {
+            assert!(parse(input).is_err(), "{input:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn error_says_what_is_expected() {
+        let e = parse("10").unwrap_err().to_string();
+        assert!(e.contains("missing unit") && e.contains("\"2s\""), "{e}");
+    }
+
+    #[test]
+    fn format_round_trips() {
+        for ms in [0, 25, 1000, 1500, 90_000] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(parse(&format(d)), Ok(d));
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The contract shared by every Strait component.
+//!
+//! * [`manifest`] holds light, serde-only mirrors of the Kubernetes and Strait
+//!   objects the mesh reads (`Service`, `EndpointSlice`, `TrafficRoute`,
+//!   `DestinationPolicy`) and the YAML loader that reports file and line.
+//! * [`translate`] turns a set of manifests into a validated [`model::Snapshot`]:
+//!   the one value a proxy needs. It is a pure function, so the proxy's local
+//!   mode and the control plane share it.
+//! * [`route`], [`split`] and [`authority`] are the pure decisions of the
+//!   request path: which rule matches, which backend a request goes to, and
+//!   which Service an explicit request names.
+//!
+//! Nothing here does IO; everything is table-tested.
+
+pub mod authority;
+pub mod duration;
+pub mod manifest;
+pub mod model;
+pub mod route;
+pub mod split;
+pub mod translate;
+
+pub use model::Snapshot;

@@ -1,0 +1,144 @@
+//! Serde mirrors of the Kubernetes kinds the mesh reads: `ObjectMeta`,
+//! `Service` and `EndpointSlice`. Only the fields Strait uses are named;
+//! everything else is accepted and ignored, as the API server's clients do.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The part of `metadata` Strait reads.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    /// Object name.
+    #[serde(default)]
+    pub name: String,
+    /// Namespace; `default` when absent, as kubectl does.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Generation (set by the API server).
+    #[serde(default)]
+    pub generation: Option<i64>,
+}
+
+impl ObjectMeta {
+    /// The namespace, `default` when unset.
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+}
+
+/// `v1/Service`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Service {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    #[serde(default)]
+    pub spec: ServiceSpec,
+}
+
+/// `Service.spec`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// `clusterIP` (`None` for headless).
+    #[serde(default, rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
+    /// `clusterIPs` (dual stack).
+    #[serde(default, rename = "clusterIPs")]
+    pub cluster_ips: Vec<String>,
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+}
+
+/// One `Service.spec.ports[]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    /// Port name (required by Kubernetes when there is more than one).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The Service port.
+    pub port: u16,
+    /// `TCP` (default), `UDP`, `SCTP`.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// `appProtocol`, e.g. `http`, `kubernetes.io/h2c`, `tcp`.
+    #[serde(default)]
+    pub app_protocol: Option<String>,
+}
+
+/// `discovery.k8s.io/v1/EndpointSlice`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSlice {
+    /// Metadata; the `kubernetes.io/service-name` label names the Service.
+    pub metadata: ObjectMeta,
+    /// `IPv4`, `IPv6` or `FQDN`.
+    pub address_type: String,
+    /// Endpoints.
+    #[serde(default)]
+    pub endpoints: Vec<SliceEndpoint>,
+    /// Ports, matched to Service ports by name.
+    #[serde(default)]
+    pub ports: Option<Vec<SlicePort>>,
+}
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// One `EndpointSlice.endpoints[]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SliceEndpoint {
+    /// Addresses (one is used, as kube-proxy does).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Conditions.
+    #[serde(default)]
+    pub conditions: Option<EndpointConditions>,
+    /// The Pod behind the endpoint, when known.
+    #[serde(default)]
+    pub target_ref: Option<ObjectReference>,
+}
+
+/// `EndpointSlice.endpoints[].conditions`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct EndpointConditions {
+    /// Absent means ready (Kubernetes' own rule).
+    #[serde(default)]
+    pub ready: Option<bool>,
+}
+
+/// A reference to another object.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct ObjectReference {
+    /// Kind.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+/// One `EndpointSlice.ports[]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlicePort {
+    /// Port name; matches the Service port's name (both may be empty).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Port number on the endpoint.
+    #[serde(default)]
+    pub port: Option<u16>,
+}

@@ -1,0 +1,379 @@
+//! Serde mirrors of Strait's CRDs, `TrafficRoute` and `DestinationPolicy`
+//! (`strait.dev/v1alpha1`). Field names are the user-facing contract
+//! (BRIEF §4); unknown fields are refused so typos surface.
+//!
+//! These are wire shapes only: strings for durations and decimals, optional
+//! everything. [`crate::translate`] validates them into the domain model.
+
+use super::ObjectMeta;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+
+/// `TrafficRoute`: ordered routing rules for one Service (port).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct TrafficRoute {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    pub spec: TrafficRouteSpec,
+}
+
+/// `TrafficRoute.spec`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficRouteSpec {
+    /// The Service whose traffic this routes.
+    pub parent_ref: ParentRef,
+    /// Rules, first match wins.
+    pub rules: Vec<RouteRule>,
+}
+
+/// Which Service (and optionally which port) a route attaches to.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParentRef {
+    /// Service name, in the route's namespace.
+    pub name: String,
+    /// Service port; all ports when absent.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteRule {
+    /// Name, used in metrics (`route` label) and `/config`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Any of these matches selects the rule; none means every request.
+    #[serde(default)]
+    pub matches: Vec<RouteMatchSpec>,
+    /// Weighted backends (Services).
+    #[serde(default)]
+    pub backends: Vec<BackendRef>,
+    /// Sticky split key.
+    #[serde(default)]
+    pub session_affinity: Option<SessionAffinity>,
+    /// Request timeout, e.g. `2s`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Retries.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+    /// Fault injection.
+    #[serde(default)]
+    pub fault: Option<FaultSpec>,
+    /// Request header changes.
+    #[serde(default)]
+    pub request_headers: Option<HeaderModifierSpec>,
+    /// Response header changes.
+    #[serde(default)]
+    pub response_headers: Option<HeaderModifierSpec>,
+    /// Traffic mirroring.
+    #[serde(default)]
+    pub mirror: Option<MirrorSpec>,
+}
+
+/// All conditions of one match must hold.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteMatchSpec {
+    /// Path condition.
+    #[serde(default)]
+    pub path: Option<PathMatchSpec>,
+    /// Header conditions.
+    #[serde(default)]
+    pub headers: Vec<ValueMatchSpec>,
+    /// HTTP method, e.g. `GET`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Query parameter conditions.
+    #[serde(default)]
+    pub query_params: Vec<ValueMatchSpec>,
+}
+
+/// Path condition.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PathMatchSpec {
+    /// `Exact`, `PathPrefix` (default) or `RegularExpression`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The path, prefix or pattern.
+    pub value: String,
+}
+
+/// Header or query-parameter condition.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValueMatchSpec {
+    /// Header / parameter name.
+    pub name: String,
+    /// `Exact` (default), `RegularExpression` or `Present`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The value or pattern (not used by `Present`).
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// A weighted backend Service.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackendRef {
+    /// Service name, in the route's namespace.
+    pub name: String,
+    /// Service port; may be left out when the Service has one port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Relative weight, default 1.
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+/// Sticky split: exactly one of `header` or `cookie`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionAffinity {
+    /// Header whose value keys the split (e.g. `x-user-id`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Cookie whose value keys the split.
+    #[serde(default)]
+    pub cookie: Option<String>,
+}
+
+/// Retry settings of a rule.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Total tries including the first.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Timeout of each try.
+    #[serde(default)]
+    pub per_try_timeout: Option<String>,
+    /// Retry-on classes.
+    #[serde(default)]
+    pub on: Vec<String>,
+    /// Status codes for the `retriable-codes` class.
+    #[serde(default)]
+    pub retriable_codes: Vec<u16>,
+    /// Base backoff.
+    #[serde(default)]
+    pub backoff: Option<String>,
+    /// Allow retrying non-idempotent methods.
+    #[serde(default)]
+    pub non_idempotent: Option<bool>,
+}
+
+/// Fault injection.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Added delay.
+    #[serde(default)]
+    pub delay: Option<FaultDelaySpec>,
+    /// Synthetic error.
+    #[serde(default)]
+    pub abort: Option<FaultAbortSpec>,
+}
+
+/// `fault.delay`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDelaySpec {
+    /// Share of requests, 0–100.
+    pub percent: u32,
+    /// How long.
+    pub duration: String,
+}
+
+/// `fault.abort`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAbortSpec {
+    /// Share of requests, 0–100.
+    pub percent: u32,
+    /// Status returned.
+    pub status: u16,
+}
+
+/// Header changes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderModifierSpec {
+    /// Replace or add.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Append.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    /// Delete.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// Mirroring.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSpec {
+    /// Mirror Service name.
+    pub name: String,
+    /// Mirror Service port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Share of requests mirrored, 0–100 (default 100).
+    #[serde(default)]
+    pub percent: Option<u32>,
+}
+
+/// `DestinationPolicy`: how traffic to one Service is balanced and protected.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct DestinationPolicy {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    pub spec: DestinationPolicySpec,
+}
+
+/// `DestinationPolicy.spec`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DestinationPolicySpec {
+    /// The Service this applies to.
+    pub target_ref: TargetRef,
+    /// `PeakEwma` (default), `RoundRobin`, `LeastRequest`.
+    #[serde(default)]
+    pub load_balancer: Option<String>,
+    /// Circuit breaker.
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+    /// Load-shedding limits.
+    #[serde(default)]
+    pub limits: Option<LimitsSpec>,
+    /// Retry budget.
+    #[serde(default)]
+    pub retry_budget: Option<RetryBudgetSpec>,
+    /// Connection timeouts.
+    #[serde(default)]
+    pub timeouts: Option<TimeoutsSpec>,
+    /// mTLS mode.
+    #[serde(default)]
+    pub tls: Option<TlsSpec>,
+}
+
+/// The policy's target Service.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRef {
+    /// Service name, in the policy's namespace.
+    pub name: String,
+}
+
+/// Circuit breaker settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreakerSpec {
+    /// Consecutive failures that eject an endpoint.
+    #[serde(default)]
+    pub consecutive_failures: Option<u32>,
+    /// First ejection time.
+    #[serde(default)]
+    pub base_ejection_time: Option<String>,
+    /// Longest ejection time.
+    #[serde(default)]
+    pub max_ejection_time: Option<String>,
+    /// Most endpoints ejected at once, percent.
+    #[serde(default)]
+    pub max_ejected_percent: Option<u32>,
+    /// Success-rate ejection.
+    #[serde(default)]
+    pub success_rate: Option<SuccessRateSpec>,
+}
+
+/// Success-rate ejection settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SuccessRateSpec {
+    /// Minimum success rate, e.g. `"0.8"`.
+    pub threshold: Decimal,
+    /// Window.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Requests needed in the window before judging.
+    #[serde(default)]
+    pub min_requests: Option<u32>,
+}
+
+/// Limits.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Connections per endpoint.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// Requests waiting per backend.
+    #[serde(default)]
+    pub max_pending_requests: Option<u32>,
+    /// Requests in flight per backend.
+    #[serde(default)]
+    pub max_requests: Option<u32>,
+}
+
+/// Retry budget.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryBudgetSpec {
+    /// Retries as a share of requests, e.g. `"0.2"`.
+    #[serde(default)]
+    pub ratio: Option<Decimal>,
+    /// Retries always allowed per second.
+    #[serde(default)]
+    pub min_per_second: Option<u32>,
+    /// Sliding window.
+    #[serde(default)]
+    pub window: Option<String>,
+}
+
+/// Connection timeouts.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSpec {
+    /// TCP connect timeout.
+    #[serde(default)]
+    pub connect: Option<String>,
+    /// Idle timeout of pooled connections.
+    #[serde(default)]
+    pub idle: Option<String>,
+}
+
+/// mTLS settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    /// `Strict`, `Permissive` or `Disabled`.
+    pub mode: String,
+}
+
+/// A decimal written as a string (`"0.2"`), the Kubernetes way of avoiding
+/// floats in APIs. A bare YAML number is accepted too.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(transparent)]
+pub struct Decimal(pub String);
+
+impl<'de> Deserialize<'de> for Decimal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            S(String),
+            F(f64),
+        }
+        Ok(Decimal(match Raw::deserialize(d)? {
+            Raw::S(s) => s,
+            Raw::F(f) => f.to_string(),
+        }))
+    }
+}

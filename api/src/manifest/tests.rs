@@ -1,0 +1,105 @@
+use super::*;
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  clusterIP: 10.96.0.10
+  ports:
+    - name: http
+      port: 80
+";
+
+#[test]
+fn multi_document_file_with_other_kinds() {
+    let text = format!(
+        "# leading comment\n---\n{SERVICE}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: x}}\n---\n# only a comment\n---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: web, namespace: shop}}\nspec:\n  parentRef: {{name: web}}\n  rules:\n    - backends: [{{name: web}}]\n"
+    );
+    let (objects, errors) = parse_file("a.yaml", &text);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(objects.len(), 2);
+    assert!(matches!(objects[0].object, Object::Service(_)));
+    assert_eq!(objects[0].line, 3);
+    assert!(matches!(objects[1].object, Object::TrafficRoute(_)));
+    assert_eq!(objects[1].line, 20);
+}
+
+#[test]
+fn errors_carry_file_and_line() {
+    // (yaml, expected line, expected message fragment)
+    let table = [
+        // A typo in a Strait field is refused, on the line of the field.
+        (
+            "apiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {name: r}\nspec:\n  parentRef: {name: web}\n  rules:\n    - backends: [{name: web, weigth: 3}]\n",
+            7,
+            "weigth",
+        ),
+        ("kind: Service\nmetadata: {name: x}\n", 1, "apiVersion"),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  ports:\n    - port: notanumber\n",
+            6,
+            "port",
+        ),
+        ("apiVersion: v1\nkind: Service\nmetadata: [\n", 3, ""),
+        (
+            "apiVersion: strait.dev/v1beta9\nkind: TrafficRoute\nmetadata: {name: r}\n",
+            1,
+            "v1alpha1",
+        ),
+    ];
+    for (yaml, line, fragment) in table {
+        let text = format!("{SERVICE}---\n{yaml}");
+        let (_, errors) = parse_file("dir/bad.yaml", &text);
+        assert_eq!(errors.len(), 1, "{yaml}: {errors:?}");
+        let e = &errors[0];
+        assert_eq!(e.file, "dir/bad.yaml");
+        // The second document starts on line 12.
+        assert_eq!(e.line, 11 + line, "{yaml}: {e}");
+        assert!(e.message.contains(fragment), "{yaml}: {e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("dir/bad.yaml:{}:", 11 + line))
+        );
+    }
+}
+
+#[test]
+fn decimals_accept_strings_and_numbers() {
+    let yaml = "apiVersion: strait.dev/v1alpha1\nkind: DestinationPolicy\nmetadata: {name: p}\nspec:\n  targetRef: {name: web}\n  retryBudget: {ratio: 0.25, minPerSecond: 5}\n  circuitBreaker:\n    successRate: {threshold: \"0.8\"}\n";
+    let (objects, errors) = parse_file("p.yaml", yaml);
+    assert!(errors.is_empty(), "{errors:?}");
+    let Object::DestinationPolicy(p) = &objects[0].object else {
+        panic!("not a policy")
+    };
+    assert_eq!(
+        p.spec.retry_budget.as_ref().and_then(|b| b.ratio.clone()),
+        Some(Decimal("0.25".into()))
+    );
+    assert_eq!(
+        p.spec
+            .circuit_breaker
+            .as_ref()
+            .and_then(|c| c.success_rate.as_ref())
+            .map(|s| s.threshold.clone()),
+        Some(Decimal("0.8".into()))
+    );
+}
+
+#[test]
+fn hostile_input_does_not_panic() {
+    let inputs = [
+        "",
+        "---\n---\n",
+        "apiVersion: v1\nkind: Service\n",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 70000}]}\n",
+        "&a [*a, *a, *a]",
+        "apiVersion: [1]\nkind: {a: b}\n",
+        "\u{0}\u{1}binary",
+        "a: &x b\nc: *y\n",
+    ];
+    for input in inputs {
+        let _ = parse_file("f.yaml", input);
+    }
+}

@@ -1,0 +1,291 @@
+//! Manifests → [`Snapshot`]: the one place wire shapes become domain types.
+//!
+//! [`translate`] is pure: the proxy's `--local` mode feeds it files, the
+//! control plane feeds it what its reflectors hold. Every object is checked
+//! beyond what a schema can say (references resolve, regexes compile, header
+//! names are legal, per-try timeouts fit the route timeout). An invalid object
+//! is left out of the snapshot and reported with its file, line and reason;
+//! callers decide whether that rejects the whole set (local mode does, so the
+//! last good config stays in force) or only the object (the control plane).
+
+mod policy;
+mod rule;
+
+use crate::manifest::{
+    DestinationPolicy, EndpointSlice, Located, ManifestError, Object, SERVICE_NAME_LABEL, Service,
+    TrafficRoute,
+};
+use crate::model::{Backend, Endpoint, Policy, ServicePort, ServicePortKey, Snapshot};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// The result of a translation: what was valid, and what was not.
+#[derive(Debug, Default)]
+pub struct Translation {
+    /// The snapshot built from the valid objects.
+    pub snapshot: Snapshot,
+    /// One entry per invalid object (or duplicate), with its location.
+    pub errors: Vec<ManifestError>,
+}
+
+/// Annotation on a Service listing ports to carry as opaque TCP.
+pub const OPAQUE_PORTS_ANNOTATION: &str = "config.strait.dev/opaque-ports";
+
+/// `appProtocol` values that mean HTTP; any other value makes the port opaque.
+const HTTP_APP_PROTOCOLS: &[&str] = &[
+    "http",
+    "http2",
+    "h2c",
+    "grpc",
+    "kubernetes.io/h2c",
+    "kubernetes.io/ws",
+    "ws",
+];
+
+type NsName = (String, String);
+
+/// What a route rule may refer to: the Services that exist and their ports.
+pub(crate) struct ServiceIndex<'a> {
+    services: HashMap<NsName, &'a Service>,
+}
+
+impl ServiceIndex<'_> {
+    /// Resolves a backend reference to a Service port key, or says why not.
+    pub(crate) fn resolve(
+        &self,
+        ns: &str,
+        name: &str,
+        port: Option<u16>,
+    ) -> Result<ServicePortKey, String> {
+        let Some(svc) = self.services.get(&(ns.to_string(), name.to_string())) else {
+            return Err(format!("Service {ns}/{name} not found"));
+        };
+        let ports: Vec<u16> = svc.spec.ports.iter().map(|p| p.port).collect();
+        let port = match (port, ports.as_slice()) {
+            (Some(p), _) if ports.contains(&p) => p,
+            (Some(p), _) => {
+                return Err(format!(
+                    "Service {ns}/{name} has no port {p} (ports: {ports:?})"
+                ));
+            }
+            (None, [only]) => *only,
+            (None, _) => {
+                return Err(format!(
+                    "port is required: Service {ns}/{name} has ports {ports:?}"
+                ));
+            }
+        };
+        Ok(ServicePortKey::new(ns, name, port))
+    }
+}
+
+/// Builds a snapshot from manifests. Pure; see the module docs.
+pub fn translate(objects: &[Located<Object>]) -> Translation {
+    let mut errors = Vec::new();
+    let err = |o: &Located<Object>, message: String| ManifestError {
+        file: o.file.clone(),
+        line: o.line,
+        message: format!("{}: {message}", o.object.describe()),
+    };
+
+    // Services first: everything else refers to them.
+    let mut services: HashMap<NsName, &Service> = HashMap::new();
+    let mut slices: Vec<&EndpointSlice> = Vec::new();
+    let mut policies: HashMap<NsName, Policy> = HashMap::new();
+    let mut routes: Vec<(&Located<Object>, &TrafficRoute)> = Vec::new();
+    for o in objects {
+        match &o.object {
+            Object::Service(s) => {
+                let key = (s.metadata.namespace().to_string(), s.metadata.name.clone());
+                if services.insert(key, s).is_some() {
+                    errors.push(err(o, "defined more than once".into()));
+                }
+            }
+            Object::EndpointSlice(s) => slices.push(s),
+            Object::DestinationPolicy(p) => match policy::convert(&p.spec) {
+                Ok(policy) => {
+                    let key = (
+                        p.metadata.namespace().to_string(),
+                        p.spec.target_ref.name.clone(),
+                    );
+                    if policies.insert(key, policy).is_some() {
+                        errors.push(err(
+                            o,
+                            "another DestinationPolicy already targets this Service".into(),
+                        ));
+                    }
+                }
+                Err(e) => errors.push(err(o, e)),
+            },
+            Object::TrafficRoute(r) => routes.push((o, r)),
+        }
+    }
+    for (o, p) in objects.iter().filter_map(|o| match &o.object {
+        Object::DestinationPolicy(p) => Some((o, p)),
+        _ => None,
+    }) {
+        check_policy_target(p, &services)
+            .map_err(|e| errors.push(err(o, e)))
+            .ok();
+    }
+
+    let endpoints = index_endpoints(&slices);
+    let mut snapshot = Snapshot::default();
+    for ((ns, name), svc) in &services {
+        let opaque_ports = opaque_ports(svc);
+        let policy = policies
+            .get(&(ns.clone(), name.clone()))
+            .cloned()
+            .unwrap_or_default();
+        for port in &svc.spec.ports {
+            if port.protocol.as_deref().is_some_and(|p| p != "TCP") {
+                continue;
+            }
+            let key = ServicePortKey::new(ns, name, port.port);
+            let opaque = opaque_ports.contains(&port.port)
+                || port.app_protocol.as_deref().is_some_and(|p| {
+                    !HTTP_APP_PROTOCOLS.contains(&p.to_ascii_lowercase().as_str())
+                });
+            for ip in cluster_ips(svc) {
+                snapshot
+                    .by_addr
+                    .insert(SocketAddr::new(ip, port.port), key.clone());
+            }
+            let port_name = port.name.clone().unwrap_or_default();
+            let eps = endpoints
+                .get(&(ns.clone(), name.clone(), port_name))
+                .cloned()
+                .unwrap_or_default();
+            snapshot.backends.insert(
+                key.clone(),
+                Backend {
+                    key: key.clone(),
+                    endpoints: eps,
+                    policy: policy.clone(),
+                },
+            );
+            snapshot.services.insert(
+                key.clone(),
+                ServicePort {
+                    key,
+                    opaque,
+                    routes: None,
+                },
+            );
+        }
+    }
+
+    // Routes in namespace/name order, so the merged rule order is stable
+    // whatever order files were read in.
+    routes.sort_by(|a, b| {
+        (a.1.metadata.namespace(), &a.1.metadata.name)
+            .cmp(&(b.1.metadata.namespace(), &b.1.metadata.name))
+    });
+    let index = ServiceIndex { services };
+    for (o, route) in routes {
+        match rule::convert_route(route, &index) {
+            Ok((parents, rules)) => {
+                for parent in parents {
+                    if let Some(sp) = snapshot.services.get_mut(&parent) {
+                        sp.routes
+                            .get_or_insert_with(Vec::new)
+                            .extend(rules.iter().cloned());
+                    }
+                }
+            }
+            Err(e) => errors.push(err(o, e)),
+        }
+    }
+    Translation { snapshot, errors }
+}
+
+fn check_policy_target(
+    p: &DestinationPolicy,
+    services: &HashMap<NsName, &Service>,
+) -> Result<(), String> {
+    let ns = p.metadata.namespace();
+    let name = &p.spec.target_ref.name;
+    if services.contains_key(&(ns.to_string(), name.clone())) {
+        Ok(())
+    } else {
+        Err(format!("targetRef: Service {ns}/{name} not found"))
+    }
+}
+
+fn cluster_ips(svc: &Service) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = svc
+        .spec
+        .cluster_ips
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    if let Some(ip) = svc.spec.cluster_ip.as_deref().and_then(|s| s.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
+    }
+    ips
+}
+
+fn opaque_ports(svc: &Service) -> Vec<u16> {
+    svc.metadata
+        .annotations
+        .get(OPAQUE_PORTS_ANNOTATION)
+        .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// `(namespace, service, port name)` → ready endpoints, sorted for stable
+/// snapshots.
+fn index_endpoints(slices: &[&EndpointSlice]) -> HashMap<(String, String, String), Vec<Endpoint>> {
+    let mut out: HashMap<_, Vec<Endpoint>> = HashMap::new();
+    for slice in slices {
+        if slice.address_type == "FQDN" {
+            continue;
+        }
+        let Some(svc) = slice.metadata.labels.get(SERVICE_NAME_LABEL) else {
+            continue;
+        };
+        let ns = slice.metadata.namespace().to_string();
+        for port in slice.ports.iter().flatten() {
+            let Some(number) = port.port else { continue };
+            let entry = out
+                .entry((
+                    ns.clone(),
+                    svc.clone(),
+                    port.name.clone().unwrap_or_default(),
+                ))
+                .or_default();
+            for ep in &slice.endpoints {
+                if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                    continue;
+                }
+                let Some(ip) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else {
+                    continue;
+                };
+                let pod = ep.target_ref.as_ref().and_then(|r| {
+                    let name = r.name.as_ref()?;
+                    Some(format!("{}/{name}", r.namespace.as_deref().unwrap_or(&ns)))
+                });
+                entry.push(Endpoint {
+                    addr: SocketAddr::new(ip, number),
+                    pod,
+                });
+            }
+        }
+    }
+    for eps in out.values_mut() {
+        eps.sort_by_key(|e| e.addr);
+        eps.dedup_by_key(|e| e.addr);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Compiles a pattern the way translation does (for other modules' tests).
+#[cfg(test)]
+pub(crate) fn pattern_for_tests(source: &str) -> Result<crate::model::Pattern, String> {
+    rule::pattern(source)
+}
