@@ -59,7 +59,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
 /// Formats a duration the way [`parse`] reads it (used in `/config` output).
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
     } else {
         format!("{}s", ms / 1000)

@@ -1,1 +1,145 @@
-fn main() {}
+//! `strait-proxy` binary: flags, logging, runtime, and wiring the parts.
+
+use anyhow::Context;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use strait_proxy::{
+    Proxy, Settings, admin, drain::Drain, http::forward::Forwarder, listen, local, metrics, state,
+};
+use tokio::net::TcpListener;
+
+/// Strait's data-plane proxy.
+#[derive(Parser, Debug)]
+#[command(name = "strait-proxy", version, about)]
+struct Args {
+    /// Read config from a directory of Kubernetes/Strait manifests and watch it.
+    #[arg(long, env = "STRAIT_LOCAL")]
+    local: PathBuf,
+    /// Outbound listener (iptables REDIRECT target for the app's outgoing TCP).
+    #[arg(long, env = "STRAIT_OUTBOUND_ADDR", default_value = "127.0.0.1:4140")]
+    outbound_addr: SocketAddr,
+    /// Inbound listener (iptables REDIRECT target for incoming TCP).
+    #[arg(long, env = "STRAIT_INBOUND_ADDR", default_value = "0.0.0.0:4143")]
+    inbound_addr: SocketAddr,
+    /// Admin listener: /metrics, /ready, /live, /config, /shutdown.
+    #[arg(long, env = "STRAIT_ADMIN_ADDR", default_value = "0.0.0.0:4191")]
+    admin_addr: SocketAddr,
+    /// The pod's namespace; bare Service names in Host headers resolve here.
+    #[arg(long, env = "STRAIT_NAMESPACE", default_value = "default")]
+    namespace: String,
+    /// Ports carried as opaque TCP without protocol detection (comma-separated).
+    #[arg(long, env = "STRAIT_OPAQUE_PORTS", value_delimiter = ',')]
+    opaque_ports: Vec<u16>,
+    /// How long to wait for a client's first bytes (e.g. 1s, 500ms).
+    #[arg(long, env = "STRAIT_DETECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    detect_timeout: Duration,
+    /// TCP connect timeout to endpoints.
+    #[arg(long, env = "STRAIT_CONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// Idle timeout of pooled upstream connections.
+    #[arg(long, env = "STRAIT_IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Grace period for in-flight work on SIGTERM or /shutdown.
+    #[arg(long, env = "STRAIT_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "STRAIT_WORKERS")]
+    workers: Option<usize>,
+    /// Log filter, e.g. `info` or `strait_proxy=debug`.
+    #[arg(long, env = "STRAIT_LOG", default_value = "info")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, env = "STRAIT_LOG_JSON")]
+    log_json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    strait_api::duration::parse(s).map_err(|e| e.to_string())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.workers {
+        rt.worker_threads(n.max(1));
+    }
+    rt.enable_all()
+        .build()
+        .context("building the runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let state = Arc::new(state::State::new(metrics));
+    let proxy = Arc::new(Proxy {
+        state: state.clone(),
+        forwarder: Forwarder::new(args.connect_timeout, args.idle_timeout),
+        drain: Drain::new(),
+        settings: Settings {
+            namespace: args.namespace.clone(),
+            detect_timeout: args.detect_timeout,
+            connect_timeout: args.connect_timeout,
+            opaque_ports: args.opaque_ports.clone(),
+        },
+    });
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the {what} listener on {addr}"))
+    };
+    let outbound = bind(args.outbound_addr, "outbound").await?;
+    let inbound = bind(args.inbound_addr, "inbound").await?;
+    let admin_listener = bind(args.admin_addr, "admin").await?;
+    tracing::info!(
+        outbound = %outbound.local_addr()?,
+        inbound = %inbound.local_addr()?,
+        admin = %admin_listener.local_addr()?,
+        local = %args.local.display(),
+        "strait-proxy listening"
+    );
+
+    tokio::spawn(local::watch(args.local.clone(), state.clone()));
+    tokio::spawn(admin::serve(admin_listener, proxy.clone()));
+    let accept_out = tokio::spawn(listen::accept_loop(
+        outbound,
+        listen::Direction::Outbound,
+        proxy.clone(),
+    ));
+    let accept_in = tokio::spawn(listen::accept_loop(
+        inbound,
+        listen::Direction::Inbound,
+        proxy.clone(),
+    ));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+        _ = proxy.drain.signaled() => {}
+    }
+    state.set_draining();
+    proxy.drain.start();
+    let _ = tokio::join!(accept_out, accept_in);
+    let left = proxy.drain.wait_idle(args.drain_timeout).await;
+    if left > 0 {
+        tracing::warn!(open = left, grace = ?args.drain_timeout, "grace period over; closing remaining connections");
+    } else {
+        tracing::info!("drained; exiting");
+    }
+    Ok(())
+}

@@ -69,7 +69,8 @@ fn header_table() {
     let exact = |n: &str, v: &str| h(n, ValueMatch::Exact(v.into()));
     let re = |n: &str, v: &str| h(n, ValueMatch::Regex(pattern(v).expect("regex")));
     let present = |n: &str| h(n, ValueMatch::Present);
-    let table: Vec<(RouteMatch, Vec<(&str, &str)>, bool)> = vec![
+    type Case<'a> = (RouteMatch, Vec<(&'a str, &'a str)>, bool);
+    let table: Vec<Case> = vec![
         (exact("x-canary", "true"), vec![("x-canary", "true")], true),
         (exact("x-canary", "true"), vec![("X-Canary", "true")], true),
         (exact("x-canary", "true"), vec![("x-canary", "TRUE")], false),

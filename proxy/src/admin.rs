@@ -1,0 +1,105 @@
+//! The admin server (default `0.0.0.0:4191`).
+//!
+//! | path        | what                                                        |
+//! |-------------|-------------------------------------------------------------|
+//! | `/metrics`  | Prometheus / OpenMetrics text                               |
+//! | `/ready`    | 200 once a config is applied and while not draining, else 503 |
+//! | `/live`     | 200 while the process serves                                |
+//! | `/config`   | the applied config, its version and source, as JSON         |
+//! | `/shutdown` | `POST` from loopback only: drain and exit                   |
+
+use crate::Proxy;
+use crate::http::{Body, full};
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Serves admin requests until the process exits. The admin server keeps
+/// answering while the proxy drains, so probes see `/ready` turn 503.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(handle(&proxy, peer, req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "admin connection error");
+            }
+        });
+    }
+}
+
+/// Answers one admin request. Pure apart from `/shutdown`'s side effect.
+pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let text = |status: StatusCode, body: String| {
+        let mut r = Response::new(full(body));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    };
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => {
+            let mut r = text(StatusCode::OK, proxy.state.metrics.encode());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        (&Method::GET, "/ready") if proxy.state.is_ready() => {
+            text(StatusCode::OK, "ready\n".into())
+        }
+        (&Method::GET, "/ready") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
+        (&Method::GET, "/live") => text(StatusCode::OK, "live\n".into()),
+        (&Method::GET, "/config") => {
+            let mut r = text(StatusCode::OK, proxy.state.load().to_json());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        (&Method::POST, "/shutdown") if peer.ip().is_loopback() => {
+            tracing::info!("shutdown requested on the admin port");
+            proxy.state.set_draining();
+            proxy.drain.start();
+            text(StatusCode::OK, "draining\n".into())
+        }
+        (&Method::POST, "/shutdown") => text(
+            StatusCode::FORBIDDEN,
+            "shutdown is only allowed from loopback\n".into(),
+        ),
+        (_, "/shutdown") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n".into()),
+        (_, "/metrics" | "/ready" | "/live" | "/config") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into())
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /metrics, /ready, /live, /config, /shutdown\n".into(),
+        ),
+    }
+}

@@ -1,0 +1,202 @@
+//! Forwarding a request to one endpoint over pooled connections.
+//!
+//! Two hyper clients share the work: HTTP/1.1 (keep-alive pool per endpoint)
+//! and HTTP/2 prior knowledge (one multiplexed connection per endpoint),
+//! chosen by the version the client spoke, so gRPC stays HTTP/2 end to end
+//! with its trailers. Hop-by-hop headers are dropped as RFC 9110 §7.6.1 says,
+//! except on an `Upgrade` (WebSocket), where the proxy forwards the
+//! handshake and, on `101`, splices the two upgraded connections together.
+
+use super::errors::ProxyError;
+use super::{Body, boxed};
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Pooled clients.
+#[derive(Clone)]
+pub struct Forwarder {
+    h1: Client<HttpConnector, Body>,
+    h2: Client<HttpConnector, Body>,
+}
+
+impl Forwarder {
+    /// Builds the clients.
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let h1 = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(idle_timeout)
+            .build(connector.clone());
+        let h2 = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(idle_timeout)
+            .http2_only(true)
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .build(connector);
+        Self { h1, h2 }
+    }
+
+    /// Sends `req` to `addr` and returns the response head with its body
+    /// streaming.
+    pub async fn forward(
+        &self,
+        mut req: Request<Body>,
+        addr: SocketAddr,
+    ) -> Result<Response<Body>, ProxyError> {
+        let upgrade = req.version() != Version::HTTP_2 && is_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        if !upgrade {
+            strip_hop_by_hop(req.headers_mut());
+        }
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(addr.to_string())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| ProxyError::Upstream {
+                addr,
+                reason: format!("cannot build upstream URI: {e}"),
+            })?;
+        if req.version() != Version::HTTP_2 && !req.headers().contains_key(header::HOST) {
+            // HTTP/1.0 clients may omit Host; keep the authority they asked for.
+            if let Some(a) = req.uri().authority().and_then(|a| a.as_str().parse().ok()) {
+                req.headers_mut().insert(header::HOST, a);
+            }
+        }
+        *req.uri_mut() = uri;
+        let client = if req.version() == Version::HTTP_2 {
+            &self.h2
+        } else {
+            *req.version_mut() = Version::HTTP_11;
+            &self.h1
+        };
+        let mut resp = client.request(req).await.map_err(|e| classify(addr, &e))?;
+        if let Some(client_upgrade) = client_upgrade
+            && resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        {
+            let server_upgrade = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                let (Ok(c), Ok(s)) = (client_upgrade.await, server_upgrade.await) else {
+                    tracing::debug!(%addr, "upgrade did not complete");
+                    return;
+                };
+                let (mut c, mut s) = (TokioIo::new(c), TokioIo::new(s));
+                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut s).await {
+                    tracing::debug!(%addr, error = %e, "upgraded connection ended");
+                }
+            });
+            return Ok(resp.map(boxed));
+        }
+        strip_hop_by_hop(resp.headers_mut());
+        Ok(resp.map(boxed))
+    }
+}
+
+fn classify(addr: SocketAddr, e: &hyper_util::client::legacy::Error) -> ProxyError {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = format!("{reason}: {s}");
+        source = s.source();
+    }
+    if e.is_connect() {
+        ProxyError::Connect { addr, reason }
+    } else {
+        ProxyError::Upstream { addr, reason }
+    }
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers, including any the `Connection` header names.
+/// `te: trailers` survives: gRPC servers require it.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::TRANSFER_ENCODING,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+    if headers.get(header::TE).is_some_and(|v| v != "trailers") {
+        headers.remove(header::TE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn hop_by_hop_table() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-connection", "keep-alive"),
+            ("x-kept", "yes"),
+            ("te", "trailers"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["te", "x-kept"]);
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn upgrade_detection() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(!is_upgrade(&h));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        assert!(is_upgrade(&h));
+    }
+}

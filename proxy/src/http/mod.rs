@@ -1,0 +1,42 @@
+//! HTTP: serving detected connections and the request path.
+//!
+//! * [`server`] runs hyper on a connection whose protocol detection said
+//!   HTTP/1 or HTTP/2.
+//! * [`pipeline`] is the request path, one `async fn` to read top to bottom:
+//!   resolve the Service → match a route → split to a backend → apply the
+//!   rule's policy → pick an endpoint → [`forward`].
+//! * [`errors`] is the one place a proxy error becomes a status code, a
+//!   `strait-proxy-error` header and a metric code.
+//! * [`trace_ctx`] propagates W3C and B3 trace headers and sets
+//!   `x-request-id`.
+
+pub mod errors;
+pub mod forward;
+pub mod pipeline;
+pub mod server;
+pub mod trace_ctx;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+
+/// Errors carried in bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The one body type used at stage boundaries.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body from bytes.
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Boxes any body.
+pub fn boxed<B>(b: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    b.map_err(Into::into).boxed_unsync()
+}

@@ -1,0 +1,54 @@
+//! `strait-proxy`: the data plane.
+//!
+//! A connection's life, file by file:
+//! [`listen`] accepts it and reads `SO_ORIGINAL_DST` →
+//! [`outbound`] or [`inbound`] decides what it is headed for →
+//! [`detect`] reads the first bytes (HTTP/1, HTTP/2, TLS, opaque) →
+//! HTTP goes to [`http::server`], and each request runs the
+//! [`http::pipeline`] (route → split → policy → [`balance`] →
+//! [`http::forward`]); everything else goes to [`tcp`].
+//! Config arrives through [`local`] (a watched directory) into [`state`],
+//! swapped whole. [`admin`] serves metrics, probes and `/config`;
+//! [`drain`] handles graceful shutdown.
+
+pub mod admin;
+pub mod balance;
+pub mod detect;
+pub mod drain;
+pub mod http;
+pub mod inbound;
+pub mod io;
+pub mod listen;
+pub mod local;
+pub mod metrics;
+pub mod outbound;
+pub mod state;
+pub mod tcp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The pod's namespace (bare Service names resolve in it).
+    pub namespace: String,
+    /// How long detection waits for a client's first bytes.
+    pub detect_timeout: Duration,
+    /// TCP connect timeout to endpoints.
+    pub connect_timeout: Duration,
+    /// Ports carried as TCP without detection.
+    pub opaque_ports: Vec<u16>,
+}
+
+/// Everything a connection handler needs.
+pub struct Proxy {
+    /// Applied config and metrics.
+    pub state: Arc<state::State>,
+    /// Pooled HTTP clients.
+    pub forwarder: http::forward::Forwarder,
+    /// Graceful shutdown.
+    pub drain: drain::Drain,
+    /// Start-up settings.
+    pub settings: Settings,
+}

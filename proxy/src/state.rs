@@ -1,0 +1,136 @@
+//! The applied config: an immutable value swapped whole.
+//!
+//! Each update builds a new [`Applied`] (snapshot + a balancer per backend)
+//! and swaps it in with `ArcSwap`. A request loads the current value once and
+//! keeps that `Arc` to its end, so in-flight requests finish on the config
+//! they started with while new ones see the new one; nothing is locked on
+//! the request path. Endpoint statistics carry over between versions.
+
+use crate::balance::{Balancer, EndpointStats};
+use crate::metrics::Metrics;
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+use strait_api::Snapshot;
+use strait_api::model::ServicePortKey;
+
+/// One applied config version.
+pub struct Applied {
+    /// Increments with every applied update (0 = nothing applied yet).
+    pub version: u64,
+    /// Where it came from, e.g. `local:/etc/strait`.
+    pub source: String,
+    /// When it was applied.
+    pub applied_at: SystemTime,
+    /// The snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// A balancer per backend.
+    pub balancers: HashMap<ServicePortKey, Arc<Balancer>>,
+}
+
+/// What `/config` shows.
+#[derive(Serialize)]
+struct ConfigView<'a> {
+    version: u64,
+    source: &'a str,
+    applied_at_unix: u64,
+    endpoints: usize,
+    config: &'a Snapshot,
+}
+
+impl Applied {
+    /// The `/config` JSON.
+    pub fn to_json(&self) -> String {
+        let view = ConfigView {
+            version: self.version,
+            source: &self.source,
+            applied_at_unix: self
+                .applied_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            endpoints: self.snapshot.endpoint_count(),
+            config: &self.snapshot,
+        };
+        serde_json::to_string_pretty(&view).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+/// Process-wide proxy state.
+pub struct State {
+    current: ArcSwap<Applied>,
+    ready: AtomicBool,
+    draining: AtomicBool,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl State {
+    /// Empty state: nothing applied, not ready.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Applied {
+                version: 0,
+                source: "none".into(),
+                applied_at: SystemTime::now(),
+                snapshot: Arc::new(Snapshot::default()),
+                balancers: HashMap::new(),
+            }),
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            metrics,
+        }
+    }
+
+    /// The current config.
+    pub fn load(&self) -> Arc<Applied> {
+        self.current.load_full()
+    }
+
+    /// Applies a new snapshot; returns the new version.
+    pub fn apply(&self, snapshot: Snapshot, source: &str) -> u64 {
+        let prev = self.current.load();
+        let known: HashMap<SocketAddr, Arc<EndpointStats>> = prev
+            .balancers
+            .values()
+            .flat_map(|b| b.endpoints().iter().map(|e| (e.addr, e.clone())))
+            .collect();
+        let balancers = snapshot
+            .backends
+            .iter()
+            .map(|(key, backend)| {
+                let b = Balancer::new(&backend.policy, &backend.endpoints, &|addr| {
+                    known.get(&addr).cloned()
+                });
+                (key.clone(), Arc::new(b))
+            })
+            .collect();
+        let version = prev.version + 1;
+        self.metrics
+            .config_endpoints
+            .set(snapshot.endpoint_count() as i64);
+        self.current.store(Arc::new(Applied {
+            version,
+            source: source.to_string(),
+            applied_at: SystemTime::now(),
+            snapshot: Arc::new(snapshot),
+            balancers,
+        }));
+        self.ready.store(true, Ordering::Release);
+        version
+    }
+
+    /// Ready: a config is applied and the proxy is not draining.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the proxy as draining (no longer ready).
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+}
