@@ -18,9 +18,20 @@ async fn proxy_to(up: &Upstream) -> ProxyProc {
 }
 
 fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().expect("curl is installed");
-    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl is installed");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,13 +41,40 @@ async fn curl_http1_and_http2() {
     let url = format!("http://{}/hello?x=1", proxy.outbound);
     let (body, _) = curl(&["-H", "Host: web", &url]);
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((j["name"].as_str(), j["version"].as_str(), j["path"].as_str()), (Some("v1"), Some("HTTP/1.1"), Some("/hello?x=1")));
+    assert_eq!(
+        (
+            j["name"].as_str(),
+            j["version"].as_str(),
+            j["path"].as_str()
+        ),
+        (Some("v1"), Some("HTTP/1.1"), Some("/hello?x=1"))
+    );
     let (body, _) = curl(&["--http2-prior-knowledge", "-H", "Host: web", &url]);
     let j: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(j["version"], "HTTP/2.0", "HTTP/2 stays HTTP/2 to the upstream");
+    assert_eq!(
+        j["version"], "HTTP/2.0",
+        "HTTP/2 stays HTTP/2 to the upstream"
+    );
     // POST with a body, keep-alive reuse of several requests in one curl.
-    let (out, _) = curl(&["-H", "Host: web", "-d", "payload", &url, "-o", "/dev/null", &url, "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n"]);
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["200 1", "200 0"], "second request reuses the connection");
+    let (out, _) = curl(&[
+        "-H",
+        "Host: web",
+        "-d",
+        "payload",
+        &url,
+        "-o",
+        "/dev/null",
+        &url,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{num_connects}\n",
+    ]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["200 1", "200 0"],
+        "second request reuses the connection"
+    );
     let requests = proxy.metric("strait_requests_total{direction=\"outbound\",service=\"default/web:80\",route=\"default\",backend=\"default/web:80\",code=\"200\"}").await;
     assert_eq!(requests, 4.0);
 }
@@ -47,11 +85,20 @@ async fn http2_bidirectional_stream_with_trailers() {
     let proxy = proxy_to(&up).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Frame<Bytes>>(4);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|f| (Ok::<_, std::convert::Infallible>(f), rx))
+        rx.recv()
+            .await
+            .map(|f| (Ok::<_, std::convert::Infallible>(f), rx))
     });
     // An h2 connection to the proxy whose :authority names the Service.
-    let tcp = tokio::net::TcpStream::connect(proxy.outbound).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(proxy.outbound)
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
     tokio::spawn(conn);
     let req = http::Request::builder()
         .method("POST")
@@ -62,13 +109,21 @@ async fn http2_bidirectional_stream_with_trailers() {
         .unwrap();
     let resp_fut = sender.send_request(req);
     // The response head arrives before the request ends: a real stream.
-    tx.send(Frame::data(Bytes::from_static(b"one"))).await.unwrap();
+    tx.send(Frame::data(Bytes::from_static(b"one")))
+        .await
+        .unwrap();
     let resp = resp_fut.await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
-    assert_eq!(&first[..], b"one", "first message echoed while the call is open");
-    tx.send(Frame::data(Bytes::from_static(b"two"))).await.unwrap();
+    assert_eq!(
+        &first[..],
+        b"one",
+        "first message echoed while the call is open"
+    );
+    tx.send(Frame::data(Bytes::from_static(b"two")))
+        .await
+        .unwrap();
     let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(&second[..], b"two");
     drop(tx);
@@ -85,12 +140,18 @@ async fn http2_bidirectional_stream_with_trailers() {
 async fn http1_upgrade_is_spliced() {
     let up = Upstream::start("ws").await;
     let proxy = proxy_to(&up).await;
-    let mut s = tokio::net::TcpStream::connect(proxy.outbound).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(proxy.outbound)
+        .await
+        .unwrap();
     s.write_all(b"GET /ws HTTP/1.1\r\nHost: web\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").await.unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
-        assert_eq!(s.read(&mut b).await.unwrap(), 1, "connection closed during the handshake");
+        assert_eq!(
+            s.read(&mut b).await.unwrap(),
+            1,
+            "connection closed during the handshake"
+        );
         head.push(b[0]);
     }
     let head = String::from_utf8_lossy(&head).to_lowercase();

@@ -39,12 +39,24 @@ async fn mesh() -> Mesh {
     let dead = free_port();
     let manifests = format!(
         "{}{}",
-        services_yaml(&[("web", &[]), ("web-v1", &[v1.port()]), ("web-v2", &[v2.port()]), ("plain", &[v1.port()]), ("empty", &[]), ("dead", &[dead])]),
+        services_yaml(&[
+            ("web", &[]),
+            ("web-v1", &[v1.port()]),
+            ("web-v2", &[v2.port()]),
+            ("plain", &[v1.port()]),
+            ("empty", &[]),
+            ("dead", &[dead])
+        ]),
         route_yaml(RULES)
     );
     let proxy = ProxyProc::start(&[("mesh.yaml", manifests)]).await;
     let client = HttpClient::new(proxy.outbound);
-    Mesh { proxy, client, _v1: v1, _v2: v2 }
+    Mesh {
+        proxy,
+        client,
+        _v1: v1,
+        _v2: v2,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,16 +87,32 @@ async fn sticky_split_keeps_each_user_on_one_backend() {
     let mut v2_users = 0;
     for user in 0..200 {
         let id = format!("user-{user}");
-        let first = m.client.get("web", "/", &[("x-user-id", &id)]).await.unwrap().upstream();
+        let first = m
+            .client
+            .get("web", "/", &[("x-user-id", &id)])
+            .await
+            .unwrap()
+            .upstream();
         for _ in 0..4 {
-            assert_eq!(m.client.get("web", "/", &[("x-user-id", &id)]).await.unwrap().upstream(), first, "{id} moved");
+            assert_eq!(
+                m.client
+                    .get("web", "/", &[("x-user-id", &id)])
+                    .await
+                    .unwrap()
+                    .upstream(),
+                first,
+                "{id} moved"
+            );
         }
         if first == "v2" {
             v2_users += 1;
         }
     }
     // 200 users at 10 %: expect 20, allow a wide band (σ ≈ 4.2).
-    assert!((5..=40).contains(&v2_users), "{v2_users} of 200 users on v2");
+    assert!(
+        (5..=40).contains(&v2_users),
+        "{v2_users} of 200 users on v2"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,14 +121,28 @@ async fn sticky_choice_survives_a_restart() {
     let users: Vec<String> = (0..50).map(|u| format!("u{u}")).collect();
     let mut before = Vec::new();
     for u in &users {
-        before.push(m.client.get("web", "/", &[("x-user-id", u)]).await.unwrap().upstream());
+        before.push(
+            m.client
+                .get("web", "/", &[("x-user-id", u)])
+                .await
+                .unwrap()
+                .upstream(),
+        );
     }
     // A second, independent proxy process on the same manifests.
     let mut other = ProxyProc::spawn(&m.proxy.dir, &m.proxy.dir.join("../other.log"), &[]);
     other.wait_ready().await;
     let client = HttpClient::new(other.outbound);
     for (u, want) in users.iter().zip(&before) {
-        assert_eq!(&client.get("web", "/", &[("x-user-id", u)]).await.unwrap().upstream(), want, "{u}");
+        assert_eq!(
+            &client
+                .get("web", "/", &[("x-user-id", u)])
+                .await
+                .unwrap()
+                .upstream(),
+            want,
+            "{u}"
+        );
     }
 }
 
@@ -108,20 +150,43 @@ async fn sticky_choice_survives_a_restart() {
 async fn matches_headers_path_and_method() {
     let m = mesh().await;
     for _ in 0..20 {
-        assert_eq!(m.client.get("web", "/", &[("x-canary", "true")]).await.unwrap().upstream(), "v2");
+        assert_eq!(
+            m.client
+                .get("web", "/", &[("x-canary", "true")])
+                .await
+                .unwrap()
+                .upstream(),
+            "v2"
+        );
     }
     let r = m
         .client
-        .send("POST", "web.default.svc.cluster.local", "/api/orders", &[("x-debug", "1")], "{}".into())
+        .send(
+            "POST",
+            "web.default.svc.cluster.local",
+            "/api/orders",
+            &[("x-debug", "1")],
+            "{}".into(),
+        )
         .await
         .unwrap();
     let j = r.json();
     assert_eq!(j["name"], "v2");
     assert_eq!(j["headers"]["x-route"], "api", "requestHeaders.set applied");
-    assert!(j["headers"].get("x-debug").is_none(), "requestHeaders.remove applied");
-    assert_eq!(j["headers"]["host"], "web.default.svc.cluster.local", "Host is kept");
+    assert!(
+        j["headers"].get("x-debug").is_none(),
+        "requestHeaders.remove applied"
+    );
+    assert_eq!(
+        j["headers"]["host"], "web.default.svc.cluster.local",
+        "Host is kept"
+    );
     // GET /api is not the POST rule: falls through to the split.
-    let r = m.client.get("web.default", "/api/orders", &[("x-user-id", "alice")]).await.unwrap();
+    let r = m
+        .client
+        .get("web.default", "/api/orders", &[("x-user-id", "alice")])
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert!(r.json()["headers"].get("x-route").is_none());
 }
@@ -142,10 +207,16 @@ async fn proxy_errors_are_explicit() {
         let r = m.client.get(host, path, &[]).await.unwrap();
         assert_eq!(r.status, status, "{host}{path}: {}", r.body);
         assert_eq!(r.headers["strait-proxy-error"], reason, "{host}{path}");
-        assert!(!r.body.is_empty(), "{host}{path}: the body says what happened");
+        assert!(
+            !r.body.is_empty(),
+            "{host}{path}: the body says what happened"
+        );
     }
     // A Service without a TrafficRoute goes straight to its endpoints.
-    assert_eq!(m.client.get("plain", "/", &[]).await.unwrap().upstream(), "v1");
+    assert_eq!(
+        m.client.get("plain", "/", &[]).await.unwrap().upstream(),
+        "v1"
+    );
     // Upstream statuses pass through untouched, without the proxy header.
     let r = m.client.get("plain", "/status/503", &[]).await.unwrap();
     assert_eq!(r.status, 503);
@@ -158,28 +229,55 @@ async fn no_rule_matches_gives_404() {
     let manifests = format!(
         "{}{}",
         services_yaml(&[("web", &[]), ("web-v1", &[v1.port()])]),
-        route_yaml("    - matches: [{path: {type: Exact, value: /only}}]\n      backends: [{name: web-v1}]\n")
+        route_yaml(
+            "    - matches: [{path: {type: Exact, value: /only}}]\n      backends: [{name: web-v1}]\n"
+        )
     );
     let proxy = ProxyProc::start(&[("m.yaml", manifests)]).await;
     let c = HttpClient::new(proxy.outbound);
     assert_eq!(c.get("web", "/only", &[]).await.unwrap().status, 200);
     let r = c.get("web", "/other", &[]).await.unwrap();
-    assert_eq!((r.status, r.headers["strait-proxy-error"].to_str().unwrap()), (404, "no-route"));
+    assert_eq!(
+        (r.status, r.headers["strait-proxy-error"].to_str().unwrap()),
+        (404, "no-route")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_headers_and_request_id() {
     let m = mesh().await;
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let j = m.client.get("plain", "/", &[("traceparent", tp), ("tracestate", "a=b"), ("x-b3-traceid", "463ac35c9f6413ad"), ("x-b3-spanid", "a2fb4a1d1a96d312")]).await.unwrap().json();
+    let j = m
+        .client
+        .get(
+            "plain",
+            "/",
+            &[
+                ("traceparent", tp),
+                ("tracestate", "a=b"),
+                ("x-b3-traceid", "463ac35c9f6413ad"),
+                ("x-b3-spanid", "a2fb4a1d1a96d312"),
+            ],
+        )
+        .await
+        .unwrap()
+        .json();
     let h = &j["headers"];
     let got = h["traceparent"].as_str().unwrap();
-    assert!(got.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && got.ends_with("-01"), "{got}");
+    assert!(
+        got.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && got.ends_with("-01"),
+        "{got}"
+    );
     assert_ne!(got, tp, "the hop has its own span id");
     assert_eq!(h["tracestate"], "a=b");
     assert_eq!(h["x-b3-parentspanid"], "a2fb4a1d1a96d312");
     assert_eq!(h["x-request-id"].as_str().unwrap().len(), 36);
-    let j = m.client.get("plain", "/", &[("x-request-id", "abc")]).await.unwrap().json();
+    let j = m
+        .client
+        .get("plain", "/", &[("x-request-id", "abc")])
+        .await
+        .unwrap()
+        .json();
     assert_eq!(j["headers"]["x-request-id"], "abc");
 }
 
@@ -188,9 +286,20 @@ async fn round_robin_from_destination_policy() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
     let policy = "apiVersion: strait.dev/v1alpha1\nkind: DestinationPolicy\nmetadata: {name: p, namespace: default}\nspec:\n  targetRef: {name: web}\n  loadBalancer: RoundRobin\n";
-    let proxy = ProxyProc::start(&[("m.yaml", format!("{}{policy}", services_yaml(&[("web", &[a.port(), b.port()])])))]).await;
+    let proxy = ProxyProc::start(&[(
+        "m.yaml",
+        format!(
+            "{}{policy}",
+            services_yaml(&[("web", &[a.port(), b.port()])])
+        ),
+    )])
+    .await;
     let c = HttpClient::new(proxy.outbound);
-    let seq: Vec<String> = futures_util::future::join_all((0..6).map(|_| c.get("web", "/", &[]))).await.into_iter().map(|r| r.unwrap().upstream()).collect();
+    let seq: Vec<String> = futures_util::future::join_all((0..6).map(|_| c.get("web", "/", &[])))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().upstream())
+        .collect();
     let a_count = seq.iter().filter(|n| *n == "a").count();
     assert_eq!(a_count, 3, "{seq:?}");
 }

@@ -105,15 +105,15 @@ P=$W/pki
 # skip every port that already appears in /proc/net/tcp{,6}. A bind race is
 # still possible; startup is retried with new ports if it happens.
 declare -A TAKEN=()
-pick_port() {
-  local hex port
+pick_port() { # sets PORT (not via $(...): TAKEN must persist across calls)
+  local hex
   while read -r _ addr _; do
     hex=${addr##*:}
     [[ $hex =~ ^[0-9A-Fa-f]+$ ]] && TAKEN[$((16#$hex))]=1
   done < <(tail -q -n +2 /proc/net/tcp /proc/net/tcp6 2>/dev/null)
   for _ in $(seq 200); do
-    port=$((20000 + RANDOM % 12000))
-    if [[ -z ${TAKEN[$port]:-} ]]; then TAKEN[$port]=1; echo "$port"; return; fi
+    PORT=$((20000 + RANDOM % 12000))
+    if [[ -z ${TAKEN[$PORT]:-} ]]; then TAKEN[$PORT]=1; return; fi
   done
   die "no free port found"
 }
@@ -126,12 +126,13 @@ start_bg() {
   local logf=$1; shift
   setsid "$@" </dev/null >"$logf" 2>&1 9>&- &
   LAST_PID=$!
+  disown "$LAST_PID" # no "Killed" job notices from this shell
   STARTED+=("$LAST_PID")
 }
 
-# wait_ready <name> <pid> <logfile> <probe cmd...>: 0 ready, 1 died, 2 timeout
+# wait_ready <pid> <probe cmd...>: 0 ready, 1 process died, 2 timeout
 wait_ready() {
-  local name=$1 pid=$2 logf=$3; shift 3
+  local pid=$1; shift
   local deadline=$((SECONDS + TIMEOUT))
   while ((SECONDS < deadline)); do
     kill -0 "$pid" 2>/dev/null || return 1
@@ -146,7 +147,7 @@ addr_in_use() { grep -qiE 'address already in use' "$1"; }
 # --- etcd --------------------------------------------------------------------
 ETCD_LOG=$W/logs/etcd.log
 for attempt in 1 2 3; do
-  ETCD_PORT=$(pick_port); ETCD_PEER_PORT=$(pick_port)
+  pick_port; ETCD_PORT=$PORT; pick_port; ETCD_PEER_PORT=$PORT
   ETCD_URL=http://127.0.0.1:$ETCD_PORT
   rm -rf "$W/etcd-data"; mkdir -m 700 "$W/etcd-data"
   log "starting etcd on $ETCD_URL (attempt $attempt)"
@@ -163,7 +164,7 @@ for attempt in 1 2 3; do
     --unsafe-no-fsync=true \
     ${STRAIT_ETCD_EXTRA_ARGS:-}
   ETCD_PID=$LAST_PID
-  rc=0; wait_ready etcd "$ETCD_PID" "$ETCD_LOG" curl -fsS "$ETCD_URL/health" || rc=$?
+  rc=0; wait_ready "$ETCD_PID" curl -fsS "$ETCD_URL/health" || rc=$?
   [[ $rc -eq 0 ]] && break
   if [[ $rc -eq 1 ]] && addr_in_use "$ETCD_LOG" && [[ $attempt -lt 3 ]]; then
     log "etcd port clash, retrying with other ports"; continue
@@ -182,7 +183,7 @@ api_ready() {
   curl -fsS "${CURL_TLS[@]}" "$API_URL/api/v1/namespaces/default"
 }
 for attempt in 1 2 3; do
-  API_PORT=$(pick_port)
+  pick_port; API_PORT=$PORT
   API_URL=https://127.0.0.1:$API_PORT
   log "starting kube-apiserver on $API_URL (attempt $attempt)"
   # shellcheck disable=SC2086
@@ -205,7 +206,7 @@ for attempt in 1 2 3; do
     --allow-privileged=true \
     ${STRAIT_APISERVER_EXTRA_ARGS:-}
   API_PID=$LAST_PID
-  rc=0; wait_ready kube-apiserver "$API_PID" "$API_LOG" api_ready || rc=$?
+  rc=0; wait_ready "$API_PID" api_ready || rc=$?
   [[ $rc -eq 0 ]] && break
   if [[ $rc -eq 1 ]] && addr_in_use "$API_LOG" && [[ $attempt -lt 3 ]]; then
     log "kube-apiserver port clash, retrying with another port"; continue

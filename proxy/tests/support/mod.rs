@@ -18,7 +18,11 @@ use std::time::{Duration, Instant};
 
 /// A free loopback port (bound then released; the race is harmless in tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `strait-proxy`.
@@ -56,7 +60,11 @@ impl ProxyProc {
     /// Spawns on an existing directory (for restart tests).
     pub fn spawn(dir: &Path, log: &Path, extra: &[&str]) -> Self {
         let (o, i, a) = (free_port(), free_port(), free_port());
-        let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_strait-proxy"))
             .arg("--local")
             .arg(dir)
@@ -89,7 +97,11 @@ impl ProxyProc {
             if let Ok((200, _)) = admin_get(self.admin, "/ready").await {
                 return;
             }
-            assert!(Instant::now() < deadline, "proxy not ready in 20s:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "proxy not ready in 20s:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -124,13 +136,20 @@ impl ProxyProc {
             if v > before {
                 return v;
             }
-            assert!(Instant::now() < deadline, "config not applied:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "config not applied:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
     pub fn sigterm(&self) {
-        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 }
@@ -144,7 +163,10 @@ impl Drop for ProxyProc {
 
 pub fn metric_value(text: &str, selector: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(selector).and_then(|rest| rest.trim().parse::<f64>().ok()))
+        .find_map(|l| {
+            l.strip_prefix(selector)
+                .and_then(|rest| rest.trim().parse::<f64>().ok())
+        })
         .unwrap_or(0.0)
 }
 
@@ -156,7 +178,12 @@ pub async fn admin_get(admin: SocketAddr, path: &str) -> Result<(u16, String), S
         .await
         .map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
@@ -193,11 +220,23 @@ impl HttpClient {
         }
     }
 
-    pub async fn get(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+    pub async fn get(
+        &self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
         self.send("GET", host, path, headers, Bytes::new()).await
     }
 
-    pub async fn send(&self, method: &str, host: &str, path: &str, headers: &[(&str, &str)], body: Bytes) -> Result<Reply, String> {
+    pub async fn send(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Reply, String> {
         let mut b = http::Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.proxy))
@@ -205,10 +244,19 @@ impl HttpClient {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let resp = self.inner.request(b.body(Full::new(body)).unwrap()).await.map_err(|e| format!("{e:?}"))?;
+        let resp = self
+            .inner
+            .request(b.body(Full::new(body)).unwrap())
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         Ok(Reply {
             status,
             headers,
@@ -236,5 +284,7 @@ pub fn services_yaml(services: &[(&str, &[u16])]) -> String {
 
 /// A TrafficRoute on `web:80` with the given rules YAML (indented 4).
 pub fn route_yaml(rules: &str) -> String {
-    format!("apiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: web, namespace: default}}\nspec:\n  parentRef: {{name: web, port: 80}}\n  rules:\n{rules}")
+    format!(
+        "apiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: web, namespace: default}}\nspec:\n  parentRef: {{name: web, port: 80}}\n  rules:\n{rules}"
+    )
 }

@@ -42,7 +42,9 @@ impl Upstream {
         let (n, h) = (name.to_string(), hits.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (n, h) = (n.clone(), h.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(n.clone(), h.clone(), req));
@@ -84,7 +86,11 @@ fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed_unsync()
 }
 
-async fn handle(name: String, hits: Arc<AtomicUsize>, mut req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
+async fn handle(
+    name: String,
+    hits: Arc<AtomicUsize>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
     hits.fetch_add(1, Ordering::SeqCst);
     let path = req.uri().path().to_string();
     if path == "/reset" {
@@ -92,7 +98,8 @@ async fn handle(name: String, hits: Arc<AtomicUsize>, mut req: Request<Incoming>
     }
     if let Some(code) = path.strip_prefix("/status/") {
         let mut r = Response::new(full(format!("status {code}")));
-        *r.status_mut() = StatusCode::from_u16(code.parse().unwrap_or(500)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *r.status_mut() = StatusCode::from_u16(code.parse().unwrap_or(500))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Ok(r);
     }
     if let Some(ms) = path.strip_prefix("/delay/") {
@@ -113,8 +120,10 @@ async fn handle(name: String, hits: Arc<AtomicUsize>, mut req: Request<Incoming>
         });
         let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        r.headers_mut().insert("upgrade", "websocket".parse().unwrap());
-        r.headers_mut().insert("connection", "upgrade".parse().unwrap());
+        r.headers_mut()
+            .insert("upgrade", "websocket".parse().unwrap());
+        r.headers_mut()
+            .insert("connection", "upgrade".parse().unwrap());
         return Ok(r);
     }
     if path == "/stream" {
@@ -132,15 +141,23 @@ async fn handle(name: String, hits: Arc<AtomicUsize>, mut req: Request<Incoming>
             trailers.insert("grpc-status", "0".parse().unwrap());
             let _ = tx.send(Frame::trailers(trailers)).await;
         });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (Ok::<_, Infallible>(f), rx)) });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|f| (Ok::<_, Infallible>(f), rx))
+        });
         let mut r = Response::new(StreamBody::new(stream.boxed()).boxed_unsync());
-        r.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
+        r.headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
         return Ok(r);
     }
     let headers: serde_json::Map<String, serde_json::Value> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into())))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into()),
+            )
+        })
         .collect();
     let body = serde_json::json!({
         "name": name,
@@ -150,6 +167,7 @@ async fn handle(name: String, hits: Arc<AtomicUsize>, mut req: Request<Incoming>
         "headers": headers,
     });
     let mut r = Response::new(full(body.to_string()));
-    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     Ok(r)
 }
