@@ -1,0 +1,65 @@
+//! `strait`: the command-line tool for people running the mesh.
+
+mod backend;
+mod demo;
+mod prom;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Strait service mesh CLI.
+#[derive(Parser)]
+#[command(name = "strait", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local mesh demo: two app versions, a sticky 90/10 split and a
+    /// canary header rule, load, and the proxy's own numbers.
+    Demo {
+        /// How long to send load (e.g. 5s).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Path of strait-proxy (default: next to this binary).
+        #[arg(long)]
+        proxy_bin: Option<PathBuf>,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?} (e.g. 5s, 500ms)"))?;
+    match unit {
+        "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration {s:?} (e.g. 5s, 500ms)")),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("strait {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Demo { duration, concurrency, proxy_bin } => {
+            let proxy_bin = match proxy_bin {
+                Some(p) => p,
+                None => std::env::current_exe()?.with_file_name("strait-proxy"),
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(demo::run(demo::Options { duration, concurrency: concurrency.max(1), proxy_bin }))
+        }
+    }
+}
