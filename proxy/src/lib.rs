@@ -9,7 +9,8 @@
 //! [`http::forward`]); everything else goes to [`tcp`].
 //! Config arrives through [`local`] (a watched directory) into [`state`],
 //! swapped whole. [`admin`] serves metrics, probes and `/config`;
-//! [`drain`] handles graceful shutdown.
+//! [`drain`] handles graceful shutdown; [`init`] installs the iptables
+//! redirect (`strait-proxy init`).
 
 pub mod admin;
 pub mod balance;
@@ -17,6 +18,7 @@ pub mod detect;
 pub mod drain;
 pub mod http;
 pub mod inbound;
+pub mod init;
 pub mod io;
 pub mod listen;
 pub mod local;

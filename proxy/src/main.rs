@@ -13,11 +13,18 @@ use tokio::net::TcpListener;
 
 /// Strait's data-plane proxy.
 #[derive(Parser, Debug)]
-#[command(name = "strait-proxy", version, about)]
+#[command(
+    name = "strait-proxy",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Cmd>,
     /// Read config from a directory of Kubernetes/Strait manifests and watch it.
     #[arg(long, env = "STRAIT_LOCAL")]
-    local: PathBuf,
+    local: Option<PathBuf>,
     /// Outbound listener (iptables REDIRECT target for the app's outgoing TCP).
     #[arg(long, env = "STRAIT_OUTBOUND_ADDR", default_value = "127.0.0.1:4140")]
     outbound_addr: SocketAddr,
@@ -56,6 +63,37 @@ struct Args {
     log_json: bool,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Install the iptables rules that redirect the pod's TCP through the proxy.
+    Init(InitArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct InitArgs {
+    /// The proxy's user id (its own traffic is not redirected).
+    #[arg(long, default_value_t = 2102)]
+    proxy_uid: u32,
+    /// Inbound listener port.
+    #[arg(long, default_value_t = 4143)]
+    inbound_port: u16,
+    /// Outbound listener port.
+    #[arg(long, default_value_t = 4140)]
+    outbound_port: u16,
+    /// Incoming ports not redirected (comma-separated ports or a:b ranges).
+    #[arg(long, value_delimiter = ',', default_value = "4191")]
+    skip_inbound_ports: Vec<String>,
+    /// Outgoing ports not redirected.
+    #[arg(long, value_delimiter = ',')]
+    skip_outbound_ports: Vec<String>,
+    /// The iptables binary.
+    #[arg(long, default_value = "iptables")]
+    iptables: String,
+    /// Print the commands instead of running them.
+    #[arg(long)]
+    dry_run: bool,
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     strait_api::duration::parse(s).map_err(|e| e.to_string())
 }
@@ -72,6 +110,16 @@ fn main() -> anyhow::Result<()> {
     } else {
         logs.init();
     }
+    if let Some(Cmd::Init(a)) = &args.command {
+        let cfg = strait_proxy::init::InitConfig {
+            proxy_uid: a.proxy_uid,
+            inbound_port: a.inbound_port,
+            outbound_port: a.outbound_port,
+            skip_inbound_ports: a.skip_inbound_ports.clone(),
+            skip_outbound_ports: a.skip_outbound_ports.clone(),
+        };
+        return Ok(strait_proxy::init::apply(&cfg, &a.iptables, a.dry_run)?);
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.workers {
         rt.worker_threads(n.max(1));
@@ -83,6 +131,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let Some(local) = args.local.clone() else {
+        anyhow::bail!("no config source: pass --local DIR (a directory of manifests)");
+    };
     let metrics = Arc::new(metrics::Metrics::new());
     let state = Arc::new(state::State::new(metrics));
     let proxy = Arc::new(Proxy {
@@ -108,11 +159,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         outbound = %outbound.local_addr()?,
         inbound = %inbound.local_addr()?,
         admin = %admin_listener.local_addr()?,
-        local = %args.local.display(),
+        local = %local.display(),
         "strait-proxy listening"
     );
 
-    tokio::spawn(local::watch(args.local.clone(), state.clone()));
+    tokio::spawn(local::watch(local, state.clone()));
     tokio::spawn(admin::serve(admin_listener, proxy.clone()));
     let accept_out = tokio::spawn(listen::accept_loop(
         outbound,
