@@ -12,6 +12,9 @@
 //!
 //! Nothing here does IO; everything is table-tested.
 
+// No unwrap on input from the network or users; tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 pub mod authority;
 pub mod duration;
 pub mod manifest;

@@ -18,7 +18,10 @@ fn every_example_directory_translates_cleanly() {
         for f in std::fs::read_dir(&dir).unwrap() {
             let f = f.unwrap().path();
             if f.extension().is_some_and(|e| e == "yaml") {
-                let (o, errors) = parse_file(&f.display().to_string(), &std::fs::read_to_string(&f).unwrap());
+                let (o, errors) = parse_file(
+                    &f.display().to_string(),
+                    &std::fs::read_to_string(&f).unwrap(),
+                );
                 assert!(errors.is_empty(), "{errors:?}");
                 objects.extend(o);
             }
@@ -27,5 +30,9 @@ fn every_example_directory_translates_cleanly() {
         let t = translate(&objects);
         assert!(t.errors.is_empty(), "{}: {:?}", dir.display(), t.errors);
     }
-    assert!(dirs > 0, "no example directories found in {}", root.display());
+    assert!(
+        dirs > 0,
+        "no example directories found in {}",
+        root.display()
+    );
 }

@@ -19,7 +19,9 @@ pub async fn start(name: &'static str, work: Duration) -> std::io::Result<Socket
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let svc = service_fn(move |_req: Request<Incoming>| async move {
                     let jitter = rand::rng().random_range(0.5..1.5);

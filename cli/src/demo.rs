@@ -87,7 +87,9 @@ spec:
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Kills the proxy when the demo ends, however it ends.
@@ -121,13 +123,20 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {} (build it with `cargo build -p strait-proxy`)", opts.proxy_bin.display()))?,
+            .with_context(|| {
+                format!(
+                    "starting {} (build it with `cargo build -p strait-proxy`)",
+                    opts.proxy_bin.display()
+                )
+            })?,
     );
     println!("Strait demo");
     println!("  backends   v1 on {v1}, v2 on {v2}");
     println!("  manifests  {}", manifest_path.display());
     println!("  proxy      outbound {outbound}, admin http://{admin} (/metrics, /config)");
-    println!("  route      x-canary: true → web-v2; everyone else 90/10 v1/v2, sticky per x-user-id");
+    println!(
+        "  route      x-canary: true → web-v2; everyone else 90/10 v1/v2, sticky per x-user-id"
+    );
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     wait_ready(&client, admin, dir.path()).await?;
 
@@ -175,12 +184,19 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let failed = stats.failed.load(Ordering::Relaxed);
     let switched = stats.switched_users();
     if failed > 0 || switched > 0 {
-        bail!("{failed} requests failed and {switched} users switched variants; proxy log: {}", dir.path().join("proxy.log").display());
+        bail!(
+            "{failed} requests failed and {switched} users switched variants; proxy log: {}",
+            dir.path().join("proxy.log").display()
+        );
     }
     Ok(())
 }
 
-async fn wait_ready(client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>, admin: SocketAddr, dir: &Path) -> anyhow::Result<()> {
+async fn wait_ready(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    admin: SocketAddr,
+    dir: &Path,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if let Ok(uri) = format!("http://{admin}/ready").parse()
@@ -195,7 +211,11 @@ async fn wait_ready(client: &Client<hyper_util::client::legacy::connect::HttpCon
     bail!("the proxy did not become ready within 15s; its log:\n{log}")
 }
 
-async fn get(client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>, admin: SocketAddr, path: &str) -> anyhow::Result<String> {
+async fn get(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    admin: SocketAddr,
+    path: &str,
+) -> anyhow::Result<String> {
     let resp = client.get(format!("http://{admin}{path}").parse()?).await?;
     let body = resp.into_body().collect().await?.to_bytes();
     Ok(String::from_utf8_lossy(&body).into_owned())
@@ -212,7 +232,13 @@ struct Load {
 }
 
 impl Load {
-    async fn send(&self, client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>, proxy: SocketAddr, user: u32, canary: bool) {
+    async fn send(
+        &self,
+        client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+        proxy: SocketAddr,
+        user: u32,
+        canary: bool,
+    ) {
         let mut req = http::Request::builder()
             .uri(format!("http://{proxy}/"))
             .header("host", "web")
@@ -222,7 +248,9 @@ impl Load {
         }
         let result = match req.body(Empty::new()) {
             Ok(req) => match client.request(req).await {
-                Ok(resp) if resp.status() == 200 => resp.into_body().collect().await.ok().map(|b| b.to_bytes()),
+                Ok(resp) if resp.status() == 200 => {
+                    resp.into_body().collect().await.ok().map(|b| b.to_bytes())
+                }
                 _ => None,
             },
             Err(_) => None,
@@ -246,28 +274,64 @@ impl Load {
     }
 
     fn switched_users(&self) -> usize {
-        self.seen.lock().map(|s| s.values().filter(|(a, b)| *a && *b).count()).unwrap_or(usize::MAX)
+        self.seen
+            .lock()
+            .map(|s| s.values().filter(|(a, b)| *a && *b).count())
+            .unwrap_or(usize::MAX)
     }
 }
 
 fn print_report(samples: &[prom::Sample], load: &Load) {
     let mut rows: HashMap<(String, String), f64> = HashMap::new();
-    for s in samples.iter().filter(|s| s.name == "strait_requests_total" && s.label("direction") == "outbound") {
-        *rows.entry((s.label("route").to_string(), s.label("backend").to_string())).or_default() += s.value;
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "strait_requests_total" && s.label("direction") == "outbound")
+    {
+        *rows
+            .entry((s.label("route").to_string(), s.label("backend").to_string()))
+            .or_default() += s.value;
     }
-    let ab_total: f64 = rows.iter().filter(|((r, _), _)| r == "web/ab-test").map(|(_, v)| v).sum();
+    let ab_total: f64 = rows
+        .iter()
+        .filter(|((r, _), _)| r == "web/ab-test")
+        .map(|(_, v)| v)
+        .sum();
     let mut keys: Vec<_> = rows.keys().cloned().collect();
     keys.sort();
     println!("\nWhat the proxy measured (from its /metrics):\n");
-    println!("  {:<22} {:<20} {:>9} {:>8} {:>9} {:>9}", "route", "backend", "requests", "share", "p50", "p99");
+    println!(
+        "  {:<22} {:<20} {:>9} {:>8} {:>9} {:>9}",
+        "route", "backend", "requests", "share", "p50", "p99"
+    );
     for (route, backend) in keys {
         let n = rows[&(route.clone(), backend.clone())];
-        let b = prom::buckets(samples, "strait_request_duration_seconds", &[("route", &route), ("backend", &backend)]);
-        let ms = |q| prom::quantile(q, &b).map(|s| format!("{:.1}ms", s * 1000.0)).unwrap_or_else(|| "-".into());
-        let share = if route == "web/ab-test" && ab_total > 0.0 { format!("{:.1}%", 100.0 * n / ab_total) } else { "-".into() };
-        println!("  {route:<22} {backend:<20} {n:>9} {share:>8} {:>9} {:>9}", ms(0.5), ms(0.99));
+        let b = prom::buckets(
+            samples,
+            "strait_request_duration_seconds",
+            &[("route", &route), ("backend", &backend)],
+        );
+        let ms = |q| {
+            prom::quantile(q, &b)
+                .map(|s| format!("{:.1}ms", s * 1000.0))
+                .unwrap_or_else(|| "-".into())
+        };
+        let share = if route == "web/ab-test" && ab_total > 0.0 {
+            format!("{:.1}%", 100.0 * n / ab_total)
+        } else {
+            "-".into()
+        };
+        println!(
+            "  {route:<22} {backend:<20} {n:>9} {share:>8} {:>9} {:>9}",
+            ms(0.5),
+            ms(0.99)
+        );
     }
     let users = load.seen.lock().map(|s| s.len()).unwrap_or(0);
-    println!("\n  sticky     {users} users in the A/B test; {} saw more than one variant", load.switched_users());
-    println!("  share      the ab-test shares follow the 90/10 weights; canary requests all went to v2");
+    println!(
+        "\n  sticky     {users} users in the A/B test; {} saw more than one variant",
+        load.switched_users()
+    );
+    println!(
+        "  share      the ab-test shares follow the 90/10 weights; canary requests all went to v2"
+    );
 }

@@ -1,5 +1,8 @@
 //! `strait`: the command-line tool for people running the mesh.
 
+// No unwrap on input from the network or users; tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 mod backend;
 mod demo;
 mod prom;
@@ -37,7 +40,9 @@ enum Command {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?} (e.g. 5s, 500ms)"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (e.g. 5s, 500ms)"))?;
     match unit {
         "s" => Ok(Duration::from_secs(n)),
         "ms" => Ok(Duration::from_millis(n)),
@@ -53,13 +58,21 @@ fn main() -> anyhow::Result<()> {
             println!("strait {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Demo { duration, concurrency, proxy_bin } => {
+        Command::Demo {
+            duration,
+            concurrency,
+            proxy_bin,
+        } => {
             let proxy_bin = match proxy_bin {
                 Some(p) => p,
                 None => std::env::current_exe()?.with_file_name("strait-proxy"),
             };
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(demo::run(demo::Options { duration, concurrency: concurrency.max(1), proxy_bin }))
+            rt.block_on(demo::run(demo::Options {
+                duration,
+                concurrency: concurrency.max(1),
+                proxy_bin,
+            }))
         }
     }
 }

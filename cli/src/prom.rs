@@ -24,7 +24,10 @@ impl Sample {
 
 /// Parses every sample line; comments and malformed lines are skipped.
 pub fn parse(text: &str) -> Vec<Sample> {
-    text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(parse_line).collect()
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(parse_line)
+        .collect()
 }
 
 fn parse_line(line: &str) -> Option<Sample> {
@@ -32,7 +35,11 @@ fn parse_line(line: &str) -> Option<Sample> {
         Some(i) => (&line[..i], &line[i..]),
         None => {
             let (n, v) = line.split_once(' ')?;
-            return Some(Sample { name: n.to_string(), labels: BTreeMap::new(), value: first_number(v)? });
+            return Some(Sample {
+                name: n.to_string(),
+                labels: BTreeMap::new(),
+                value: first_number(v)?,
+            });
         }
     };
     let mut labels = BTreeMap::new();
@@ -40,7 +47,11 @@ fn parse_line(line: &str) -> Option<Sample> {
     loop {
         s = s.trim_start_matches(',');
         if let Some(after) = s.strip_prefix('}') {
-            return Some(Sample { name: name.to_string(), labels, value: first_number(after)? });
+            return Some(Sample {
+                name: name.to_string(),
+                labels,
+                value: first_number(after)?,
+            });
         }
         let (k, after) = s.split_once("=\"")?;
         let mut value = String::new();
@@ -99,7 +110,10 @@ pub fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
 pub fn buckets(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> Vec<(f64, f64)> {
     let bucket_name = format!("{name}_bucket");
     let mut by_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
-    for s in samples.iter().filter(|s| s.name == bucket_name && filter.iter().all(|(k, v)| s.label(k) == *v)) {
+    for s in samples
+        .iter()
+        .filter(|s| s.name == bucket_name && filter.iter().all(|(k, v)| s.label(k) == *v))
+    {
         let le: f64 = match s.label("le") {
             "+Inf" => f64::INFINITY,
             v => match v.parse() {
@@ -132,13 +146,27 @@ mod tests {
 
     #[test]
     fn quantile_table() {
-        let b = [(0.1, 50.0), (0.2, 90.0), (0.5, 100.0), (f64::INFINITY, 100.0)];
-        for (q, want) in [(0.5, 0.1), (0.25, 0.05), (0.7, 0.15), (0.95, 0.35), (1.0, 0.5)] {
+        let b = [
+            (0.1, 50.0),
+            (0.2, 90.0),
+            (0.5, 100.0),
+            (f64::INFINITY, 100.0),
+        ];
+        for (q, want) in [
+            (0.5, 0.1),
+            (0.25, 0.05),
+            (0.7, 0.15),
+            (0.95, 0.35),
+            (1.0, 0.5),
+        ] {
             let got = quantile(q, &b).unwrap();
             assert!((got - want).abs() < 1e-9, "q={q}: {got} != {want}");
         }
         assert_eq!(quantile(0.5, &[(1.0, 0.0), (f64::INFINITY, 0.0)]), None);
-        assert_eq!(quantile(0.99, &[(1.0, 1.0), (f64::INFINITY, 10.0)]), Some(1.0));
+        assert_eq!(
+            quantile(0.99, &[(1.0, 1.0), (f64::INFINITY, 10.0)]),
+            Some(1.0)
+        );
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! [`drain`] handles graceful shutdown; [`init`] installs the iptables
 //! redirect (`strait-proxy init`).
 
+// No unwrap on input from the network or users; tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 pub mod admin;
 pub mod balance;
 pub mod detect;

@@ -1,5 +1,8 @@
 //! `strait-proxy` binary: flags, logging, runtime, and wiring the parts.
 
+// No unwrap on input from the network or users; tests may unwrap.
+#![warn(clippy::unwrap_used)]
+
 use anyhow::Context;
 use clap::Parser;
 use std::net::SocketAddr;
