@@ -44,6 +44,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Ports carried as TCP without detection.
     pub opaque_ports: Vec<u16>,
+    /// Write a JSON access-log line per request to stdout.
+    pub access_log: bool,
 }
 
 /// Everything a connection handler needs.

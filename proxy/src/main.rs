@@ -64,6 +64,9 @@ struct Args {
     /// Log as JSON lines.
     #[arg(long, env = "STRAIT_LOG_JSON")]
     log_json: bool,
+    /// Write a JSON access-log line per HTTP request to stdout.
+    #[arg(long, env = "STRAIT_ACCESS_LOG")]
+    access_log: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -148,6 +151,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             detect_timeout: args.detect_timeout,
             connect_timeout: args.connect_timeout,
             opaque_ports: args.opaque_ports.clone(),
+            access_log: args.access_log,
         },
     });
     let bind = |addr: SocketAddr, what: &'static str| async move {

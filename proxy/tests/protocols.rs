@@ -164,3 +164,94 @@ async fn http1_upgrade_is_spliced() {
         assert_eq!(buf, msg);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_echo_through_the_proxy() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    // A real WebSocket echo server.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() || msg.is_binary() {
+                        let _ = ws.send(msg).await;
+                    }
+                }
+            });
+        }
+    });
+    let proxy = ProxyProc::start(&[("m.yaml", services_yaml(&[("chat", &[port])]))]).await;
+    let tcp = tokio::net::TcpStream::connect(proxy.outbound)
+        .await
+        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async("ws://chat.default/socket", tcp)
+        .await
+        .expect("handshake through the proxy");
+    assert_eq!(resp.status(), 101);
+    for text in ["hello", "through", "strait"] {
+        ws.send(Message::text(text)).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text));
+    }
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::binary(vec![0u8, 1, 2, 255])
+    );
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_is_one_json_line_per_request() {
+    let up = Upstream::start("v1").await;
+    let proxy = ProxyProc::start_with(
+        &[("m.yaml", services_yaml(&[("web", &[up.port()])]))],
+        &["--access-log"],
+    )
+    .await;
+    let c = support::HttpClient::new(proxy.outbound);
+    c.get(
+        "web",
+        "/a?b=1",
+        &[("x-request-id", "rid-1"), ("user-agent", "t/1")],
+    )
+    .await
+    .unwrap();
+    c.get("nope", "/", &[]).await.unwrap();
+    let out = proxy.stdout();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let first = &lines[0];
+    assert_eq!(
+        (
+            first["method"].as_str(),
+            first["path"].as_str(),
+            first["status"].as_u64()
+        ),
+        (Some("GET"), Some("/a?b=1"), Some(200))
+    );
+    assert_eq!(
+        (first["request_id"].as_str(), first["user_agent"].as_str()),
+        (Some("rid-1"), Some("t/1"))
+    );
+    assert_eq!(
+        (first["service"].as_str(), first["backend"].as_str()),
+        (Some("default/web:80"), Some("default/web:80"))
+    );
+    assert_eq!(lines[1]["proxy_error"], "unknown-service");
+    assert_eq!(
+        lines[1]["request_id"].as_str().map(str::len),
+        Some(36),
+        "a generated request id is logged"
+    );
+}

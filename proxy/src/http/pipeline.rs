@@ -51,10 +51,12 @@ struct Labels {
 pub async fn outbound(
     proxy: Arc<Proxy>,
     target: Arc<Target>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let applied = proxy.state.load();
+    trace_ctx::propagate(req.headers_mut());
+    let access = proxy.settings.access_log.then(|| AccessEntry::new(&req));
     let mut labels = Labels::default();
     let resp = match route_and_forward(&proxy, &applied, &target, req, &mut labels).await {
         Ok(resp) => resp,
@@ -63,6 +65,9 @@ pub async fn outbound(
             e.to_response()
         }
     };
+    if let Some(entry) = access {
+        entry.write("outbound", &labels, &resp, started);
+    }
     record(&proxy, "outbound", labels, resp.status().as_u16(), started);
     Ok(resp)
 }
@@ -134,7 +139,6 @@ async fn route_and_forward(
     if let Some(m) = request_headers {
         m.apply(req.headers_mut());
     }
-    trace_ctx::propagate(req.headers_mut());
 
     // 5. balance
     let endpoint = applied
@@ -168,6 +172,7 @@ pub async fn inbound(
     let started = Instant::now();
     let mut req = req.map(boxed);
     trace_ctx::propagate(req.headers_mut());
+    let access = proxy.settings.access_log.then(|| AccessEntry::new(&req));
     let resp = match proxy.forwarder.forward(req, app).await {
         Ok(resp) => resp,
         Err(e) => e.to_response(),
@@ -177,8 +182,69 @@ pub async fn inbound(
         route: String::new(),
         backend: app.to_string(),
     };
+    if let Some(entry) = access {
+        entry.write("inbound", &labels, &resp, started);
+    }
     record(&proxy, "inbound", labels, resp.status().as_u16(), started);
     Ok(resp)
+}
+
+/// One access-log line: what was asked, captured before the request is
+/// consumed, written as JSON to stdout when the response head is sent.
+struct AccessEntry {
+    method: String,
+    authority: String,
+    path: String,
+    request_id: String,
+    user_agent: String,
+}
+
+impl AccessEntry {
+    fn new<B>(req: &Request<B>) -> Self {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        Self {
+            method: req.method().to_string(),
+            authority: req
+                .uri()
+                .authority()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| header("host")),
+            path: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            request_id: header(trace_ctx::REQUEST_ID),
+            user_agent: header("user-agent"),
+        }
+    }
+
+    fn write(self, direction: &str, labels: &Labels, resp: &Response<Body>, started: Instant) {
+        let line = serde_json::json!({
+            "ts": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            "direction": direction,
+            "method": self.method,
+            "authority": self.authority,
+            "path": self.path,
+            "status": resp.status().as_u16(),
+            "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
+            "service": labels.service,
+            "route": labels.route,
+            "backend": labels.backend,
+            "request_id": self.request_id,
+            "user_agent": self.user_agent,
+            "proxy_error": resp.headers().get(super::errors::PROXY_ERROR_HEADER).and_then(|v| v.to_str().ok()),
+        });
+        use std::io::Write;
+        // A full or closed stdout must not fail the request.
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
 }
 
 fn record(proxy: &Proxy, direction: &'static str, labels: Labels, code: u16, started: Instant) {

@@ -14,7 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// A free loopback port (bound then released; the race is harmless in tests).
@@ -74,7 +74,7 @@ impl ProxyProc {
             .args(["--admin-addr", &format!("127.0.0.1:{a}")])
             .args(["--log", "info,strait_proxy=debug"])
             .args(extra)
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
             .stderr(logf)
             .spawn()
             .expect("spawning strait-proxy");
@@ -105,6 +105,11 @@ impl ProxyProc {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// What the proxy wrote to stdout (the access log).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.log.with_extension("out")).unwrap_or_default()
     }
 
     pub fn logs(&self) -> String {
