@@ -325,12 +325,12 @@ pub struct Endpoint {
 pub struct Policy {
     /// Balancer.
     pub load_balancer: LoadBalancer,
-    /// Connect timeout.
-    #[serde(serialize_with = "ser_duration")]
-    pub connect_timeout: Duration,
-    /// Idle timeout of pooled connections.
-    #[serde(serialize_with = "ser_duration")]
-    pub idle_timeout: Duration,
+    /// Connect timeout (`None`: the proxy's default).
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub connect_timeout: Option<Duration>,
+    /// Idle timeout of pooled connections (`None`: the proxy's default).
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub idle_timeout: Option<Duration>,
     /// Circuit breaker.
     pub circuit_breaker: Option<CircuitBreaker>,
     /// Limits.
@@ -345,8 +345,8 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             load_balancer: LoadBalancer::PeakEwma,
-            connect_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(90),
+            connect_timeout: None,
+            idle_timeout: None,
             circuit_breaker: None,
             limits: Limits::default(),
             retry_budget: RetryBudget::default(),
@@ -407,7 +407,7 @@ pub struct Limits {
 }
 
 /// Retry budget.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RetryBudget {
     /// Retries as a share of requests.
     pub ratio: f64,

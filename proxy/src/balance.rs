@@ -1,19 +1,32 @@
-//! Balancing a backend's endpoints.
+//! Balancing a backend's endpoints, with circuit breaking and load shedding.
 //!
 //! The default is power-of-two-choices over peak-EWMA latency (as Linkerd
 //! does): draw two distinct endpoints at random and take the one with the
 //! lower cost, where cost = peak-EWMA round-trip time × (1 + requests in
-//! flight). Peak EWMA jumps straight up to a slow sample and decays towards fast
-//! ones, so a slow endpoint is avoided at once and tried again gradually.
-//! `RoundRobin` and `LeastRequest` are the alternatives. The choosing is
-//! pure ([`p2c`]); the statistics are atomics updated as responses finish.
+//! flight). Peak EWMA jumps straight up to a slow sample and decays towards
+//! fast ones, so a slow endpoint is avoided at once and tried again
+//! gradually. `RoundRobin` and `LeastRequest` are the alternatives.
+//!
+//! With a circuit breaker, ejected endpoints are skipped (a lock-free check
+//! on the hot path); when an ejection ends, the next request is its probe.
+//! No more than `maxEjectedPercent` of the endpoints are ejected, and if
+//! every endpoint is ejected the least bad one (ejection ending soonest) is
+//! still tried rather than failing closed. `limits` bound requests in flight
+//! per endpoint (`maxConnections`: an HTTP/1 request holds one connection)
+//! and per backend (`maxRequests`, with at most `maxPendingRequests`
+//! waiting); beyond them the request is shed with a 503 at once.
 
+use crate::resilience::breaker::{Breaker, Verdict};
+use crate::resilience::budget::Budget;
+use crate::resilience::now_ms;
+use crate::resilience::retry::Outcome;
 use rand::Rng;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use strait_api::model::{Endpoint, LoadBalancer, Policy};
+use strait_api::model::{CircuitBreaker, Endpoint, Limits, LoadBalancer, Policy};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How fast peak EWMA forgets a slow sample.
 const DECAY: Duration = Duration::from_secs(10);
@@ -21,7 +34,7 @@ const DECAY: Duration = Duration::from_secs(10);
 const DEFAULT_RTT_NS: f64 = 1_000_000.0;
 
 /// Live statistics of one endpoint. Shared across config updates, so an
-/// endpoint keeps its history when unrelated config changes.
+/// endpoint keeps its history (latency, ejection) when other config changes.
 #[derive(Debug)]
 pub struct EndpointStats {
     /// Address.
@@ -32,6 +45,11 @@ pub struct EndpointStats {
     /// Nanoseconds since `epoch` of the last sample.
     last_ns: AtomicU64,
     epoch: Instant,
+    /// 0 when in service, else the ms (on `now_ms`) its ejection ends.
+    ejected_until: AtomicU64,
+    /// A probe is in flight.
+    probing: AtomicBool,
+    breaker: Mutex<Breaker>,
 }
 
 impl EndpointStats {
@@ -43,12 +61,20 @@ impl EndpointStats {
             ewma_ns: AtomicU64::new(DEFAULT_RTT_NS.to_bits()),
             last_ns: AtomicU64::new(0),
             epoch: Instant::now(),
+            ejected_until: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            breaker: Mutex::new(Breaker::default()),
         }
     }
 
     /// Requests in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether the endpoint is ejected now.
+    pub fn is_ejected(&self) -> bool {
+        self.ejected_until.load(Ordering::Relaxed) != 0
     }
 
     /// The peak-EWMA cost used by P2C.
@@ -99,20 +125,55 @@ impl Drop for InFlight {
     }
 }
 
-/// The balancer of one backend.
+/// Why no endpoint was picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickError {
+    /// The backend has no endpoints.
+    NoEndpoints,
+    /// Every usable endpoint is at `maxConnections`.
+    MaxConnections,
+}
+
+/// Why a request was shed before picking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    /// `maxRequests` in flight and `maxPendingRequests` waiting.
+    MaxPendingRequests,
+}
+
+/// What changed when a result was recorded (for metrics and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing.
+    None,
+    /// The endpoint was ejected for this long.
+    Ejected(Duration),
+    /// The endpoint was restored after a good probe.
+    Restored,
+}
+
+/// The balancer of one backend, with its breaker, limits and retry budget.
 #[derive(Debug)]
 pub struct Balancer {
     kind: LoadBalancer,
     endpoints: Vec<Arc<EndpointStats>>,
     next: AtomicUsize,
+    breaker: Option<CircuitBreaker>,
+    limits: Limits,
+    requests: Option<Arc<Semaphore>>,
+    pending: AtomicUsize,
+    /// The backend's retry budget (kept across config updates).
+    pub budget: Arc<Budget>,
 }
 
 impl Balancer {
-    /// Builds a balancer, reusing statistics of endpoints already known.
+    /// Builds a balancer, reusing statistics of endpoints already known and
+    /// the previous retry budget when its settings did not change.
     pub fn new(
         policy: &Policy,
         endpoints: &[Endpoint],
         known: &dyn Fn(SocketAddr) -> Option<Arc<EndpointStats>>,
+        budget: Option<Arc<Budget>>,
     ) -> Self {
         Self {
             kind: policy.load_balancer,
@@ -121,6 +182,14 @@ impl Balancer {
                 .map(|e| known(e.addr).unwrap_or_else(|| Arc::new(EndpointStats::new(e.addr))))
                 .collect(),
             next: AtomicUsize::new(0),
+            breaker: policy.circuit_breaker.clone(),
+            limits: policy.limits.clone(),
+            requests: policy
+                .limits
+                .max_requests
+                .map(|n| Arc::new(Semaphore::new(n as usize))),
+            pending: AtomicUsize::new(0),
+            budget: budget.unwrap_or_else(|| Arc::new(Budget::new(&policy.retry_budget))),
         }
     }
 
@@ -129,24 +198,122 @@ impl Balancer {
         &self.endpoints
     }
 
-    /// Picks an endpoint; `None` when there are none.
-    pub fn pick(&self) -> Option<&Arc<EndpointStats>> {
+    /// Endpoints ejected now.
+    pub fn ejected(&self) -> usize {
+        self.endpoints.iter().filter(|e| e.is_ejected()).count()
+    }
+
+    /// Admits a request under `maxRequests`, waiting while fewer than
+    /// `maxPendingRequests` wait; the permit is held until the response.
+    pub async fn admit(&self) -> Result<Option<OwnedSemaphorePermit>, Shed> {
+        let Some(sem) = &self.requests else {
+            return Ok(None);
+        };
+        if let Ok(p) = sem.clone().try_acquire_owned() {
+            return Ok(Some(p));
+        }
+        let max_pending = self.limits.max_pending_requests.unwrap_or(0) as usize;
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= max_pending {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err(Shed::MaxPendingRequests);
+        }
+        let permit = sem.clone().acquire_owned().await.ok();
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        Ok(permit)
+    }
+
+    fn usable(&self, e: &EndpointStats) -> bool {
+        !e.is_ejected()
+            && self
+                .limits
+                .max_connections
+                .is_none_or(|m| e.in_flight() < m as usize)
+    }
+
+    /// Picks an endpoint.
+    pub fn pick(&self) -> Result<&Arc<EndpointStats>, PickError> {
         let n = self.endpoints.len();
-        match (n, self.kind) {
-            (0, _) => None,
-            (1, _) => self.endpoints.first(),
-            (_, LoadBalancer::RoundRobin) => self
-                .endpoints
-                .get(self.next.fetch_add(1, Ordering::Relaxed) % n),
-            (_, kind) => {
+        if n == 0 {
+            return Err(PickError::NoEndpoints);
+        }
+        let now = now_ms();
+        if self.breaker.is_some() {
+            // An endpoint whose ejection is over gets the next request as its probe.
+            for e in &self.endpoints {
+                let until = e.ejected_until.load(Ordering::Relaxed);
+                if until != 0 && now >= until && !e.probing.swap(true, Ordering::AcqRel) {
+                    return Ok(e);
+                }
+            }
+        }
+        let simple = self.breaker.is_none() && self.limits.max_connections.is_none();
+        if simple {
+            return Ok(self.choose(n, |i| i));
+        }
+        let candidates: Vec<usize> = (0..n)
+            .filter(|&i| self.usable(&self.endpoints[i]))
+            .collect();
+        if !candidates.is_empty() {
+            return Ok(self.choose(candidates.len(), |i| candidates[i]));
+        }
+        if self.endpoints.iter().any(|e| !e.is_ejected()) {
+            return Err(PickError::MaxConnections);
+        }
+        // Every endpoint is ejected: try the one whose ejection ends first.
+        self.endpoints
+            .iter()
+            .min_by_key(|e| e.ejected_until.load(Ordering::Relaxed))
+            .ok_or(PickError::NoEndpoints)
+    }
+
+    /// Chooses among `n` candidates, `index` mapping to endpoint positions.
+    fn choose(&self, n: usize, index: impl Fn(usize) -> usize) -> &Arc<EndpointStats> {
+        let at = |i: usize| &self.endpoints[index(i)];
+        if n == 1 {
+            return at(0);
+        }
+        match self.kind {
+            LoadBalancer::RoundRobin => at(self.next.fetch_add(1, Ordering::Relaxed) % n),
+            kind => {
                 let mut rng = rand::rng();
-                let a = rng.random_range(0..n);
-                let b = rng.random_range(0..n - 1);
-                let i = p2c(n, a, b, |i| match kind {
-                    LoadBalancer::LeastRequest => self.endpoints[i].in_flight() as f64,
-                    _ => self.endpoints[i].cost(),
-                });
-                self.endpoints.get(i)
+                let (a, b) = (rng.random_range(0..n), rng.random_range(0..n - 1));
+                at(p2c(n, a, b, |i| match kind {
+                    LoadBalancer::LeastRequest => at(i).in_flight() as f64,
+                    _ => at(i).cost(),
+                }))
+            }
+        }
+    }
+
+    /// Records an attempt's outcome for circuit breaking.
+    pub fn record(&self, e: &EndpointStats, outcome: Outcome) -> Change {
+        let Some(cfg) = &self.breaker else {
+            return Change::None;
+        };
+        let now = now_ms();
+        let Ok(mut b) = e.breaker.lock() else {
+            return Change::None;
+        };
+        match b.on_result(cfg, outcome.is_failure(), now) {
+            Verdict::Keep => Change::None,
+            Verdict::Restore => {
+                b.restore(now);
+                e.ejected_until.store(0, Ordering::Relaxed);
+                e.probing.store(false, Ordering::Release);
+                Change::Restored
+            }
+            Verdict::Eject => {
+                let already = b.is_ejected();
+                let cap = self.endpoints.len() * cfg.max_ejected_percent as usize / 100;
+                if !already && self.ejected() + 1 > cap {
+                    b.forgive();
+                    return Change::None;
+                }
+                let d = b.eject(cfg, now, rand::rng().random());
+                e.ejected_until
+                    .store(now + d.as_millis() as u64, Ordering::Relaxed);
+                e.probing.store(false, Ordering::Release);
+                Change::Ejected(d)
             }
         }
     }
@@ -161,90 +328,4 @@ pub fn p2c(n: usize, a: usize, b: usize, cost: impl Fn(usize) -> f64) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn p2c_table() {
-        let costs = [5.0, 1.0, 3.0];
-        // (a, b, want)
-        for (a, b, want) in [
-            (0, 0, 1),
-            (0, 1, 2),
-            (1, 0, 1),
-            (1, 1, 1),
-            (2, 0, 2),
-            (2, 1, 1),
-        ] {
-            assert_eq!(p2c(3, a, b, |i| costs[i]), want, "a={a} b={b}");
-        }
-        // Ties keep the first draw.
-        assert_eq!(p2c(2, 1, 0, |_| 1.0), 1);
-    }
-
-    #[test]
-    fn peak_ewma_jumps_up_and_decays_down() {
-        assert_eq!(peak_ewma(1.0, 200.0, Duration::ZERO), 200.0);
-        assert_eq!(peak_ewma(200.0, 1.0, Duration::ZERO), 200.0);
-        let after_decay = peak_ewma(200.0, 1.0, DECAY);
-        assert!(
-            (after_decay - (200.0 / std::f64::consts::E + 1.0 * (1.0 - 1.0 / std::f64::consts::E)))
-                .abs()
-                < 1e-9
-        );
-        assert!(peak_ewma(200.0, 1.0, DECAY * 10) < 1.01);
-    }
-
-    fn eps(n: u16) -> Vec<Endpoint> {
-        (0..n)
-            .map(|i| Endpoint {
-                addr: SocketAddr::from(([127, 0, 0, 1], 1000 + i)),
-                pod: None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn round_robin_cycles() {
-        let policy = Policy {
-            load_balancer: LoadBalancer::RoundRobin,
-            ..Policy::default()
-        };
-        let b = Balancer::new(&policy, &eps(3), &|_| None);
-        let picks: Vec<u16> = (0..6)
-            .map(|_| b.pick().expect("endpoint").addr.port())
-            .collect();
-        assert_eq!(picks, [1000, 1001, 1002, 1000, 1001, 1002]);
-        assert!(Balancer::new(&policy, &[], &|_| None).pick().is_none());
-    }
-
-    #[test]
-    fn ewma_avoids_a_slow_endpoint() {
-        let b = Balancer::new(&Policy::default(), &eps(3), &|_| None);
-        // Endpoint 0 has been slow (200 ms), the others fast (1 ms).
-        b.endpoints()[0].observe(Duration::from_millis(200));
-        for e in &b.endpoints()[1..] {
-            e.observe(Duration::from_millis(1));
-        }
-        let slow = (0..3000)
-            .filter(|_| b.pick().expect("endpoint").addr.port() == 1000)
-            .count();
-        assert_eq!(
-            slow, 0,
-            "P2C never prefers the slow endpoint when two fast ones exist"
-        );
-    }
-
-    #[test]
-    fn stats_survive_a_rebuild_and_in_flight_is_tracked() {
-        let first = Balancer::new(&Policy::default(), &eps(2), &|_| None);
-        let guard = first.endpoints()[0].start();
-        let again = Balancer::new(&Policy::default(), &eps(3), &|addr| {
-            first.endpoints().iter().find(|e| e.addr == addr).cloned()
-        });
-        assert_eq!(again.endpoints()[0].in_flight(), 1);
-        drop(guard);
-        assert_eq!(again.endpoints()[0].in_flight(), 0);
-        assert_eq!(again.endpoints()[2].in_flight(), 0);
-    }
-}
+mod tests;

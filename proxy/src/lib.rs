@@ -27,6 +27,7 @@ pub mod listen;
 pub mod local;
 pub mod metrics;
 pub mod outbound;
+pub mod resilience;
 pub mod state;
 pub mod tcp;
 
@@ -50,10 +51,10 @@ pub struct Settings {
 
 /// Everything a connection handler needs.
 pub struct Proxy {
-    /// Applied config and metrics.
+    /// Applied config, metrics and pooled clients.
     pub state: Arc<state::State>,
-    /// Pooled HTTP clients.
-    pub forwarder: http::forward::Forwarder,
+    /// Bounds mirrored requests in flight.
+    pub mirrors: resilience::mirror::Limiter,
     /// Graceful shutdown.
     pub drain: drain::Drain,
     /// Start-up settings.

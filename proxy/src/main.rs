@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use strait_proxy::{
-    Proxy, Settings, admin, drain::Drain, http::forward::Forwarder, listen, local, metrics, state,
+    Proxy, Settings, admin, drain::Drain, http::forward::Forwarders, listen, local, metrics, state,
 };
 use tokio::net::TcpListener;
 
@@ -141,10 +141,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("no config source: pass --local DIR (a directory of manifests)");
     };
     let metrics = Arc::new(metrics::Metrics::new());
-    let state = Arc::new(state::State::new(metrics));
+    let state = Arc::new(state::State::new(
+        metrics,
+        Forwarders::new(args.connect_timeout, args.idle_timeout),
+    ));
     let proxy = Arc::new(Proxy {
         state: state.clone(),
-        forwarder: Forwarder::new(args.connect_timeout, args.idle_timeout),
+        mirrors: Default::default(),
         drain: Drain::new(),
         settings: Settings {
             namespace: args.namespace.clone(),

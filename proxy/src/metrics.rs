@@ -65,6 +65,53 @@ pub struct ReloadLabels {
     pub result: &'static str,
 }
 
+/// Per-backend labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// The backend, `namespace/name:port`.
+    pub backend: String,
+}
+
+/// Retry outcome labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    /// As in [`RequestLabels`].
+    pub service: String,
+    /// As in [`RequestLabels`].
+    pub route: String,
+    /// As in [`RequestLabels`].
+    pub backend: String,
+    /// `success`, `exhausted`, `budget`, `not-retryable`, `body-too-large`.
+    pub outcome: &'static str,
+}
+
+/// Endpoint state labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointStateLabels {
+    /// The backend.
+    pub backend: String,
+    /// `ready` or `ejected`.
+    pub state: &'static str,
+}
+
+/// Shed request labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    /// The backend.
+    pub backend: String,
+    /// `max-pending-requests` or `max-connections`.
+    pub reason: &'static str,
+}
+
+/// Per-route labels with a kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteKindLabels {
+    /// The route.
+    pub route: String,
+    /// Faults: `delay`, `abort`; mirrors: `sent`, `dropped`, `failed`.
+    pub kind: &'static str,
+}
+
 /// Every metric the proxy exports.
 pub struct Metrics {
     registry: Registry,
@@ -80,6 +127,23 @@ pub struct Metrics {
     pub config_reloads: Family<ReloadLabels, Counter>,
     /// `strait_config_endpoints`.
     pub config_endpoints: Gauge,
+    /// `strait_retries_total`: requests whose first attempt failed, by what
+    /// happened next.
+    pub retries: Family<RetryLabels, Counter>,
+    /// `strait_retry_attempts_total`: retries sent.
+    pub retry_attempts: Family<BackendLabels, Counter>,
+    /// `strait_retry_budget_remaining`.
+    pub retry_budget_remaining: Family<BackendLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// `strait_endpoints`.
+    pub endpoints: Family<EndpointStateLabels, Gauge>,
+    /// `strait_ejections_total`.
+    pub ejections: Family<BackendLabels, Counter>,
+    /// `strait_shed_requests_total`.
+    pub shed: Family<ShedLabels, Counter>,
+    /// `strait_faults_injected_total`.
+    pub faults: Family<RouteKindLabels, Counter>,
+    /// `strait_mirrored_requests_total`.
+    pub mirrors: Family<RouteKindLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -130,7 +194,60 @@ impl Metrics {
             "Endpoints known in the applied config",
             config_endpoints.clone(),
         );
+        let retries = Family::<RetryLabels, Counter>::default();
+        registry.register(
+            "retries",
+            "Requests whose first attempt failed, by what happened next",
+            retries.clone(),
+        );
+        let retry_attempts = Family::<BackendLabels, Counter>::default();
+        registry.register("retry_attempts", "Retries sent", retry_attempts.clone());
+        let retry_budget_remaining =
+            Family::<BackendLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "retry_budget_remaining",
+            "Retries the backend's budget allows now",
+            retry_budget_remaining.clone(),
+        );
+        let endpoints = Family::<EndpointStateLabels, Gauge>::default();
+        registry.register(
+            "endpoints",
+            "Endpoints of a backend by circuit-breaker state",
+            endpoints.clone(),
+        );
+        let ejections = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "ejections",
+            "Endpoints ejected by the circuit breaker",
+            ejections.clone(),
+        );
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "shed_requests",
+            "Requests answered 503 by a limit",
+            shed.clone(),
+        );
+        let faults = Family::<RouteKindLabels, Counter>::default();
+        registry.register(
+            "faults_injected",
+            "Faults injected by a route",
+            faults.clone(),
+        );
+        let mirrors = Family::<RouteKindLabels, Counter>::default();
+        registry.register(
+            "mirrored_requests",
+            "Requests copied to a mirror backend",
+            mirrors.clone(),
+        );
         Self {
+            retries,
+            retry_attempts,
+            retry_budget_remaining,
+            endpoints,
+            ejections,
+            shed,
+            faults,
+            mirrors,
             registry,
             requests,
             request_duration,
@@ -147,6 +264,18 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Sets a backend's endpoint state gauges.
+    pub fn endpoint_states(&self, backend: &str, total: usize, ejected: usize) {
+        for (state, n) in [("ready", total - ejected.min(total)), ("ejected", ejected)] {
+            self.endpoints
+                .get_or_create(&EndpointStateLabels {
+                    backend: backend.to_string(),
+                    state,
+                })
+                .set(n as i64);
+        }
     }
 
     /// Counts a config update.

@@ -57,7 +57,12 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
         }
         Protocol::Tls | Protocol::Opaque => {
             // Balance the connection across the Service's endpoints.
-            let Some(endpoint) = applied.balancers.get(&key).and_then(|b| b.pick()).cloned() else {
+            let Some(endpoint) = applied
+                .backends
+                .get(&key)
+                .and_then(|b| b.balancer.pick().ok())
+                .cloned()
+            else {
                 tracing::info!(service = %key, "closing opaque connection: no ready endpoints");
                 return;
             };

@@ -7,7 +7,8 @@
 //! the request path. Endpoint statistics carry over between versions.
 
 use crate::balance::{Balancer, EndpointStats};
-use crate::metrics::Metrics;
+use crate::http::forward::{Forwarder, Forwarders};
+use crate::metrics::{BackendLabels, Metrics};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -28,8 +29,19 @@ pub struct Applied {
     pub applied_at: SystemTime,
     /// The snapshot.
     pub snapshot: Arc<Snapshot>,
-    /// A balancer per backend.
-    pub balancers: HashMap<ServicePortKey, Arc<Balancer>>,
+    /// Runtime state per backend.
+    pub backends: HashMap<ServicePortKey, Arc<Backend>>,
+}
+
+/// A backend at run time: its balancer (endpoints, breaker, limits, retry
+/// budget) and the pooled client its policy's timeouts call for.
+pub struct Backend {
+    /// Its key, as a metric label.
+    pub label: String,
+    /// Balancer.
+    pub balancer: Balancer,
+    /// Pooled client.
+    pub forwarder: Forwarder,
 }
 
 /// What `/config` shows.
@@ -67,22 +79,25 @@ pub struct State {
     draining: AtomicBool,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Pooled clients, shared across config versions.
+    pub forwarders: Forwarders,
 }
 
 impl State {
     /// Empty state: nothing applied, not ready.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, forwarders: Forwarders) -> Self {
         Self {
             current: ArcSwap::from_pointee(Applied {
                 version: 0,
                 source: "none".into(),
                 applied_at: SystemTime::now(),
                 snapshot: Arc::new(Snapshot::default()),
-                balancers: HashMap::new(),
+                backends: HashMap::new(),
             }),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             metrics,
+            forwarders,
         }
     }
 
@@ -95,18 +110,52 @@ impl State {
     pub fn apply(&self, snapshot: Snapshot, source: &str) -> u64 {
         let prev = self.current.load();
         let known: HashMap<SocketAddr, Arc<EndpointStats>> = prev
-            .balancers
+            .backends
             .values()
-            .flat_map(|b| b.endpoints().iter().map(|e| (e.addr, e.clone())))
+            .flat_map(|b| b.balancer.endpoints().iter().map(|e| (e.addr, e.clone())))
             .collect();
-        let balancers = snapshot
+        let backends: HashMap<ServicePortKey, Arc<Backend>> = snapshot
             .backends
             .iter()
             .map(|(key, backend)| {
-                let b = Balancer::new(&backend.policy, &backend.endpoints, &|addr| {
-                    known.get(&addr).cloned()
-                });
-                (key.clone(), Arc::new(b))
+                let policy = &backend.policy;
+                // Keep the retry budget's window when its settings did not change.
+                let budget = prev
+                    .snapshot
+                    .backends
+                    .get(key)
+                    .filter(|old| old.policy.retry_budget == policy.retry_budget)
+                    .and_then(|_| prev.backends.get(key))
+                    .map(|b| b.balancer.budget.clone());
+                let balancer = Balancer::new(
+                    policy,
+                    &backend.endpoints,
+                    &|addr| known.get(&addr).cloned(),
+                    budget,
+                );
+                let label = key.to_string();
+                self.metrics.endpoint_states(
+                    &label,
+                    balancer.endpoints().len(),
+                    balancer.ejected(),
+                );
+                self.metrics
+                    .retry_budget_remaining
+                    .get_or_create(&BackendLabels {
+                        backend: label.clone(),
+                    })
+                    .set(balancer.budget.remaining());
+                let forwarder = self
+                    .forwarders
+                    .get(policy.connect_timeout, policy.idle_timeout);
+                (
+                    key.clone(),
+                    Arc::new(Backend {
+                        label,
+                        balancer,
+                        forwarder,
+                    }),
+                )
             })
             .collect();
         let version = prev.version + 1;
@@ -118,7 +167,7 @@ impl State {
             source: source.to_string(),
             applied_at: SystemTime::now(),
             snapshot: Arc::new(snapshot),
-            balancers,
+            backends,
         }));
         self.ready.store(true, Ordering::Release);
         version

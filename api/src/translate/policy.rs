@@ -119,21 +119,23 @@ pub(crate) fn convert(spec: &DestinationPolicySpec) -> Result<Policy, String> {
     };
     Ok(Policy {
         load_balancer,
-        connect_timeout: dur(
+        connect_timeout: opt_dur(
             "timeouts.connect",
             &timeouts.and_then(|t| t.connect.clone()),
-            defaults.connect_timeout,
         )?,
-        idle_timeout: dur(
-            "timeouts.idle",
-            &timeouts.and_then(|t| t.idle.clone()),
-            defaults.idle_timeout,
-        )?,
+        idle_timeout: opt_dur("timeouts.idle", &timeouts.and_then(|t| t.idle.clone()))?,
         circuit_breaker,
         limits,
         retry_budget,
         tls_mode,
     })
+}
+
+fn opt_dur(field: &str, v: &Option<String>) -> Result<Option<Duration>, String> {
+    v.as_deref()
+        .map(duration::parse)
+        .transpose()
+        .map_err(|e| format!("{field}: {e}"))
 }
 
 fn decimal(field: &str, d: &Decimal, min: f64, max: f64) -> Result<f64, String> {

@@ -131,7 +131,8 @@ fn full_translation() {
     );
     assert_eq!(v1.endpoints[1].pod.as_deref(), Some("shop/web-v1-0"));
     assert_eq!(v1.policy.load_balancer, LoadBalancer::RoundRobin);
-    assert_eq!(v1.policy.connect_timeout, Duration::from_millis(250));
+    assert_eq!(v1.policy.connect_timeout, Some(Duration::from_millis(250)));
+    assert_eq!(v1.policy.idle_timeout, None);
     let v2 = s
         .backend(&ServicePortKey::new("shop", "web-v2", 80))
         .expect("v2 backend");

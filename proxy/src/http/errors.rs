@@ -49,6 +49,25 @@ pub enum ProxyError {
         /// Why.
         reason: String,
     },
+    /// Reading the client's request body failed.
+    #[error("reading the request body failed: {0}")]
+    BadRequestBody(String),
+    /// A limit was reached; the request was not sent.
+    #[error("backend {backend} is at its {reason} limit; request shed")]
+    Shed {
+        /// Backend.
+        backend: String,
+        /// `max-pending-requests` or `max-connections`.
+        reason: &'static str,
+    },
+    /// A fault injection rule aborted the request.
+    #[error("fault injected by route {route}")]
+    FaultAbort {
+        /// Route.
+        route: String,
+        /// Status to answer.
+        status: u16,
+    },
     /// The endpoint failed before sending response headers.
     #[error("endpoint {addr} failed before responding: {reason}")]
     Upstream {
@@ -63,12 +82,16 @@ impl ProxyError {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadAuthority(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadAuthority(_) | ProxyError::BadRequestBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::UnknownService(_) | ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ProxyError::NoBackend(_) | ProxyError::NoEndpoints(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::FaultAbort { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
             ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
         }
     }
@@ -77,11 +100,14 @@ impl ProxyError {
     pub fn reason(&self) -> &'static str {
         match self {
             ProxyError::BadAuthority(_) => "bad-authority",
+            ProxyError::BadRequestBody(_) => "bad-request-body",
             ProxyError::UnknownService(_) => "unknown-service",
             ProxyError::NoRoute { .. } => "no-route",
             ProxyError::NoBackend(_) => "no-backend",
             ProxyError::NoEndpoints(_) => "no-endpoints",
             ProxyError::Timeout(_) => "timeout",
+            ProxyError::Shed { reason, .. } => reason,
+            ProxyError::FaultAbort { .. } => "fault-injected",
             ProxyError::Connect { .. } => "connect-failed",
             ProxyError::Upstream { .. } => "upstream-reset",
         }

@@ -17,6 +17,48 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Forwarders per (connect, idle) timeout pair, so each DestinationPolicy's
+/// timeouts apply; Services without one share the proxy-wide defaults.
+pub struct Forwarders {
+    default: Forwarder,
+    defaults: (Duration, Duration),
+    by_timeouts: std::sync::Mutex<std::collections::HashMap<(Duration, Duration), Forwarder>>,
+}
+
+impl Forwarders {
+    /// With the proxy-wide default timeouts.
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            default: Forwarder::new(connect_timeout, idle_timeout),
+            defaults: (connect_timeout, idle_timeout),
+            by_timeouts: Default::default(),
+        }
+    }
+
+    /// The proxy-wide default (inbound traffic, Services without a policy).
+    pub fn default_forwarder(&self) -> &Forwarder {
+        &self.default
+    }
+
+    /// The forwarder for a backend's policy timeouts.
+    pub fn get(&self, connect: Option<Duration>, idle: Option<Duration>) -> Forwarder {
+        let key = (
+            connect.unwrap_or(self.defaults.0),
+            idle.unwrap_or(self.defaults.1),
+        );
+        if key == self.defaults {
+            return self.default.clone();
+        }
+        match self.by_timeouts.lock() {
+            Ok(mut m) => m
+                .entry(key)
+                .or_insert_with(|| Forwarder::new(key.0, key.1))
+                .clone(),
+            Err(_) => self.default.clone(),
+        }
+    }
+}
+
 /// Pooled clients.
 #[derive(Clone)]
 pub struct Forwarder {

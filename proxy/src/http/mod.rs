@@ -5,11 +5,14 @@
 //! * [`pipeline`] is the request path, one `async fn` to read top to bottom:
 //!   resolve the Service → match a route → split to a backend → apply the
 //!   rule's policy → pick an endpoint → [`forward`].
+//! * [`attempt`] sends to a backend: retries within the budget, per-try
+//!   timeouts, circuit-breaker bookkeeping, mirroring.
 //! * [`errors`] is the one place a proxy error becomes a status code, a
 //!   `strait-proxy-error` header and a metric code.
 //! * [`trace_ctx`] propagates W3C and B3 trace headers and sets
 //!   `x-request-id`.
 
+pub mod attempt;
 pub mod errors;
 pub mod forward;
 pub mod pipeline;

@@ -8,17 +8,24 @@
 //!    endpoints when it has none;
 //! 3. **split**: a backend by weight, sticky when the rule has session
 //!    affinity (`strait_api::split`);
-//! 4. **policy**: request header changes, trace headers, the route timeout;
-//! 5. **balance**: an endpoint of the backend ([`crate::balance`]);
-//! 6. **forward** ([`super::forward`]).
+//! 4. **policy**: fault injection, request header changes, the backend's
+//!    request limits (shed with 503 beyond them), the route timeout;
+//! 5. **balance**: an endpoint of the backend ([`crate::balance`]), skipping
+//!    ejected ones;
+//! 6. **forward** ([`super::attempt`] → [`super::forward`]), retried within
+//!    the backend's budget when the rule says so, mirrored when it says so.
 //!
 //! Inbound (a client calling this pod's app) only forwards to the app on
 //! loopback. Both record `strait_requests_total` and the latency histogram.
 
+use super::attempt::{self, Plan};
 use super::errors::ProxyError;
 use super::{Body, boxed, trace_ctx};
 use crate::Proxy;
+use crate::balance::Shed;
 use crate::metrics::{RequestLabels, RouteLabels};
+use crate::metrics::{RouteKindLabels, ShedLabels};
+use crate::resilience::fault;
 use crate::state::Applied;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -27,7 +34,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use strait_api::model::{DEFAULT_ROUTE, HeaderModifier, ServicePortKey};
+use strait_api::model::{DEFAULT_ROUTE, ServicePortKey};
 use strait_api::{authority, route, split};
 
 /// Where an outbound connection was headed.
@@ -105,60 +112,111 @@ async fn route_and_forward(
         .ok_or_else(|| ProxyError::UnknownService(key.to_string()))?;
 
     // 2. route and 3. split
-    let (route_name, backend, timeout, request_headers, response_headers) = match &service.routes {
-        None => (DEFAULT_ROUTE, &service.key, None, None, None),
+    let rule = match &service.routes {
+        None => None,
         Some(routes) => {
             let info = route::RequestInfo::from_parts(req.method(), req.uri(), req.headers());
-            let rule = route::select(routes, &info).ok_or_else(|| ProxyError::NoRoute {
-                service: key.to_string(),
-                method: req.method().to_string(),
-                path: req.uri().path().to_string(),
-            })?;
+            Some(
+                route::select(routes, &info).ok_or_else(|| ProxyError::NoRoute {
+                    service: key.to_string(),
+                    method: req.method().to_string(),
+                    path: req.uri().path().to_string(),
+                })?,
+            )
+        }
+    };
+    let backend = match rule {
+        None => &service.key,
+        Some(rule) => {
+            labels.route = rule.name.clone();
             let draw = rule
                 .affinity
                 .as_ref()
                 .and_then(|a| split::affinity_key(a, req.headers()))
                 .map(split::sticky_draw)
                 .unwrap_or_else(|| rand::rng().random());
-            let chosen = split::pick(&rule.backends, draw)
-                .ok_or_else(|| ProxyError::NoBackend(rule.name.clone()))?;
-            (
-                rule.name.as_str(),
-                &chosen.backend,
-                rule.timeout,
-                Some(&rule.request_headers),
-                Some(&rule.response_headers),
-            )
+            &split::pick(&rule.backends, draw)
+                .ok_or_else(|| ProxyError::NoBackend(rule.name.clone()))?
+                .backend
         }
     };
-    labels.route = route_name.to_string();
+    if rule.is_none() {
+        labels.route = DEFAULT_ROUTE.to_string();
+    }
     labels.backend = backend.to_string();
 
-    // 4. policy
-    let mut req = req.map(boxed);
-    if let Some(m) = request_headers {
-        m.apply(req.headers_mut());
+    // 4. policy: faults, header rules, limits, timeout
+    if let Some(fault) = rule.and_then(|r| r.fault.as_ref()) {
+        let injection = {
+            let mut rng = rand::rng();
+            fault::decide(fault, rng.random(), rng.random())
+        };
+        let count = |kind| {
+            proxy
+                .state
+                .metrics
+                .faults
+                .get_or_create(&RouteKindLabels {
+                    route: labels.route.clone(),
+                    kind,
+                })
+                .inc()
+        };
+        if let Some(delay) = injection.delay {
+            count("delay");
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(status) = injection.abort {
+            count("abort");
+            return Err(ProxyError::FaultAbort {
+                route: labels.route.clone(),
+                status,
+            });
+        }
     }
-
-    // 5. balance
-    let endpoint = applied
-        .balancers
+    let mut req = req.map(boxed);
+    if let Some(rule) = rule {
+        rule.request_headers.apply(req.headers_mut());
+    }
+    let target = applied
+        .backends
         .get(backend)
-        .and_then(|b| b.pick())
-        .ok_or_else(|| ProxyError::NoEndpoints(backend.to_string()))?
-        .clone();
-    let _in_flight = endpoint.start();
+        .ok_or_else(|| ProxyError::NoEndpoints(backend.to_string()))?;
+    let _admitted = target.balancer.admit().await.map_err(|shed| {
+        let reason = match shed {
+            Shed::MaxPendingRequests => "max-pending-requests",
+        };
+        proxy
+            .state
+            .metrics
+            .shed
+            .get_or_create(&ShedLabels {
+                backend: target.label.clone(),
+                reason,
+            })
+            .inc();
+        ProxyError::Shed {
+            backend: target.label.clone(),
+            reason,
+        }
+    })?;
 
-    // 6. forward
-    let forward = proxy.forwarder.forward(req, endpoint.addr);
-    let mut resp = match timeout {
-        Some(t) => tokio::time::timeout(t, forward)
+    // 5. balance and 6. forward (with retries), within the route timeout
+    let plan = Plan {
+        service: &labels.service,
+        route: &labels.route,
+        retry: rule.and_then(|r| r.retry.as_ref()),
+        mirror: rule.and_then(|r| r.mirror.as_ref()),
+    };
+    let send = attempt::send(proxy, applied, target, &plan, req);
+    let mut resp = match rule.and_then(|r| r.timeout) {
+        Some(t) => tokio::time::timeout(t, send)
             .await
             .map_err(|_| ProxyError::Timeout(t))??,
-        None => forward.await?,
+        None => send.await?,
     };
-    if let Some(m) = response_headers.filter(|m: &&HeaderModifier| !m.is_empty()) {
-        m.apply(resp.headers_mut());
+    if let Some(rule) = rule.filter(|r| !r.response_headers.is_empty()) {
+        rule.response_headers.apply(resp.headers_mut());
     }
     Ok(resp)
 }
@@ -173,7 +231,13 @@ pub async fn inbound(
     let mut req = req.map(boxed);
     trace_ctx::propagate(req.headers_mut());
     let access = proxy.settings.access_log.then(|| AccessEntry::new(&req));
-    let resp = match proxy.forwarder.forward(req, app).await {
+    let resp = match proxy
+        .state
+        .forwarders
+        .default_forwarder()
+        .forward(req, app)
+        .await
+    {
         Ok(resp) => resp,
         Err(e) => e.to_response(),
     };
