@@ -4,6 +4,7 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod load;
 pub mod netns;
 pub mod upstream;
 

@@ -27,10 +27,23 @@ use tokio::net::TcpListener;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
+/// Per-instance behaviour, changeable while running.
+#[derive(Default)]
+pub struct Behaviour {
+    /// Share of requests answered 503, in percent.
+    pub fail_pct: std::sync::atomic::AtomicU32,
+    /// Added delay per request, ms.
+    pub delay_ms: std::sync::atomic::AtomicU64,
+    /// Requests being handled now.
+    pub active: AtomicUsize,
+}
+
 pub struct Upstream {
     pub name: String,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    pub behaviour: Arc<Behaviour>,
+    killed: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -39,18 +52,31 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
-        let (n, h) = (name.to_string(), hits.clone());
+        let behaviour = Arc::new(Behaviour::default());
+        let (killed, _) = tokio::sync::watch::channel(false);
+        let (n, h, b, k) = (
+            name.to_string(),
+            hits.clone(),
+            behaviour.clone(),
+            killed.clone(),
+        );
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (n, h) = (n.clone(), h.clone());
+                let (n, h, b) = (n.clone(), h.clone(), b.clone());
+                let mut dead = k.subscribe();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(n.clone(), h.clone(), req));
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
+                    let svc = service_fn(move |req| handle(n.clone(), h.clone(), b.clone(), req));
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    // Killing drops every open connection, as a crashed pod would.
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = dead.wait_for(|d| *d) => {}
+                    }
                 });
             }
         });
@@ -58,6 +84,8 @@ impl Upstream {
             name: name.to_string(),
             addr,
             hits,
+            behaviour,
+            killed,
             task,
         }
     }
@@ -74,6 +102,24 @@ impl Upstream {
     pub fn stop(&self) {
         self.task.abort();
     }
+
+    /// Crashes: stops accepting and drops every open connection.
+    pub fn kill(&self) {
+        self.task.abort();
+        self.killed.send_replace(true);
+    }
+
+    pub fn set_fail_pct(&self, pct: u32) {
+        self.behaviour.fail_pct.store(pct, Ordering::SeqCst);
+    }
+
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.behaviour.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn active(&self) -> usize {
+        self.behaviour.active.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Upstream {
@@ -86,12 +132,34 @@ fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed_unsync()
 }
 
+/// Decrements `active` when a request ends, however it ends.
+struct Active(Arc<Behaviour>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn handle(
     name: String,
     hits: Arc<AtomicUsize>,
+    behaviour: Arc<Behaviour>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
     hits.fetch_add(1, Ordering::SeqCst);
+    behaviour.active.fetch_add(1, Ordering::SeqCst);
+    let _active = Active(behaviour.clone());
+    let delay = behaviour.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let fail = behaviour.fail_pct.load(Ordering::SeqCst);
+    if fail > 0 && rand::random_range(0..100) < fail {
+        let mut r = Response::new(full(format!("{name} failing")));
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return Ok(r);
+    }
     let path = req.uri().path().to_string();
     if path == "/reset" {
         return Err(std::io::Error::other("reset requested"));
