@@ -6,6 +6,7 @@
 mod backend;
 mod demo;
 mod prom;
+mod stat;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -34,6 +35,19 @@ enum Command {
         #[arg(long)]
         proxy_bin: Option<PathBuf>,
     },
+    /// Live per service / route / backend metrics from a proxy's admin port:
+    /// rps, success rate, p50/p95/p99, retries, ejected endpoints.
+    Stat {
+        /// The proxy's admin address.
+        #[arg(long, default_value = "127.0.0.1:4191")]
+        admin: String,
+        /// Refresh interval (e.g. 1s).
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Print one table after one interval and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Print the version.
     Version,
 }
@@ -58,6 +72,11 @@ fn main() -> anyhow::Result<()> {
             println!("strait {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Stat {
+            admin,
+            interval,
+            once,
+        } => tokio::runtime::Runtime::new()?.block_on(stat::run(&admin, interval, once)),
         Command::Demo {
             duration,
             concurrency,

@@ -1,0 +1,154 @@
+//! `strait stat` against a real proxy carrying real traffic (curl through
+//! `strait-proxy` to a plain HTTP/1.1 upstream).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn upstream() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut chunk) {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if conn
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn stat_shows_rps_success_and_latency_of_live_traffic() {
+    let strait = env!("CARGO_BIN_EXE_strait");
+    let proxy_bin = std::path::Path::new(strait).with_file_name("strait-proxy");
+    let dir = tempfile::tempdir().unwrap();
+    let up = upstream();
+    std::fs::write(
+        dir.path().join("m.yaml"),
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nports: [{{port: {up}}}]\nendpoints: [{{addresses: [127.0.0.1]}}]\n"),
+    )
+    .unwrap();
+    let (out, admin) = (free_port(), free_port());
+    let mut proxy = Command::new(&proxy_bin)
+        .arg("--local")
+        .arg(dir.path())
+        .args([
+            "--outbound-addr",
+            &format!("127.0.0.1:{out}"),
+            "--inbound-addr",
+            &format!("127.0.0.1:{}", free_port()),
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{admin}/ready")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(Instant::now() < deadline, "proxy not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Load for ~3 s from curl (keep-alive, many URLs in one process).
+    let url = format!("http://127.0.0.1:{out}/");
+    let load = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            let mut args = vec![
+                "-s".to_string(),
+                "-o".into(),
+                "/dev/null".into(),
+                "-H".into(),
+                "Host: web".into(),
+            ];
+            for _ in 0..100 {
+                args.push(url.clone());
+            }
+            Command::new("curl")
+                .args(&args)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let stat = Command::new(strait)
+        .args([
+            "stat",
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+            "--once",
+            "--interval",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    load.join().unwrap();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let text = String::from_utf8_lossy(&stat.stdout);
+    assert!(
+        stat.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&stat.stderr)
+    );
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("default/web:80"))
+        .unwrap_or_else(|| panic!("no row for the Service:\n{text}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // SERVICE ROUTE BACKEND RPS SUCCESS P50 P95 P99 RETRY/s EJECTED
+    assert_eq!(cols[1], "default");
+    let rps: f64 = cols[3].parse().unwrap();
+    assert!(rps > 10.0, "rps {rps}:\n{text}");
+    assert_eq!(cols[4], "100.00%");
+    assert!(cols[5].ends_with("ms") && cols[7].ends_with("ms"), "{row}");
+}
+
+#[test]
+fn stat_says_clearly_when_the_proxy_is_unreachable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args([
+            "stat",
+            "--admin",
+            &format!("127.0.0.1:{}", free_port()),
+            "--once",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is the proxy's admin port"), "{err}");
+}
