@@ -14,6 +14,12 @@ pub struct DurationError {
     reason: &'static str,
 }
 
+/// The grammar [`parse`] reads, as a regular expression that RE2, Go and
+/// ECMA engines agree on. The CRD schemas use it, so the API server refuses
+/// what the proxy would refuse. (`parse` also trims surrounding whitespace;
+/// the pattern does not allow it.)
+pub const PATTERN: &str = "^([0-9]+(h|m|s|ms))+$";
+
 /// Parses a Gateway-API style duration.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let err = |reason| DurationError {
@@ -97,6 +103,37 @@ mod tests {
         ];
         for input in bad {
             assert!(parse(input).is_err(), "{input:?} should be rejected");
+        }
+    }
+
+    /// The schema pattern and the parser agree, except for what the pattern
+    /// cannot know: surrounding whitespace (trimmed by `parse`) and overflow.
+    #[test]
+    fn pattern_agrees_with_parse() {
+        let re = regex::Regex::new(PATTERN).unwrap();
+        let inputs = [
+            "500ms",
+            "2s",
+            "1m30s",
+            "1h",
+            "0s",
+            "1s500ms",
+            "1h1m1s1ms",
+            "",
+            "s",
+            "10",
+            "1.5s",
+            "-1s",
+            "10us",
+            "1d",
+            "ms5",
+            "2 s",
+            "1M",
+            "1msx",
+            "1mss",
+        ];
+        for input in inputs {
+            assert_eq!(re.is_match(input), parse(input).is_ok(), "{input:?}");
         }
     }
 

@@ -20,27 +20,54 @@ pub struct TrafficRoute {
 
 /// `TrafficRoute.spec`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrafficRouteSpec {
     /// The Service whose traffic this routes.
     pub parent_ref: ParentRef,
     /// Rules, first match wins.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 64)))]
     pub rules: Vec<RouteRule>,
 }
 
 /// Which Service (and optionally which port) a route attaches to.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParentRef {
     /// Service name, in the route's namespace.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 253)))]
     pub name: String,
     /// Service port; all ports when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub port: Option<u16>,
 }
 
 /// One rule.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("x-kubernetes-validations" = [
+        {
+            "rule": "has(self.backends)",
+            "message": "at least one backend is required",
+            "fieldPath": ".backends",
+            "reason": "FieldValueRequired",
+        },
+        {
+            "rule": "!has(self.backends) || self.backends.exists(b, !has(b.weight) || b.weight > 0)",
+            "message": "at least one backend needs a weight above 0",
+            "fieldPath": ".backends",
+        },
+        {
+            "rule": "!has(self.timeout) || !has(self.retry) || !has(self.retry.perTryTimeout) || duration(self.retry.perTryTimeout) <= duration(self.timeout)",
+            "message": "must not be longer than the rule's timeout",
+            "fieldPath": ".retry.perTryTimeout",
+        },
+    ]))
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteRule {
     /// Name, used in metrics (`route` label) and `/config`.
@@ -48,15 +75,21 @@ pub struct RouteRule {
     pub name: Option<String>,
     /// Any of these matches selects the rule; none means every request.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(max = 32)))]
     pub matches: Vec<RouteMatchSpec>,
     /// Weighted backends (Services).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 32)))]
     pub backends: Vec<BackendRef>,
     /// Sticky split key.
     #[serde(default)]
     pub session_affinity: Option<SessionAffinity>,
     /// Request timeout, e.g. `2s`.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub timeout: Option<String>,
     /// Retries.
     #[serde(default)]
@@ -77,6 +110,7 @@ pub struct RouteRule {
 
 /// All conditions of one match must hold.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteMatchSpec {
     /// Path condition.
@@ -84,34 +118,51 @@ pub struct RouteMatchSpec {
     pub path: Option<PathMatchSpec>,
     /// Header conditions.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(max = 16)))]
     pub headers: Vec<ValueMatchSpec>,
     /// HTTP method, e.g. `GET`.
     #[serde(default)]
     pub method: Option<String>,
     /// Query parameter conditions.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(max = 16)))]
     pub query_params: Vec<ValueMatchSpec>,
 }
 
 /// Path condition.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PathMatchSpec {
     /// `Exact`, `PathPrefix` (default) or `RegularExpression`.
     #[serde(default, rename = "type")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["Exact", "PathPrefix", "RegularExpression"])))]
     pub kind: Option<String>,
     /// The path, prefix or pattern.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 1024)))]
     pub value: String,
 }
 
 /// Header or query-parameter condition.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("x-kubernetes-validations" = [{
+        "rule": "has(self.value) || (has(self.type) && self.type == 'Present')",
+        "message": "value is required unless type is Present",
+        "fieldPath": ".value",
+        "reason": "FieldValueRequired",
+    }]))
+)]
 #[serde(deny_unknown_fields)]
 pub struct ValueMatchSpec {
     /// Header / parameter name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 256)))]
     pub name: String,
     /// `Exact` (default), `RegularExpression` or `Present`.
     #[serde(default, rename = "type")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["Exact", "RegularExpression", "Present"])))]
     pub kind: Option<String>,
     /// The value or pattern (not used by `Present`).
     #[serde(default)]
@@ -120,12 +171,15 @@ pub struct ValueMatchSpec {
 
 /// A weighted backend Service.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackendRef {
     /// Service name, in the route's namespace.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 253)))]
     pub name: String,
     /// Service port; may be left out when the Service has one port.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub port: Option<u16>,
     /// Relative weight, default 1.
     #[serde(default)]
@@ -134,34 +188,56 @@ pub struct BackendRef {
 
 /// Sticky split: exactly one of `header` or `cookie`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("x-kubernetes-validations" = [{
+        "rule": "has(self.header) != has(self.cookie)",
+        "message": "set exactly one of header or cookie",
+    }]))
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionAffinity {
     /// Header whose value keys the split (e.g. `x-user-id`).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 256)))]
     pub header: Option<String>,
     /// Cookie whose value keys the split.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 256)))]
     pub cookie: Option<String>,
 }
 
 /// Retry settings of a rule.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetrySpec {
     /// Total tries including the first.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub attempts: Option<u32>,
     /// Timeout of each try.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub per_try_timeout: Option<String>,
     /// Retry-on classes.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("items" = {"type": "string", "enum": ["5xx", "gateway-error", "connect-failure", "reset", "retriable-codes"]})))]
     pub on: Vec<String>,
     /// Status codes for the `retriable-codes` class.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(inner(range(min = 100, max = 599))))]
     pub retriable_codes: Vec<u16>,
     /// Base backoff.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub backoff: Option<String>,
     /// Allow retrying non-idempotent methods.
     #[serde(default)]
@@ -170,6 +246,7 @@ pub struct RetrySpec {
 
 /// Fault injection.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// Added delay.
@@ -182,26 +259,36 @@ pub struct FaultSpec {
 
 /// `fault.delay`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FaultDelaySpec {
     /// Share of requests, 0–100.
+    #[cfg_attr(feature = "schema", schemars(range(max = 100)))]
     pub percent: u32,
     /// How long.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub duration: String,
 }
 
 /// `fault.abort`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FaultAbortSpec {
     /// Share of requests, 0–100.
+    #[cfg_attr(feature = "schema", schemars(range(max = 100)))]
     pub percent: u32,
     /// Status returned.
+    #[cfg_attr(feature = "schema", schemars(range(min = 100, max = 599)))]
     pub status: u16,
 }
 
 /// Header changes.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderModifierSpec {
     /// Replace or add.
@@ -217,15 +304,19 @@ pub struct HeaderModifierSpec {
 
 /// Mirroring.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MirrorSpec {
     /// Mirror Service name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 253)))]
     pub name: String,
     /// Mirror Service port.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub port: Option<u16>,
     /// Share of requests mirrored, 0–100 (default 100).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 100)))]
     pub percent: Option<u32>,
 }
 
@@ -240,12 +331,14 @@ pub struct DestinationPolicy {
 
 /// `DestinationPolicy.spec`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationPolicySpec {
     /// The Service this applies to.
     pub target_ref: TargetRef,
     /// `PeakEwma` (default), `RoundRobin`, `LeastRequest`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["PeakEwma", "RoundRobin", "LeastRequest"])))]
     pub load_balancer: Option<String>,
     /// Circuit breaker.
     #[serde(default)]
@@ -266,27 +359,48 @@ pub struct DestinationPolicySpec {
 
 /// The policy's target Service.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TargetRef {
     /// Service name, in the policy's namespace.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 253)))]
     pub name: String,
 }
 
 /// Circuit breaker settings.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("x-kubernetes-validations" = [{
+        "rule": "!has(self.baseEjectionTime) || !has(self.maxEjectionTime) || duration(self.maxEjectionTime) >= duration(self.baseEjectionTime)",
+        "message": "must not be shorter than baseEjectionTime",
+        "fieldPath": ".maxEjectionTime",
+    }]))
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CircuitBreakerSpec {
     /// Consecutive failures that eject an endpoint.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub consecutive_failures: Option<u32>,
     /// First ejection time.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub base_ejection_time: Option<String>,
     /// Longest ejection time.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub max_ejection_time: Option<String>,
     /// Most endpoints ejected at once, percent.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 100)))]
     pub max_ejected_percent: Option<u32>,
     /// Success-rate ejection.
     #[serde(default)]
@@ -295,12 +409,25 @@ pub struct CircuitBreakerSpec {
 
 /// Success-rate ejection settings.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("x-kubernetes-validations" = [{
+        "rule": "!self.threshold.matches('^[0-9]+([.][0-9]+)?$') || double(self.threshold) <= 1.0",
+        "message": "must be between 0 and 1",
+        "fieldPath": ".threshold",
+    }]))
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SuccessRateSpec {
     /// Minimum success rate, e.g. `"0.8"`.
     pub threshold: Decimal,
     /// Window.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub window: Option<String>,
     /// Requests needed in the window before judging.
     #[serde(default)]
@@ -309,6 +436,7 @@ pub struct SuccessRateSpec {
 
 /// Limits.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LimitsSpec {
     /// Connections per endpoint.
@@ -324,6 +452,7 @@ pub struct LimitsSpec {
 
 /// Retry budget.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryBudgetSpec {
     /// Retries as a share of requests, e.g. `"0.2"`.
@@ -334,32 +463,49 @@ pub struct RetryBudgetSpec {
     pub min_per_second: Option<u32>,
     /// Sliding window.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub window: Option<String>,
 }
 
 /// Connection timeouts.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsSpec {
     /// TCP connect timeout.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub connect: Option<String>,
     /// Idle timeout of pooled connections.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+    )]
     pub idle: Option<String>,
 }
 
 /// mTLS settings.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
     /// `Strict`, `Permissive` or `Disabled`.
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["Strict", "Permissive", "Disabled"])))]
     pub mode: String,
 }
 
 /// A decimal written as a string (`"0.2"`), the Kubernetes way of avoiding
 /// floats in APIs. A bare YAML number is accepted too.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[0-9]+([.][0-9]+)?$")))]
 #[serde(transparent)]
 pub struct Decimal(pub String);
 
