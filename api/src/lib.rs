@@ -24,3 +24,10 @@ pub mod split;
 pub mod translate;
 
 pub use model::Snapshot;
+
+/// The config stream's wire types and gRPC service (generated from
+/// `proto/strait/config/v1/config.proto`).
+pub mod wire {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("strait.config.v1");
+}

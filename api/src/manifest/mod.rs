@@ -44,6 +44,17 @@ pub enum Object {
 }
 
 impl Object {
+    /// `(kind, namespace, name)`: the object's identity.
+    pub fn key(&self) -> (&'static str, &str, &str) {
+        let (kind, meta) = match self {
+            Object::Service(o) => ("Service", &o.metadata),
+            Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
+            Object::TrafficRoute(o) => ("TrafficRoute", &o.metadata),
+            Object::DestinationPolicy(o) => ("DestinationPolicy", &o.metadata),
+        };
+        (kind, meta.namespace(), meta.name.as_str())
+    }
+
     /// `kind namespace/name`, for messages.
     pub fn describe(&self) -> String {
         let (kind, meta) = match self {
@@ -163,6 +174,19 @@ fn parse_document(doc: &str) -> Result<Option<Object>, (usize, String)> {
         _ => return Ok(None),
     };
     Ok(Some(object))
+}
+
+/// Parses one object of a known kind from JSON (how the config stream
+/// carries objects). Fields are checked exactly as in YAML files.
+pub fn parse_json(kind: &str, json: &str) -> Result<Object, String> {
+    let err = |e: serde_json::Error| format!("{kind}: {e}");
+    Ok(match kind {
+        "Service" => Object::Service(serde_json::from_str(json).map_err(err)?),
+        "EndpointSlice" => Object::EndpointSlice(serde_json::from_str(json).map_err(err)?),
+        "TrafficRoute" => Object::TrafficRoute(serde_json::from_str(json).map_err(err)?),
+        "DestinationPolicy" => Object::DestinationPolicy(serde_json::from_str(json).map_err(err)?),
+        other => return Err(format!("unknown kind {other:?}")),
+    })
 }
 
 /// The API group/version of Strait's CRDs.

@@ -103,3 +103,24 @@ fn hostile_input_does_not_panic() {
         let _ = parse_file("f.yaml", input);
     }
 }
+
+#[test]
+fn json_objects_parse_like_yaml_and_know_their_key() {
+    let json = r#"{"apiVersion":"strait.dev/v1alpha1","kind":"TrafficRoute","metadata":{"name":"r","namespace":"shop","resourceVersion":"7"},"spec":{"parentRef":{"name":"web"},"rules":[{"backends":[{"name":"web"}]}]},"status":{"conditions":[]}}"#;
+    let o = parse_json("TrafficRoute", json).unwrap();
+    assert_eq!(o.key(), ("TrafficRoute", "shop", "r"));
+    let bad =
+        r#"{"metadata":{"name":"r"},"spec":{"parentRef":{"name":"web"},"rules":[],"extra":1}}"#;
+    assert!(
+        parse_json("TrafficRoute", bad)
+            .unwrap_err()
+            .contains("extra")
+    );
+    assert!(parse_json("Deployment", "{}").is_err());
+    let svc = parse_json(
+        "Service",
+        r#"{"metadata":{"name":"s"},"spec":{"ports":[{"port":80}]}}"#,
+    )
+    .unwrap();
+    assert_eq!(svc.key(), ("Service", "default", "s"));
+}
