@@ -50,7 +50,11 @@ fn main() -> ExitCode {
             continue;
         }
         if check {
-            let what = if have.is_some() { "out of date" } else { "missing" };
+            let what = if have.is_some() {
+                "out of date"
+            } else {
+                "missing"
+            };
             eprintln!("crdgen: {} is {what}", path.display());
             eprint!("{}", diff(have.as_deref().unwrap_or(""), &want));
             stale.push(path);
