@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the system tools the tests
-# use, checks formatting and lints, then runs every test in the workspace.
+# use, checks formatting, lints and CRD drift, then runs every test in the
+# workspace (the control-plane tests build kube-apiserver and etcd on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== CRD drift (crds/ against the Rust types)"
+cargo run --locked -q -p strait-control-plane --bin crdgen -- --check
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
