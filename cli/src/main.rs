@@ -5,8 +5,10 @@
 
 mod backend;
 mod demo;
+mod explain;
 mod prom;
 mod stat;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -48,6 +50,32 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Which config version every connected proxy runs (from the control plane).
+    ProxyStatus {
+        /// The control plane's config stream address.
+        #[arg(long, env = "STRAIT_CONTROL_PLANE", default_value = "127.0.0.1:8086")]
+        control_plane: String,
+    },
+    /// Which Service, route rule, backend, endpoints and policy a request
+    /// would get, and why.
+    Explain {
+        /// The source pod, NAMESPACE/POD (bare Service names resolve in NAMESPACE).
+        #[arg(long)]
+        from: String,
+        /// Read the config from a manifest directory instead of the control plane.
+        #[arg(long)]
+        local: Option<PathBuf>,
+        /// The control plane's config stream address.
+        #[arg(long, env = "STRAIT_CONTROL_PLANE", default_value = "127.0.0.1:8086")]
+        control_plane: String,
+        /// Request header, `name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// HTTP method.
+        method: String,
+        /// URL, e.g. http://web.shop/api?x=1
+        url: String,
+    },
     /// Print the version.
     Version,
 }
@@ -70,6 +98,39 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Version => {
             println!("strait {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::ProxyStatus { control_plane } => {
+            tokio::runtime::Runtime::new()?.block_on(status::run(&control_plane))
+        }
+        Command::Explain {
+            from,
+            local,
+            control_plane,
+            headers,
+            method,
+            url,
+        } => {
+            let namespace = from.split('/').next().unwrap_or("default").to_string();
+            let snapshot = match local {
+                Some(dir) => explain::from_dir(&dir)?,
+                None => tokio::runtime::Runtime::new()?
+                    .block_on(explain::from_control_plane(&control_plane, &namespace))?,
+            };
+            let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())?;
+            let uri: http::Uri = url
+                .parse()
+                .map_err(|e| anyhow::anyhow!("URL {url:?}: {e}"))?;
+            print!(
+                "{}",
+                explain::explain(
+                    &snapshot,
+                    &namespace,
+                    &method,
+                    &uri,
+                    &explain::headers(&headers)?
+                )
+            );
             Ok(())
         }
         Command::Stat {

@@ -5,10 +5,13 @@
 //!   status conditions and the generated `CustomResourceDefinition`s that
 //!   `crdgen` writes to `crds/`.
 //!
-//! The controller, config server, injector and identity service will live
-//! here too (`strait-controller`).
+//! * [`config`] is the config server: a store of validated objects published
+//!   as versioned deltas, and the gRPC stream every proxy holds open.
+//!
+//! The binary is `strait-controller` (`src/main.rs`).
 
 // No unwrap on input from the network or users; tests may unwrap.
 #![warn(clippy::unwrap_used)]
 
+pub mod config;
 pub mod crd;

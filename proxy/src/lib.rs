@@ -7,8 +7,8 @@
 //! HTTP goes to [`http::server`], and each request runs the
 //! [`http::pipeline`] (route → split → policy → [`balance`] →
 //! [`http::forward`]); everything else goes to [`tcp`].
-//! Config arrives through [`local`] (a watched directory) into [`state`],
-//! swapped whole. [`admin`] serves metrics, probes and `/config`;
+//! Config arrives through [`local`] (a watched directory) or [`remote`] (the
+//! control plane's stream) into [`state`], swapped whole. [`admin`] serves metrics, probes and `/config`;
 //! [`drain`] handles graceful shutdown; [`init`] installs the iptables
 //! redirect (`strait-proxy init`).
 
@@ -27,6 +27,7 @@ pub mod listen;
 pub mod local;
 pub mod metrics;
 pub mod outbound;
+pub mod remote;
 pub mod resilience;
 pub mod state;
 pub mod tcp;

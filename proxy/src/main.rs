@@ -26,8 +26,17 @@ struct Args {
     #[command(subcommand)]
     command: Option<Cmd>,
     /// Read config from a directory of Kubernetes/Strait manifests and watch it.
-    #[arg(long, env = "STRAIT_LOCAL")]
+    #[arg(long, env = "STRAIT_LOCAL", conflicts_with = "control_plane")]
     local: Option<PathBuf>,
+    /// Follow the control plane's config stream at HOST:PORT.
+    #[arg(long, env = "STRAIT_CONTROL_PLANE")]
+    control_plane: Option<String>,
+    /// This pod's name (sent to the control plane).
+    #[arg(long, env = "POD_NAME", default_value = "")]
+    pod: String,
+    /// This pod's service account (sent to the control plane).
+    #[arg(long, env = "STRAIT_SERVICE_ACCOUNT", default_value = "default")]
+    service_account: String,
     /// Outbound listener (iptables REDIRECT target for the app's outgoing TCP).
     #[arg(long, env = "STRAIT_OUTBOUND_ADDR", default_value = "127.0.0.1:4140")]
     outbound_addr: SocketAddr,
@@ -137,9 +146,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let Some(local) = args.local.clone() else {
-        anyhow::bail!("no config source: pass --local DIR (a directory of manifests)");
-    };
+    if args.local.is_none() && args.control_plane.is_none() {
+        anyhow::bail!(
+            "no config source: pass --local DIR (a directory of manifests) or --control-plane HOST:PORT"
+        );
+    }
     let metrics = Arc::new(metrics::Metrics::new());
     let state = Arc::new(state::State::new(
         metrics,
@@ -169,11 +180,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         outbound = %outbound.local_addr()?,
         inbound = %inbound.local_addr()?,
         admin = %admin_listener.local_addr()?,
-        local = %local.display(),
+        source = %args.local.as_ref().map(|d| format!("local:{}", d.display())).or(args.control_plane.clone()).unwrap_or_default(),
         "strait-proxy listening"
     );
 
-    tokio::spawn(local::watch(local, state.clone()));
+    match (&args.local, &args.control_plane) {
+        (Some(dir), _) => drop(tokio::spawn(local::watch(dir.clone(), state.clone()))),
+        (None, Some(addr)) => {
+            let id = strait_proxy::remote::Identity {
+                namespace: args.namespace.clone(),
+                pod: args.pod.clone(),
+                service_account: args.service_account.clone(),
+            };
+            drop(tokio::spawn(strait_proxy::remote::run(
+                addr.clone(),
+                id,
+                state.clone(),
+            )));
+        }
+        (None, None) => {}
+    }
     tokio::spawn(admin::serve(admin_listener, proxy.clone()));
     let accept_out = tokio::spawn(listen::accept_loop(
         outbound,

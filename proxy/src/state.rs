@@ -106,8 +106,14 @@ impl State {
         self.current.load_full()
     }
 
-    /// Applies a new snapshot; returns the new version.
+    /// Applies a new snapshot as the next local version; returns it.
     pub fn apply(&self, snapshot: Snapshot, source: &str) -> u64 {
+        let version = self.current.load().version + 1;
+        self.apply_at(snapshot, source, version)
+    }
+
+    /// Applies a new snapshot with the version its source gave it.
+    pub fn apply_at(&self, snapshot: Snapshot, source: &str, version: u64) -> u64 {
         let prev = self.current.load();
         let known: HashMap<SocketAddr, Arc<EndpointStats>> = prev
             .backends
@@ -158,7 +164,6 @@ impl State {
                 )
             })
             .collect();
-        let version = prev.version + 1;
         self.metrics
             .config_endpoints
             .set(snapshot.endpoint_count() as i64);

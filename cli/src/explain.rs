@@ -1,0 +1,368 @@
+//! `strait explain`: what the mesh would do with one request, and why.
+//!
+//! Given the source pod's namespace and a request, it walks the same steps
+//! as the proxy with the same pure code (`strait_api::{authority, route,
+//! split}`): which Service, which rule matched (and which did not), which
+//! backend the split chooses (the sticky bucket when the rule has session
+//! affinity), the endpoints, and the policy that applies. [`explain`] is pure
+//! over a snapshot; the config comes from a directory or from the control
+//! plane's stream.
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use std::fmt::Write;
+use strait_api::Snapshot;
+use strait_api::manifest::{Located, parse_file, parse_json};
+use strait_api::model::{Affinity, ServicePortKey};
+use strait_api::translate::translate;
+use strait_api::{authority, route, split};
+
+/// Explains one request. Pure.
+pub fn explain(
+    snap: &Snapshot,
+    from_ns: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> String {
+    let mut o = String::new();
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let service = host
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .and_then(|addr| snap.service_by_addr(addr))
+        .or_else(|| authority::parse(&host, from_ns).and_then(|k| snap.service(&k)));
+    let Some(service) = service else {
+        let _ = writeln!(
+            o,
+            "service   {host:?} names no Service this proxy knows → 404 unknown-service (or, for an IP that is not a Service, TCP passthrough)"
+        );
+        return o;
+    };
+    let _ = writeln!(
+        o,
+        "service   {} (from {host:?}, namespace {from_ns})",
+        service.key
+    );
+    if service.opaque {
+        let _ = writeln!(
+            o,
+            "protocol  opaque TCP: no HTTP routing; connections are balanced over the Service's endpoints"
+        );
+    }
+    let backend_key: ServicePortKey = match &service.routes {
+        None => {
+            let _ = writeln!(
+                o,
+                "route     default (no TrafficRoute attaches to {})",
+                service.key
+            );
+            service.key.clone()
+        }
+        Some(routes) => {
+            let info = route::RequestInfo::from_parts(method, uri, headers);
+            for r in routes {
+                if r.matches.is_empty() || r.matches.iter().any(|m| route::matches(m, &info)) {
+                    break;
+                }
+                let _ = writeln!(o, "          rule {} does not match", r.name);
+            }
+            let Some(rule) = route::select(routes, &info) else {
+                let _ = writeln!(
+                    o,
+                    "route     no rule matches {method} {} → 404 no-route",
+                    uri.path()
+                );
+                return o;
+            };
+            let _ = writeln!(o, "route     {} matches", rule.name);
+            let total: u64 = rule.backends.iter().map(|b| u64::from(b.weight)).sum();
+            let weights: Vec<String> = rule
+                .backends
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{} {} ({:.1} %)",
+                        b.backend,
+                        b.weight,
+                        100.0 * b.weight as f64 / total.max(1) as f64
+                    )
+                })
+                .collect();
+            let key = rule
+                .affinity
+                .as_ref()
+                .and_then(|a| split::affinity_key(a, headers));
+            let chosen = match key {
+                Some(k) => {
+                    let draw = split::sticky_draw(k);
+                    let what = match rule.affinity.as_ref() {
+                        Some(Affinity::Header(h)) => format!("header {h}"),
+                        Some(Affinity::Cookie(c)) => format!("cookie {c}"),
+                        None => String::new(),
+                    };
+                    let b = split::pick(&rule.backends, draw);
+                    let _ = writeln!(
+                        o,
+                        "split     sticky on {what}={:?}: bucket {} of {total} → always {} [weights: {}]",
+                        String::from_utf8_lossy(k),
+                        draw % total.max(1),
+                        b.map(|b| b.backend.to_string())
+                            .unwrap_or_else(|| "none".into()),
+                        weights.join(", ")
+                    );
+                    b
+                }
+                None => {
+                    let _ = writeln!(o, "split     random by weight: {}", weights.join(", "));
+                    if let Some(a) = &rule.affinity {
+                        let _ = writeln!(
+                            o,
+                            "          (the rule is sticky on {a:?}, but the request does not carry it)"
+                        );
+                    }
+                    split::pick(&rule.backends, 0)
+                }
+            };
+            if let Some(t) = rule.timeout {
+                let _ = writeln!(o, "timeout   {t:?} for the whole request");
+            }
+            if let Some(r) = &rule.retry {
+                let _ = writeln!(
+                    o,
+                    "retry     {} attempts on {:?}, per try {:?}, backoff {:?}",
+                    r.attempts, r.on, r.per_try_timeout, r.backoff
+                );
+            }
+            if let Some(f) = &rule.fault {
+                let _ = writeln!(
+                    o,
+                    "fault     delay {:?}, abort {:?}",
+                    f.delay.as_ref().map(|d| (d.percent, d.duration)),
+                    f.abort.as_ref().map(|a| (a.percent, a.status))
+                );
+            }
+            if let Some(m) = &rule.mirror {
+                let _ = writeln!(o, "mirror    {} % to {}", m.percent, m.backend);
+            }
+            match chosen {
+                Some(b) => b.backend.clone(),
+                None => {
+                    let _ = writeln!(o, "backend   none: every weight is 0 → 503 no-backend");
+                    return o;
+                }
+            }
+        }
+    };
+    let Some(backend) = snap.backend(&backend_key) else {
+        let _ = writeln!(o, "backend   {backend_key}: unknown → 503");
+        return o;
+    };
+    let p = &backend.policy;
+    let _ = writeln!(
+        o,
+        "backend   {} ({} ready endpoints, balanced by {:?})",
+        backend.key,
+        backend.endpoints.len(),
+        p.load_balancer
+    );
+    for e in &backend.endpoints {
+        let _ = writeln!(
+            o,
+            "          {}{}",
+            e.addr,
+            e.pod
+                .as_ref()
+                .map(|p| format!("  ({p})"))
+                .unwrap_or_default()
+        );
+    }
+    if backend.endpoints.is_empty() {
+        let _ = writeln!(o, "          (none → 503 no-endpoints)");
+    }
+    if let Some(cb) = &p.circuit_breaker {
+        let _ = writeln!(
+            o,
+            "breaker   eject after {} failures for {:?} (up to {:?}), at most {} % ejected",
+            cb.consecutive_failures,
+            cb.base_ejection_time,
+            cb.max_ejection_time,
+            cb.max_ejected_percent
+        );
+    }
+    let _ = writeln!(
+        o,
+        "budget    retries ≤ max({}/s, {} × requests) over {:?}",
+        p.retry_budget.min_per_second, p.retry_budget.ratio, p.retry_budget.window
+    );
+    o
+}
+
+/// Builds the snapshot from a manifest directory, as `strait-proxy --local` does.
+pub fn from_dir(dir: &std::path::Path) -> anyhow::Result<Snapshot> {
+    let mut objects = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            let (o, errors) = parse_file(
+                &path.display().to_string(),
+                &std::fs::read_to_string(&path)?,
+            );
+            if let Some(e) = errors.first() {
+                anyhow::bail!("{e}");
+            }
+            objects.extend(o);
+        }
+    }
+    let t = translate(&objects);
+    if let Some(e) = t.errors.first() {
+        anyhow::bail!("{e}");
+    }
+    Ok(t.snapshot)
+}
+
+/// Takes the control plane's current full set, as a proxy would.
+pub async fn from_control_plane(addr: &str, namespace: &str) -> anyhow::Result<Snapshot> {
+    use strait_api::wire::{
+        Hello, ProxyMessage, config_discovery_client::ConfigDiscoveryClient, proxy_message,
+    };
+    let mut client = ConfigDiscoveryClient::connect(format!("http://{addr}"))
+        .await
+        .map_err(|e| anyhow::anyhow!("connecting to the control plane at {addr}: {e}"))?;
+    let hello = ProxyMessage {
+        kind: Some(proxy_message::Kind::Hello(Hello {
+            namespace: namespace.into(),
+            pod: "strait-explain".into(),
+            ..Hello::default()
+        })),
+    };
+    let mut stream = client
+        .stream(futures_util::stream::iter([hello]))
+        .await?
+        .into_inner();
+    let full = stream
+        .message()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the control plane sent nothing"))?;
+    let mut objects = Vec::new();
+    for r in full.upserts {
+        let k = r.key.unwrap_or_default();
+        objects.push(Located {
+            file: format!("{} {}/{}", k.kind, k.namespace, k.name),
+            line: 0,
+            object: parse_json(&k.kind, &r.json).map_err(anyhow::Error::msg)?,
+        });
+    }
+    let t = translate(&objects);
+    if let Some(e) = t.errors.first() {
+        anyhow::bail!("{e}");
+    }
+    Ok(t.snapshot)
+}
+
+/// Parses `-H 'name: value'` arguments.
+pub fn headers(raw: &[String]) -> anyhow::Result<HeaderMap> {
+    let mut h = HeaderMap::new();
+    for r in raw {
+        let (k, v) = r
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("header {r:?} is not `name: value`"))?;
+        h.append(
+            HeaderName::from_bytes(k.trim().as_bytes())?,
+            HeaderValue::from_str(v.trim())?,
+        );
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        let yaml =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/shop")).unwrap();
+        let mut objects = Vec::new();
+        for f in yaml {
+            let p = f.unwrap().path();
+            objects.extend(parse_file("x", &std::fs::read_to_string(p).unwrap()).0);
+        }
+        translate(&objects).snapshot
+    }
+
+    fn run(method: &str, url: &str, hs: &[&str]) -> String {
+        let h = headers(&hs.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        explain(
+            &snap(),
+            "shop",
+            &Method::from_bytes(method.as_bytes()).unwrap(),
+            &url.parse().unwrap(),
+            &h,
+        )
+    }
+
+    #[test]
+    fn canary_rule_by_header() {
+        let out = run("GET", "http://web/api/items?beta=1", &["x-canary: true"]);
+        assert!(out.contains("service   shop/web:80"), "{out}");
+        assert!(
+            out.contains("route     web/canary-by-header matches"),
+            "{out}"
+        );
+        assert!(out.contains("backend   shop/web-v2:80"), "{out}");
+    }
+
+    #[test]
+    fn sticky_split_names_the_bucket_and_is_stable() {
+        let a = run(
+            "GET",
+            "http://web.shop.svc.cluster.local/",
+            &["x-user-id: alice"],
+        );
+        assert!(
+            a.contains("rule web/canary-by-header does not match"),
+            "{a}"
+        );
+        assert!(
+            a.contains("sticky on header x-user-id=\"alice\": bucket"),
+            "{a}"
+        );
+        assert_eq!(
+            a,
+            run(
+                "GET",
+                "http://web.shop.svc.cluster.local/",
+                &["x-user-id: alice"]
+            )
+        );
+        assert!(
+            a.contains("retry     2 attempts")
+                && a.contains("mirror    10 % to shop/web-shadow:80"),
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn unknown_and_unkeyed() {
+        assert!(run("GET", "http://nope/", &[]).contains("names no Service"));
+        let out = run("GET", "http://web/", &[]);
+        assert!(
+            out.contains(
+                "random by weight: shop/web-v1:80 90 (90.0 %), shop/web-v2:80 10 (10.0 %)"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("does not carry it"), "{out}");
+    }
+}

@@ -1,0 +1,290 @@
+//! What the control plane publishes: the set of valid objects, versioned,
+//! as deltas.
+//!
+//! The store holds the latest version of every object its source (Kubernetes
+//! reflectors or a directory) has seen, and the set published to proxies.
+//! [`Store::publish`] validates the latest set with the shared pure
+//! `translate`: an invalid object is not published, and if an earlier version
+//! of it was valid, that version stays in force. The difference to what was
+//! published before becomes one versioned [`Delta`]. No IO here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use strait_api::manifest::{Located, ManifestError, Object};
+use strait_api::translate::translate;
+
+/// `(kind, namespace, name)`.
+pub type Key = (String, String, String);
+
+/// One change to publish.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Delta {
+    /// The version this delta brings a proxy to.
+    pub version: u64,
+    /// New or changed objects (key, JSON).
+    pub upserts: Vec<(Key, String)>,
+    /// Removed objects.
+    pub removals: Vec<Key>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    object: Object,
+    json: String,
+}
+
+/// Why an object is not (or not in its latest form) published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// What is wrong.
+    pub message: String,
+    /// An earlier valid version is still in force.
+    pub previous_in_force: bool,
+}
+
+/// The store.
+#[derive(Debug, Default)]
+pub struct Store {
+    latest: BTreeMap<Key, Entry>,
+    published: BTreeMap<Key, Entry>,
+    version: u64,
+    rejections: BTreeMap<Key, Rejection>,
+}
+
+fn key_of(o: &Object) -> Key {
+    let (k, ns, n) = o.key();
+    (k.to_string(), ns.to_string(), n.to_string())
+}
+
+/// The label errors carry back to their object (`kind ns/name`).
+fn label(k: &Key) -> String {
+    format!("{} {}/{}", k.0, k.1, k.2)
+}
+
+fn errors_by_object(entries: &BTreeMap<Key, Entry>) -> BTreeMap<String, Vec<ManifestError>> {
+    let located: Vec<Located<Object>> = entries
+        .iter()
+        .map(|(k, e)| Located {
+            file: label(k),
+            line: 0,
+            object: e.object.clone(),
+        })
+        .collect();
+    let mut out: BTreeMap<String, Vec<ManifestError>> = BTreeMap::new();
+    for e in translate(&located).errors {
+        out.entry(e.file.clone()).or_default().push(e);
+    }
+    out
+}
+
+impl Store {
+    /// Records the latest version of an object.
+    pub fn upsert(&mut self, object: Object, json: String) {
+        self.latest.insert(key_of(&object), Entry { object, json });
+    }
+
+    /// Records that an object is gone.
+    pub fn remove(&mut self, key: &Key) {
+        self.latest.remove(key);
+    }
+
+    /// Replaces everything the source holds (after a relist or a reload).
+    pub fn replace_all(&mut self, objects: Vec<(Object, String)>) {
+        self.latest = objects
+            .into_iter()
+            .map(|(o, j)| (key_of(&o), Entry { object: o, json: j }))
+            .collect();
+    }
+
+    /// The published version.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Objects refused at the last publish, with why.
+    pub fn rejections(&self) -> &BTreeMap<Key, Rejection> {
+        &self.rejections
+    }
+
+    /// The whole published set (a full update).
+    pub fn full(&self) -> Delta {
+        Delta {
+            version: self.version,
+            upserts: self
+                .published
+                .iter()
+                .map(|(k, e)| (k.clone(), e.json.clone()))
+                .collect(),
+            removals: Vec::new(),
+        }
+    }
+
+    /// Validates the latest objects and publishes the difference, if any.
+    pub fn publish(&mut self) -> Option<Delta> {
+        let mut candidate = self.latest.clone();
+        let mut rejections = BTreeMap::new();
+        // A few rounds: putting back a last-good version can itself clash
+        // with the rest, in which case it is dropped too.
+        for _ in 0..4 {
+            let errors = errors_by_object(&candidate);
+            if errors.is_empty() {
+                break;
+            }
+            for (k, errs) in errors {
+                let Some(key) = candidate.keys().find(|key| label(key) == k).cloned() else {
+                    continue;
+                };
+                let message = errs
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let previous = self
+                    .published
+                    .get(&key)
+                    .filter(|p| candidate.get(&key).is_some_and(|c| c.json != p.json))
+                    .cloned();
+                let previous_in_force = previous.is_some();
+                match previous {
+                    Some(p) => {
+                        candidate.insert(key.clone(), p);
+                    }
+                    None => {
+                        candidate.remove(&key);
+                    }
+                }
+                rejections.entry(key).or_insert(Rejection {
+                    message,
+                    previous_in_force,
+                });
+            }
+        }
+        self.rejections = rejections;
+        let mut delta = Delta::default();
+        for (k, e) in &candidate {
+            if self.published.get(k).is_none_or(|p| p.json != e.json) {
+                delta.upserts.push((k.clone(), e.json.clone()));
+            }
+        }
+        let gone: BTreeSet<&Key> = self
+            .published
+            .keys()
+            .filter(|k| !candidate.contains_key(*k))
+            .collect();
+        delta.removals = gone.into_iter().cloned().collect();
+        if delta.upserts.is_empty() && delta.removals.is_empty() {
+            return None;
+        }
+        self.version += 1;
+        delta.version = self.version;
+        self.published = candidate;
+        Some(delta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strait_api::manifest::parse_file;
+
+    fn obj(yaml: &str) -> (Object, String) {
+        let (mut o, e) = parse_file("t.yaml", yaml);
+        assert!(e.is_empty(), "{e:?}");
+        let o = o.remove(0).object;
+        (o, yaml.to_string())
+    }
+
+    fn svc(name: &str) -> (Object, String) {
+        obj(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: ns}}\nspec: {{ports: [{{port: 80}}]}}\n"
+        ))
+    }
+
+    fn route(backend: &str) -> (Object, String) {
+        obj(&format!(
+            "apiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: r, namespace: ns}}\nspec:\n  parentRef: {{name: web}}\n  rules: [{{backends: [{{name: {backend}}}]}}]\n"
+        ))
+    }
+
+    fn key(kind: &str, name: &str) -> Key {
+        (kind.into(), "ns".into(), name.into())
+    }
+
+    #[test]
+    fn publishes_versioned_deltas() {
+        let mut s = Store::default();
+        for (o, j) in [svc("web"), svc("v1"), route("v1")] {
+            s.upsert(o, j);
+        }
+        let d = s.publish().unwrap();
+        assert_eq!((d.version, d.upserts.len(), d.removals.len()), (1, 3, 0));
+        assert_eq!(s.publish(), None, "nothing changed, no new version");
+        let (o, j) = svc("v2");
+        s.upsert(o, j);
+        let d = s.publish().unwrap();
+        assert_eq!(d.version, 2);
+        assert_eq!(
+            d.upserts.iter().map(|u| u.0.clone()).collect::<Vec<_>>(),
+            [key("Service", "v2")],
+            "only what changed"
+        );
+        s.remove(&key("Service", "v2"));
+        assert_eq!(s.publish().unwrap().removals, [key("Service", "v2")]);
+        assert_eq!(s.full().upserts.len(), 3);
+    }
+
+    #[test]
+    fn an_invalid_object_never_reaches_proxies_and_the_last_good_stays() {
+        let mut s = Store::default();
+        for (o, j) in [svc("web"), svc("v1"), route("v1")] {
+            s.upsert(o, j);
+        }
+        s.publish().unwrap();
+        let good = s.full();
+        // The route now points at a Service that does not exist.
+        let (o, j) = route("ghost");
+        s.upsert(o, j);
+        assert_eq!(s.publish(), None, "the bad version is not published");
+        let r = &s.rejections()[&key("TrafficRoute", "r")];
+        assert!(r.message.contains("Service ns/ghost not found"), "{r:?}");
+        assert!(r.previous_in_force);
+        assert_eq!(s.full(), good);
+        // Fixed: published.
+        let (o, j) = route("web");
+        s.upsert(o, j);
+        assert_eq!(s.publish().unwrap().upserts.len(), 1);
+        assert!(s.rejections().is_empty());
+    }
+
+    #[test]
+    fn a_new_invalid_object_is_simply_left_out() {
+        let mut s = Store::default();
+        let (o, j) = svc("web");
+        s.upsert(o, j);
+        let (o, j) = route("ghost");
+        s.upsert(o, j);
+        let d = s.publish().unwrap();
+        assert_eq!(
+            d.upserts.iter().map(|u| u.0.clone()).collect::<Vec<_>>(),
+            [key("Service", "web")]
+        );
+        assert!(!s.rejections()[&key("TrafficRoute", "r")].previous_in_force);
+    }
+
+    #[test]
+    fn last_good_that_no_longer_fits_is_dropped() {
+        let mut s = Store::default();
+        for (o, j) in [svc("web"), svc("v1"), route("v1")] {
+            s.upsert(o, j);
+        }
+        s.publish().unwrap();
+        // v1 is deleted and the route is changed to something invalid: the old
+        // route (pointing at v1) cannot stay either.
+        s.remove(&key("Service", "v1"));
+        let (o, j) = route("ghost");
+        s.upsert(o, j);
+        let d = s.publish().unwrap();
+        let mut removed = d.removals.clone();
+        removed.sort();
+        assert_eq!(removed, [key("Service", "v1"), key("TrafficRoute", "r")]);
+    }
+}

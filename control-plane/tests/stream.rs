@@ -1,0 +1,253 @@
+//! The config stream end to end, without Kubernetes: `strait-controller
+//! --local DIR` serving, `strait-proxy --control-plane` following, real HTTP
+//! upstreams, real requests.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn bin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_strait-controller")).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace (cargo build --workspace)",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP/1.1 keep-alive server answering its name.
+fn upstream(name: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+                while let Ok(n) = conn.read(&mut chunk) {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{name}",
+                            name.len()
+                        );
+                        if conn.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn controller(dir: &Path, port: u16, log: &Path) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_strait-controller"))
+            .arg("--local")
+            .arg(dir)
+            .args([
+                "--config-addr",
+                &format!("127.0.0.1:{port}"),
+                "--replica",
+                "cp-0",
+            ])
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn get(out: u16, host: &str) -> Option<String> {
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "2",
+            "-H",
+            &format!("Host: {host}"),
+            &format!("http://127.0.0.1:{out}/"),
+        ])
+        .output()
+        .ok()?;
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn admin_json(admin: u16, path: &str) -> serde_json::Value {
+    let o = Command::new("curl")
+        .args(["-s", "-m", "2", &format!("http://127.0.0.1:{admin}{path}")])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn manifests(v1: u16, v2: u16, w1: u32, w2: u32) -> String {
+    let svc = |n: &str, port: u16| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {n}, namespace: shop}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {n}-1, namespace: shop, labels: {{kubernetes.io/service-name: {n}}}}}\naddressType: IPv4\nports: [{{port: {port}}}]\nendpoints: [{{addresses: [127.0.0.1]}}]\n---\n"
+        )
+    };
+    format!(
+        "{}{}apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: shop}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: web, namespace: shop}}\nspec:\n  parentRef: {{name: web, port: 80}}\n  rules:\n    - name: split\n      backends: [{{name: web-v1, weight: {w1}}}, {{name: web-v2, weight: {w2}}}]\n",
+        svc("web-v1", v1),
+        svc("web-v2", v2)
+    )
+}
+
+#[test]
+fn proxies_follow_the_control_plane_and_survive_its_absence() {
+    let (v1, v2) = (upstream("v1"), upstream("v2"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("mesh.yaml"), manifests(v1, v2, 100, 0)).unwrap();
+    let cp_port = free_port();
+    let mut cp = controller(&dir, cp_port, &tmp.path().join("cp.log"));
+    let (out, admin) = (free_port(), free_port());
+    let _proxy = Proc(
+        Command::new(bin("strait-proxy"))
+            .args([
+                "--control-plane",
+                &format!("127.0.0.1:{cp_port}"),
+                "--namespace",
+                "shop",
+                "--pod",
+                "web-client-0",
+            ])
+            .args([
+                "--outbound-addr",
+                &format!("127.0.0.1:{out}"),
+                "--inbound-addr",
+                &format!("127.0.0.1:{}", free_port()),
+                "--admin-addr",
+                &format!("127.0.0.1:{admin}"),
+            ])
+            .stderr(std::fs::File::create(tmp.path().join("proxy.log")).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // 1. The first config arrives over the stream.
+    wait_for("first config", || get(out, "web").as_deref() == Some("v1"));
+    let cfg = admin_json(admin, "/config");
+    assert_eq!(cfg["source"], format!("control-plane:127.0.0.1:{cp_port}"));
+    let v_first = cfg["version"].as_u64().unwrap();
+    assert!(v_first >= 1);
+
+    // 2. A change reaches the proxy as a new version.
+    std::fs::write(dir.join("mesh.yaml"), manifests(v1, v2, 0, 100)).unwrap();
+    wait_for("the new split", || get(out, "web").as_deref() == Some("v2"));
+    assert!(admin_json(admin, "/config")["version"].as_u64().unwrap() > v_first);
+
+    // 3. proxy-status: the proxy is connected and runs the latest version.
+    let status = Command::new(bin("strait"))
+        .args([
+            "proxy-status",
+            "--control-plane",
+            &format!("127.0.0.1:{cp_port}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(
+        text.contains("shop/web-client-0") && text.contains("SYNCED"),
+        "{text}"
+    );
+
+    // 4. An invalid change never reaches the proxy; the last good stays.
+    let version = admin_json(admin, "/config")["version"].as_u64().unwrap();
+    std::fs::write(
+        dir.join("mesh.yaml"),
+        manifests(v1, v2, 0, 100).replace("name: web-v2, weight", "name: web-v3, weight"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        admin_json(admin, "/config")["version"].as_u64().unwrap(),
+        version,
+        "nothing new was published"
+    );
+    assert_eq!(get(out, "web").as_deref(), Some("v2"));
+    let log = std::fs::read_to_string(tmp.path().join("cp.log")).unwrap();
+    assert!(log.contains("Service shop/web-v3 not found"), "{log}");
+    std::fs::write(dir.join("mesh.yaml"), manifests(v1, v2, 0, 100)).unwrap();
+
+    // 5. The control plane goes away: the proxy serves on, with no failure.
+    drop(cp);
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (stop, failures) = (stop.clone(), failures.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                // v2 until the switch, v1 after it: anything else is a failure.
+                if !matches!(get(out, "web").as_deref(), Some("v1" | "v2")) {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    // 6. It comes back with a change: the proxy reconnects and converges.
+    std::fs::write(dir.join("mesh.yaml"), manifests(v1, v2, 100, 0)).unwrap();
+    cp = controller(&dir, cp_port, &tmp.path().join("cp2.log"));
+    wait_for("reconnect and converge", || {
+        get(out, "web").as_deref() == Some("v1")
+    });
+    stop.store(true, Ordering::Relaxed);
+    let sent = load.join().unwrap();
+    assert!(sent > 20, "only {sent} requests during the outage");
+    let failed = failures.load(Ordering::Relaxed);
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} requests failed while the control plane was away"
+    );
+    let log = std::fs::read_to_string(tmp.path().join("proxy.log")).unwrap();
+    assert!(log.contains("serving the last config"), "{log}");
+    drop(cp);
+}

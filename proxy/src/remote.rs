@@ -1,0 +1,249 @@
+//! Config from the control plane (`--control-plane ADDR`).
+//!
+//! One long-lived gRPC stream: Hello with the pod's identity, then a full
+//! set of objects and deltas, each versioned. The proxy keeps its own copy of
+//! the objects, applies each update to a candidate copy, translates it with
+//! the shared pure `translate`, and either swaps the result in and ACKs, or
+//! NACKs with the reason and keeps its last good config. When the stream
+//! breaks the proxy keeps serving what it has and reconnects with
+//! exponential backoff and jitter (100 ms doubling to 10 s).
+
+use crate::state::State;
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strait_api::Snapshot;
+use strait_api::manifest::{Located, Object, parse_json};
+use strait_api::translate::translate;
+use strait_api::wire::config_discovery_client::ConfigDiscoveryClient;
+use strait_api::wire::{Ack, ConfigUpdate, Hello, Nack, ProxyMessage, proxy_message};
+use tokio::sync::mpsc;
+
+/// Who this proxy is.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Service account.
+    pub service_account: String,
+}
+
+type Key = (String, String, String);
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Could not connect.
+    #[error("connecting to the control plane at {addr}: {source}")]
+    Connect {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: tonic::transport::Error,
+    },
+    /// The stream failed.
+    #[error("config stream: {0}")]
+    Status(#[from] tonic::Status),
+    /// The address is not usable.
+    #[error("invalid control plane address {0:?}")]
+    BadAddress(String),
+}
+
+/// The objects this proxy holds, and building a snapshot from them. Pure.
+#[derive(Debug, Default, Clone)]
+pub struct Objects(BTreeMap<Key, Object>);
+
+impl Objects {
+    /// The set after `update`, or why it cannot be applied.
+    pub fn apply(&self, update: &ConfigUpdate) -> Result<(Objects, Snapshot), String> {
+        let mut next = if update.full {
+            BTreeMap::new()
+        } else {
+            self.0.clone()
+        };
+        for r in &update.upserts {
+            let k = r.key.as_ref().ok_or("an upsert without a key")?;
+            let object = parse_json(&k.kind, &r.json)?;
+            next.insert(
+                (k.kind.clone(), k.namespace.clone(), k.name.clone()),
+                object,
+            );
+        }
+        for k in &update.removals {
+            next.remove(&(k.kind.clone(), k.namespace.clone(), k.name.clone()));
+        }
+        let located: Vec<Located<Object>> = next
+            .iter()
+            .map(|((kind, ns, name), o)| Located {
+                file: format!("{kind} {ns}/{name}"),
+                line: 0,
+                object: o.clone(),
+            })
+            .collect();
+        let t = translate(&located);
+        if !t.errors.is_empty() {
+            return Err(t
+                .errors
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "));
+        }
+        Ok((Objects(next), t.snapshot))
+    }
+}
+
+/// Follows the control plane until the process exits.
+pub async fn run(addr: String, id: Identity, state: Arc<State>) {
+    let mut objects = Objects::default();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let started = Instant::now();
+        match session(&addr, &id, &state, &mut objects).await {
+            Ok(()) => {
+                tracing::warn!(%addr, "control plane closed the config stream; serving the last config")
+            }
+            Err(e) => tracing::warn!(error = %e, "config stream down; serving the last config"),
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(100);
+        }
+        let pause = backoff.mul_f64(rand::rng().random_range(0.5..1.5));
+        tokio::time::sleep(pause).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn session(
+    addr: &str,
+    id: &Identity,
+    state: &State,
+    objects: &mut Objects,
+) -> Result<(), StreamError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|_| StreamError::BadAddress(addr.to_string()))?
+        .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|source| StreamError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let mut client = ConfigDiscoveryClient::new(channel);
+    let (tx, rx) = mpsc::channel::<ProxyMessage>(8);
+    let send = |kind| ProxyMessage { kind: Some(kind) };
+    let hello = Hello {
+        namespace: id.namespace.clone(),
+        pod: id.pod.clone(),
+        service_account: id.service_account.clone(),
+        running_version: state.load().version,
+    };
+    // The channel has room: this cannot block.
+    let _ = tx.try_send(send(proxy_message::Kind::Hello(hello)));
+    let outbound =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let mut updates = client.stream(outbound).await?.into_inner();
+    tracing::info!(%addr, "config stream open");
+    let source = format!("control-plane:{addr}");
+    while let Some(update) = updates.message().await? {
+        let version = update.version;
+        match objects.apply(&update) {
+            Ok((next, snapshot)) => {
+                *objects = next;
+                state.apply_at(snapshot, &source, version);
+                state.metrics.reload(true);
+                tracing::info!(version, full = update.full, "config applied");
+                let _ = tx
+                    .send(send(proxy_message::Kind::Ack(Ack { version })))
+                    .await;
+            }
+            Err(reason) => {
+                state.metrics.reload(false);
+                tracing::error!(version, %reason, "config refused; keeping version {}", state.load().version);
+                let _ = tx
+                    .send(send(proxy_message::Kind::Nack(Nack { version, reason })))
+                    .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strait_api::wire::{Resource, ResourceKey};
+
+    fn res(kind: &str, name: &str, json: &str) -> Resource {
+        Resource {
+            key: Some(ResourceKey {
+                kind: kind.into(),
+                namespace: "ns".into(),
+                name: name.into(),
+            }),
+            json: json.into(),
+        }
+    }
+
+    const SVC: &str =
+        r#"{"metadata":{"name":"web","namespace":"ns"},"spec":{"ports":[{"port":80}]}}"#;
+
+    #[test]
+    fn full_then_delta_then_refusal() {
+        let o = Objects::default();
+        let full = ConfigUpdate {
+            version: 1,
+            full: true,
+            upserts: vec![res("Service", "web", SVC)],
+            removals: vec![],
+        };
+        let (o, snap) = o.apply(&full).unwrap();
+        assert_eq!(snap.services.len(), 1);
+        let route = r#"{"metadata":{"name":"r","namespace":"ns"},"spec":{"parentRef":{"name":"web"},"rules":[{"backends":[{"name":"web"}]}]}}"#;
+        let delta = ConfigUpdate {
+            version: 2,
+            full: false,
+            upserts: vec![res("TrafficRoute", "r", route)],
+            removals: vec![],
+        };
+        let (o, snap) = o.apply(&delta).unwrap();
+        assert!(snap.services.values().next().unwrap().routes.is_some());
+        // A route the proxy cannot use (unknown field from a newer control plane).
+        let newer = r#"{"metadata":{"name":"r","namespace":"ns"},"spec":{"parentRef":{"name":"web"},"rules":[],"futureField":1}}"#;
+        let bad = ConfigUpdate {
+            version: 3,
+            full: false,
+            upserts: vec![res("TrafficRoute", "r", newer)],
+            removals: vec![],
+        };
+        assert!(o.apply(&bad).unwrap_err().contains("futureField"));
+        // Removing the Service the route needs is refused too.
+        let gone = ConfigUpdate {
+            version: 3,
+            full: false,
+            upserts: vec![],
+            removals: vec![ResourceKey {
+                kind: "Service".into(),
+                namespace: "ns".into(),
+                name: "web".into(),
+            }],
+        };
+        assert!(o.apply(&gone).unwrap_err().contains("not found"));
+        // A full update replaces everything.
+        let (o, snap) = o
+            .apply(&ConfigUpdate {
+                version: 4,
+                full: true,
+                upserts: vec![],
+                removals: vec![],
+            })
+            .unwrap();
+        assert!(snap.services.is_empty() && o.0.is_empty());
+    }
+}
