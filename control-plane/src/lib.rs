@@ -8,6 +8,9 @@
 //! * [`config`] is the config server: a store of validated objects published
 //!   as versioned deltas, and the gRPC stream every proxy holds open.
 //!
+//! * [`k8s`] is the Kubernetes source: watchers into the store, status
+//!   conditions, and Lease-based leader election for writing them.
+//!
 //! The binary is `strait-controller` (`src/main.rs`).
 
 // No unwrap on input from the network or users; tests may unwrap.
@@ -15,3 +18,4 @@
 
 pub mod config;
 pub mod crd;
+pub mod k8s;

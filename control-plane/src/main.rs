@@ -8,8 +8,11 @@ use anyhow::Context;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use strait_api::wire::config_discovery_server::ConfigDiscoveryServer;
 use strait_control_plane::config::{local, server};
+use strait_control_plane::k8s;
 
 /// Strait's control plane.
 #[derive(Parser, Debug)]
@@ -21,9 +24,15 @@ struct Args {
     /// Config stream listener (gRPC).
     #[arg(long, env = "STRAIT_CONFIG_ADDR", default_value = "0.0.0.0:8086")]
     config_addr: SocketAddr,
-    /// This replica's name (shown by `strait proxy-status`).
+    /// This replica's name (shown by `strait proxy-status`; the Lease holder).
     #[arg(long, env = "POD_NAME", default_value = "strait-controller")]
     replica: String,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "strait-system")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "strait-controller")]
+    lease_name: String,
     /// Log filter.
     #[arg(long, env = "STRAIT_LOG", default_value = "info")]
     log: String,
@@ -38,10 +47,26 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let shared = server::Shared::new(&args.replica);
-    let Some(dir) = args.local.clone() else {
-        anyhow::bail!("no source of objects: pass --local DIR");
-    };
-    tokio::spawn(local::watch(dir, shared.clone()));
+    match args.local.clone() {
+        Some(dir) => drop(tokio::spawn(local::watch(dir, shared.clone()))),
+        None => {
+            // One crypto provider for every TLS user in the process.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let client = kube::Client::try_default().await.context(
+                "connecting to Kubernetes (set KUBECONFIG, run in a cluster, or pass --local DIR)",
+            )?;
+            let leading = Arc::new(AtomicBool::new(false));
+            tokio::spawn(k8s::watch::run(client.clone(), shared.clone()));
+            tokio::spawn(k8s::leader::run(
+                client.clone(),
+                args.lease_namespace.clone(),
+                args.lease_name.clone(),
+                args.replica.clone(),
+                leading.clone(),
+            ));
+            tokio::spawn(k8s::status::run(client, shared.clone(), leading));
+        }
+    }
     tokio::spawn(shared.clone().publish_loop());
     let listener = tokio::net::TcpListener::bind(args.config_addr)
         .await

@@ -2,120 +2,13 @@
 //! --local DIR` serving, `strait-proxy --control-plane` following, real HTTP
 //! upstreams, real requests.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod mesh;
+
+use mesh::{Proc, admin_json, bin, controller, free_port, get, upstream, wait_for};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-fn bin(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_strait-controller")).with_file_name(name);
-    assert!(
-        p.exists(),
-        "{} missing: build the workspace (cargo build --workspace)",
-        p.display()
-    );
-    p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An HTTP/1.1 keep-alive server answering its name.
-fn upstream(name: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut conn = conn;
-                let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
-                while let Ok(n) = conn.read(&mut chunk) {
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        let resp = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{name}",
-                            name.len()
-                        );
-                        if conn.write_all(resp.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn controller(dir: &Path, port: u16, log: &Path) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_strait-controller"))
-            .arg("--local")
-            .arg(dir)
-            .args([
-                "--config-addr",
-                &format!("127.0.0.1:{port}"),
-                "--replica",
-                "cp-0",
-            ])
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn get(out: u16, host: &str) -> Option<String> {
-    let o = Command::new("curl")
-        .args([
-            "-s",
-            "-m",
-            "2",
-            "-H",
-            &format!("Host: {host}"),
-            &format!("http://127.0.0.1:{out}/"),
-        ])
-        .output()
-        .ok()?;
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
-}
-
-fn admin_json(admin: u16, path: &str) -> serde_json::Value {
-    let o = Command::new("curl")
-        .args(["-s", "-m", "2", &format!("http://127.0.0.1:{admin}{path}")])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
+use std::time::Duration;
 
 fn manifests(v1: u16, v2: u16, w1: u32, w2: u32) -> String {
     let svc = |n: &str, port: u16| {

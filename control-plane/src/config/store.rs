@@ -95,6 +95,19 @@ impl Store {
             .collect();
     }
 
+    /// Replaces every object of one kind (after a watcher's initial list).
+    pub fn replace_kind(&mut self, kind: &str, objects: Vec<(Object, String)>) {
+        self.latest.retain(|k, _| k.0 != kind);
+        for (o, j) in objects {
+            self.latest.insert(key_of(&o), Entry { object: o, json: j });
+        }
+    }
+
+    /// The latest objects from the source (valid or not).
+    pub fn latest(&self) -> impl Iterator<Item = (&Key, &Object)> {
+        self.latest.iter().map(|(k, e)| (k, &e.object))
+    }
+
     /// The published version.
     pub fn version(&self) -> u64 {
         self.version

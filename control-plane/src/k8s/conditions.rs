@@ -1,0 +1,147 @@
+//! The conditions an object's status should carry, from the store's verdict.
+//! Pure: the status writer compares the result with what the object has and
+//! patches only differences.
+
+use crate::config::store::Rejection;
+
+/// One desired condition (type, status, reason, message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    /// `Accepted` or `ResolvedRefs`.
+    pub type_: &'static str,
+    /// `True` or `False`.
+    pub status: &'static str,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// For a person.
+    pub message: String,
+}
+
+/// Whether a rejection is about a reference. The translation's messages for
+/// missing Services and ports are "Service NS/NAME not found" and "Service
+/// NS/NAME has no port P"; a test below pins them.
+fn is_unresolved_ref(message: &str) -> bool {
+    message.contains(" not found") || message.contains(" has no port ")
+}
+
+/// The `Accepted` and `ResolvedRefs` conditions for an object.
+pub fn desired(rejection: Option<&Rejection>, version: u64) -> [Desired; 2] {
+    let d = |type_, status, reason, message: String| Desired {
+        type_,
+        status,
+        reason,
+        message,
+    };
+    match rejection {
+        None => [
+            d(
+                "Accepted",
+                "True",
+                "Accepted",
+                format!("In force on every proxy from config version {version}."),
+            ),
+            d(
+                "ResolvedRefs",
+                "True",
+                "ResolvedRefs",
+                "Every referenced Service and port exists.".into(),
+            ),
+        ],
+        Some(r) => {
+            let kept = if r.previous_in_force {
+                " The previous version of this object stays in force."
+            } else {
+                " Not in force."
+            };
+            if is_unresolved_ref(&r.message) {
+                [
+                    d(
+                        "Accepted",
+                        "False",
+                        "UnresolvedRefs",
+                        format!("{}.{kept}", r.message),
+                    ),
+                    d(
+                        "ResolvedRefs",
+                        "False",
+                        "BackendNotFound",
+                        r.message.clone(),
+                    ),
+                ]
+            } else {
+                [
+                    d(
+                        "Accepted",
+                        "False",
+                        "Invalid",
+                        format!("{}.{kept}", r.message),
+                    ),
+                    d(
+                        "ResolvedRefs",
+                        "True",
+                        "ResolvedRefs",
+                        "Every referenced Service and port exists.".into(),
+                    ),
+                ]
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::store::Store;
+    use strait_api::manifest::parse_file;
+
+    fn rejection_for(route_rules: &str) -> Rejection {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: ns}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: r, namespace: ns}}\nspec:\n  parentRef: {{name: web}}\n  rules:\n{route_rules}"
+        );
+        let (objects, e) = parse_file("t", &yaml);
+        assert!(e.is_empty(), "{e:?}");
+        let mut s = Store::default();
+        for o in objects {
+            s.upsert(o.object, String::new());
+        }
+        s.publish();
+        s.rejections()
+            .values()
+            .next()
+            .cloned()
+            .expect("the route is rejected")
+    }
+
+    #[test]
+    fn table() {
+        let ok = desired(None, 7);
+        assert_eq!((ok[0].status, ok[1].status), ("True", "True"));
+        assert!(ok[0].message.contains("version 7"));
+        // Missing backend Service → ResolvedRefs False (message pinned).
+        let r = rejection_for("    - backends: [{name: ghost}]\n");
+        let c = desired(Some(&r), 7);
+        assert_eq!(
+            (c[0].status, c[0].reason, c[1].status, c[1].reason),
+            ("False", "UnresolvedRefs", "False", "BackendNotFound")
+        );
+        assert!(
+            c[1].message.contains("Service ns/ghost not found"),
+            "{:?}",
+            c[1]
+        );
+        // Missing port too.
+        let r = rejection_for("    - backends: [{name: web, port: 81}]\n");
+        assert_eq!(desired(Some(&r), 1)[1].reason, "BackendNotFound");
+        // A bad regex is invalid, not a reference problem.
+        let r = rejection_for(
+            "    - matches: [{path: {type: RegularExpression, value: \"([\"}}]\n      backends: [{name: web}]\n",
+        );
+        let c = desired(Some(&r), 1);
+        assert_eq!((c[0].reason, c[1].status), ("Invalid", "True"));
+        assert!(
+            c[0].message.contains("does not compile") && c[0].message.contains("Not in force"),
+            "{:?}",
+            c[0]
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! The Kubernetes source of the control plane.
+//!
+//! * [`watch`]: kube-rs watchers for Services, EndpointSlices, TrafficRoutes
+//!   and DestinationPolicies feed the config store;
+//! * [`conditions`]: the pure function from the store's verdict on an object
+//!   to its `Accepted` / `ResolvedRefs` conditions;
+//! * [`leader`]: a Lease, so that of several replicas (all of which serve
+//!   config streams) only one writes status;
+//! * [`status`]: the writer that patches conditions when they change.
+
+pub mod conditions;
+pub mod leader;
+pub mod status;
+pub mod watch;

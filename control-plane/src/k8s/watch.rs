@@ -1,0 +1,134 @@
+//! Watching Kubernetes: each kind's objects go into the config store as the
+//! same light types the proxy reads (converted through JSON once, here at
+//! the boundary), and every change wakes the publisher.
+
+use crate::config::server::Shared;
+use crate::crd::{DestinationPolicy, TrafficRoute};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+use strait_api::manifest::{Object, parse_json};
+
+/// Watches every kind until the process ends.
+pub async fn run(client: Client, shared: Arc<Shared>) {
+    tokio::join!(
+        kind::<Service>(Api::all(client.clone()), "Service", shared.clone()),
+        kind::<EndpointSlice>(Api::all(client.clone()), "EndpointSlice", shared.clone()),
+        kind::<TrafficRoute>(Api::all(client.clone()), "TrafficRoute", shared.clone()),
+        kind::<DestinationPolicy>(Api::all(client), "DestinationPolicy", shared),
+    );
+}
+
+/// Converts a Kubernetes object to the store's form, or says why not.
+///
+/// Only what routing needs is kept: status, resourceVersion, managedFields,
+/// uid, timestamps and kubectl's last-applied annotation change without the
+/// spec changing (our own status writes among them), and must not cause a
+/// new config version for every proxy.
+pub fn convert<K: Serialize>(kind: &str, obj: &K) -> Result<(Object, String), String> {
+    let mut v = serde_json::to_value(obj).map_err(|e| e.to_string())?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+        if let Some(meta) = o.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            for k in [
+                "resourceVersion",
+                "managedFields",
+                "uid",
+                "creationTimestamp",
+                "selfLink",
+            ] {
+                meta.remove(k);
+            }
+            if let Some(a) = meta.get_mut("annotations").and_then(|a| a.as_object_mut()) {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+                a.remove("endpoints.kubernetes.io/last-change-trigger-time");
+            }
+        }
+    }
+    let json = v.to_string();
+    let object = parse_json(kind, &json)?;
+    Ok((object, json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_bookkeeping_do_not_change_the_published_form() {
+        let obj = |rv: &str, status: &str| {
+            serde_json::json!({
+                "apiVersion": "strait.dev/v1alpha1", "kind": "TrafficRoute",
+                "metadata": {"name": "r", "namespace": "ns", "generation": 2, "resourceVersion": rv, "uid": "u",
+                             "managedFields": [{"manager": "kubectl"}],
+                             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "a"}},
+                "spec": {"parentRef": {"name": "web"}, "rules": [{"backends": [{"name": "web"}]}]},
+                "status": {"conditions": [{"type": "Accepted", "status": status}]}
+            })
+        };
+        let (_, a) = convert("TrafficRoute", &obj("1", "Unknown")).unwrap();
+        let (_, b) = convert("TrafficRoute", &obj("2", "True")).unwrap();
+        assert_eq!(a, b);
+        assert!(
+            a.contains("\"team\":\"a\"") && a.contains("\"generation\":2"),
+            "{a}"
+        );
+    }
+}
+
+async fn kind<K>(api: Api<K>, kind: &'static str, shared: Arc<Shared>)
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let mut initial: Vec<(Object, String)> = Vec::new();
+    let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                // The watcher retries by itself; a forbidden or missing kind
+                // shows up here, so say which.
+                tracing::warn!(kind, error = %e, "watch error (retrying)");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut store = match shared.store.lock() {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        match event {
+            Event::Init => initial.clear(),
+            Event::InitApply(o) => match convert(kind, &o) {
+                Ok(x) => initial.push(x),
+                Err(e) => tracing::warn!(kind, error = %e, "cannot read object"),
+            },
+            Event::InitDone => {
+                let n = initial.len();
+                store.replace_kind(kind, std::mem::take(&mut initial));
+                tracing::info!(kind, objects = n, "initial list loaded");
+            }
+            Event::Apply(o) => match convert(kind, &o) {
+                Ok((object, json)) => store.upsert(object, json),
+                Err(e) => tracing::warn!(kind, error = %e, "cannot read object"),
+            },
+            Event::Delete(o) => {
+                let ns = o
+                    .meta()
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".into());
+                let name = o.meta().name.clone().unwrap_or_default();
+                store.remove(&(kind.to_string(), ns, name));
+            }
+        }
+        drop(store);
+        shared.changed();
+    }
+}

@@ -1,0 +1,289 @@
+//! `strait-controller` against a real kube-apiserver: TrafficRoutes applied
+//! with kubectl reach a running proxy over the config stream; status
+//! conditions are written back; a missing Service is reported and changes
+//! nothing on the proxy; a restarted controller is followed; two replicas
+//! both serve, one leads.
+
+#[allow(dead_code)]
+mod mesh;
+#[allow(dead_code)]
+mod support;
+
+use mesh::{PodNet, Proc, admin_json, bin, free_port, get, proxy, wait_for};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::{ApiServer, repo};
+
+fn start_controller(server: &ApiServer, replica: &str, port: u16, log: &std::path::Path) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_strait-controller"))
+            .env("KUBECONFIG", server.kubeconfig())
+            .args([
+                "--config-addr",
+                &format!("127.0.0.1:{port}"),
+                "--replica",
+                replica,
+                "--lease-namespace",
+                "strait-system",
+            ])
+            .stderr(std::fs::File::create(log).unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn service_and_slice(name: &str, ip: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints: [{{addresses: [\"{ip}\"]}}]\n---\n"
+    )
+}
+
+fn route(v1: u32, v2: u32, second: &str) -> String {
+    format!(
+        "apiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: web, namespace: shop}}\nspec:\n  parentRef: {{name: web, port: 80}}\n  rules:\n    - name: split\n      backends: [{{name: web-v1, port: 80, weight: {v1}}}, {{name: {second}, port: 80, weight: {v2}}}]\n"
+    )
+}
+
+fn condition(server: &ApiServer, name: &str, type_: &str) -> (String, String, i64, i64) {
+    let out = server
+        .kubectl(
+            &["get", "trafficroute", name, "-n", "shop", "-o", "json"],
+            None,
+        )
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let generation = v["metadata"]["generation"].as_i64().unwrap_or(-1);
+    let c = v["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or_default();
+    (
+        c["status"].as_str().unwrap_or("").into(),
+        format!(
+            "{} {}",
+            c["reason"].as_str().unwrap_or(""),
+            c["message"].as_str().unwrap_or("")
+        ),
+        c["observedGeneration"].as_i64().unwrap_or(-2),
+        generation,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_against_a_real_apiserver() {
+    let server = ApiServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    server
+        .kubectl(
+            &["apply", "-f", repo().join("crds").to_str().unwrap()],
+            None,
+        )
+        .ok();
+    server
+        .kubectl(
+            &[
+                "wait",
+                "--for=condition=established",
+                "--timeout=60s",
+                "crd/trafficroutes.strait.dev",
+                "crd/destinationpolicies.strait.dev",
+            ],
+            None,
+        )
+        .ok();
+    server.kubectl(&["create", "namespace", "shop"], None).ok();
+    server
+        .kubectl(&["create", "namespace", "strait-system"], None)
+        .ok();
+    let mut pods = PodNet::new();
+    for (name, port) in [("web", 8080), ("v1", 8081), ("v2", 8082)] {
+        pods.upstream(name, port);
+    }
+    let ip = pods.ip.clone();
+    let objects = format!(
+        "{}{}{}",
+        service_and_slice("web", &ip, 8080),
+        service_and_slice("web-v1", &ip, 8081),
+        service_and_slice("web-v2", &ip, 8082)
+    );
+    server.kubectl(&["apply", "-f", "-"], Some(&objects)).ok();
+
+    let cp_port = free_port();
+    let cp = start_controller(&server, "cp-a", cp_port, &tmp.path().join("cp-a.log"));
+    let (_proxy, out, admin) = proxy(cp_port, "shop", "client-0", &tmp.path().join("proxy.log"));
+    let logs = || {
+        format!(
+            "controller:\n{}\nproxy:\n{}",
+            std::fs::read_to_string(tmp.path().join("cp-a.log")).unwrap_or_default(),
+            std::fs::read_to_string(tmp.path().join("proxy.log")).unwrap_or_default()
+        )
+    };
+
+    // No TrafficRoute yet: the Service's own endpoints.
+    wait_for("default routing", || {
+        get(out, "web").as_deref() == Some("web")
+    });
+
+    // 1. kubectl apply → the proxy routes by it.
+    server
+        .kubectl(&["apply", "-f", "-"], Some(&route(100, 0, "web-v2")))
+        .ok();
+    wait_for("the route", || get(out, "web").as_deref() == Some("v1"));
+
+    // 2. Status written back, for the current generation.
+    wait_for("Accepted=True", || {
+        condition(&server, "web", "Accepted").0 == "True"
+    });
+    let (status, _, observed, generation) = condition(&server, "web", "ResolvedRefs");
+    assert_eq!(
+        (status.as_str(), observed),
+        ("True", generation),
+        "{}",
+        logs()
+    );
+    let table = server
+        .kubectl(&["get", "trafficroutes", "-n", "shop"], None)
+        .ok();
+    assert!(
+        table.lines().nth(1).is_some_and(
+            |l| l.split_whitespace().collect::<Vec<_>>()[..4] == ["web", "web", "True", "True"]
+        ),
+        "{table}"
+    );
+
+    // 3. New weights → new split.
+    server
+        .kubectl(&["apply", "-f", "-"], Some(&route(0, 100, "web-v2")))
+        .ok();
+    wait_for("the new weights", || {
+        get(out, "web").as_deref() == Some("v2")
+    });
+    let version = admin_json(admin, "/config")["version"].as_u64().unwrap();
+
+    // 4. A missing Service: ResolvedRefs=False with the reason; proxy unchanged.
+    server
+        .kubectl(&["apply", "-f", "-"], Some(&route(0, 100, "web-v3")))
+        .ok();
+    wait_for("ResolvedRefs=False", || {
+        condition(&server, "web", "ResolvedRefs").0 == "False"
+    });
+    let (_, message, observed, generation) = condition(&server, "web", "ResolvedRefs");
+    assert!(
+        message.starts_with("BackendNotFound") && message.contains("Service shop/web-v3 not found"),
+        "{message}"
+    );
+    assert_eq!(observed, generation);
+    let (accepted, message, _, _) = condition(&server, "web", "Accepted");
+    assert_eq!(accepted, "False");
+    assert!(
+        message.contains("previous version of this object stays in force"),
+        "{message}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        admin_json(admin, "/config")["version"].as_u64().unwrap(),
+        version,
+        "nothing was sent"
+    );
+    assert_eq!(
+        get(out, "web").as_deref(),
+        Some("v2"),
+        "the last good route stays in force"
+    );
+
+    // 5. Delete → default routing.
+    server
+        .kubectl(&["delete", "trafficroute", "web", "-n", "shop"], None)
+        .ok();
+    wait_for("default routing again", || {
+        get(out, "web").as_deref() == Some("web")
+    });
+
+    // 6. A second replica: both serve streams, exactly one holds the Lease.
+    let cp_b_port = free_port();
+    let cp_b = start_controller(&server, "cp-b", cp_b_port, &tmp.path().join("cp-b.log"));
+    let (_proxy_b, out_b, _) = proxy(
+        cp_b_port,
+        "shop",
+        "client-1",
+        &tmp.path().join("proxy-b.log"),
+    );
+    wait_for("the second replica serves", || {
+        get(out_b, "web").as_deref() == Some("web")
+    });
+    let holder = server
+        .kubectl(
+            &[
+                "get",
+                "lease",
+                "strait-controller",
+                "-n",
+                "strait-system",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        )
+        .ok();
+    assert_eq!(holder, "cp-a", "the first replica leads");
+
+    // 7. The leader stops: the other takes the Lease and writes status;
+    //    the proxy of the stopped one reconnects when it is back.
+    drop(cp);
+    server
+        .kubectl(&["apply", "-f", "-"], Some(&route(100, 0, "web-v2")))
+        .ok();
+    wait_for("proxy b follows its replica", || {
+        get(out_b, "web").as_deref() == Some("v1")
+    });
+    assert_eq!(
+        get(out, "web").as_deref(),
+        Some("web"),
+        "proxy a serves its last config while its controller is down"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while server
+        .kubectl(
+            &[
+                "get",
+                "lease",
+                "strait-controller",
+                "-n",
+                "strait-system",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        )
+        .ok()
+        != "cp-b"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cp-b never took over the Lease"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    wait_for("status from the new leader", || {
+        condition(&server, "web", "Accepted").0 == "True"
+    });
+    let _cp_again = start_controller(&server, "cp-a", cp_port, &tmp.path().join("cp-a2.log"));
+    wait_for("proxy a reconnects and converges", || {
+        get(out, "web").as_deref() == Some("v1")
+    });
+    let status = Command::new(bin("strait"))
+        .args([
+            "proxy-status",
+            "--control-plane",
+            &format!("127.0.0.1:{cp_b_port}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("shop/client-1") && text.contains("SYNCED") && text.contains("cp-b"),
+        "{text}"
+    );
+    drop(cp_b);
+}
