@@ -56,32 +56,6 @@ pub fn convert<K: Serialize>(kind: &str, obj: &K) -> Result<(Object, String), St
     Ok((object, json))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_and_bookkeeping_do_not_change_the_published_form() {
-        let obj = |rv: &str, status: &str| {
-            serde_json::json!({
-                "apiVersion": "strait.dev/v1alpha1", "kind": "TrafficRoute",
-                "metadata": {"name": "r", "namespace": "ns", "generation": 2, "resourceVersion": rv, "uid": "u",
-                             "managedFields": [{"manager": "kubectl"}],
-                             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "a"}},
-                "spec": {"parentRef": {"name": "web"}, "rules": [{"backends": [{"name": "web"}]}]},
-                "status": {"conditions": [{"type": "Accepted", "status": status}]}
-            })
-        };
-        let (_, a) = convert("TrafficRoute", &obj("1", "Unknown")).unwrap();
-        let (_, b) = convert("TrafficRoute", &obj("2", "True")).unwrap();
-        assert_eq!(a, b);
-        assert!(
-            a.contains("\"team\":\"a\"") && a.contains("\"generation\":2"),
-            "{a}"
-        );
-    }
-}
-
 async fn kind<K>(api: Api<K>, kind: &'static str, shared: Arc<Shared>)
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -130,5 +104,31 @@ where
         }
         drop(store);
         shared.changed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_bookkeeping_do_not_change_the_published_form() {
+        let obj = |rv: &str, status: &str| {
+            serde_json::json!({
+                "apiVersion": "strait.dev/v1alpha1", "kind": "TrafficRoute",
+                "metadata": {"name": "r", "namespace": "ns", "generation": 2, "resourceVersion": rv, "uid": "u",
+                             "managedFields": [{"manager": "kubectl"}],
+                             "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}", "team": "a"}},
+                "spec": {"parentRef": {"name": "web"}, "rules": [{"backends": [{"name": "web"}]}]},
+                "status": {"conditions": [{"type": "Accepted", "status": status}]}
+            })
+        };
+        let (_, a) = convert("TrafficRoute", &obj("1", "Unknown")).unwrap();
+        let (_, b) = convert("TrafficRoute", &obj("2", "True")).unwrap();
+        assert_eq!(a, b);
+        assert!(
+            a.contains("\"team\":\"a\"") && a.contains("\"generation\":2"),
+            "{a}"
+        );
     }
 }
