@@ -4,7 +4,6 @@
 //! nothing on the proxy; a restarted controller is followed; two replicas
 //! both serve, one leads.
 
-#[allow(dead_code)]
 mod mesh;
 #[allow(dead_code)]
 mod support;
