@@ -5,7 +5,6 @@
 //! both serve, one leads.
 
 mod mesh;
-#[allow(dead_code)]
 mod support;
 
 use mesh::{PodNet, Proc, admin_json, bin, free_port, get, proxy, wait_for};
