@@ -2,8 +2,9 @@
 //!
 //! Two versions of an app (v1, v2) run on loopback; a TrafficRoute sends
 //! `x-canary: true` to v2 and splits everyone else 90/10, sticky per
-//! `x-user-id`. A real `strait-proxy` reads those manifests; the demo drives
-//! load through it, then prints what the proxy's own `/metrics` saw.
+//! `x-user-id`. A real `strait-controller` serves those manifests over the
+//! config stream and a real `strait-proxy` follows it; the demo drives load
+//! through the proxy, then prints what the proxy's own `/metrics` saw.
 
 use crate::{backend, prom};
 use anyhow::{Context, bail};
@@ -108,15 +109,40 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("strait-demo-").tempdir()?;
     let manifest_path = dir.path().join("mesh.yaml");
     std::fs::write(&manifest_path, manifests(v1, v2))?;
-    let (out_port, in_port, admin_port) = (free_port()?, free_port()?, free_port()?);
+    let (out_port, in_port, admin_port, cp_port) =
+        (free_port()?, free_port()?, free_port()?, free_port()?);
     let outbound: SocketAddr = ([127, 0, 0, 1], out_port).into();
     let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let control_plane: SocketAddr = ([127, 0, 0, 1], cp_port).into();
+    let controller_bin = opts.proxy_bin.with_file_name("strait-controller");
+    let _controller = Child(
+        tokio::process::Command::new(&controller_bin)
+            .arg("--local")
+            .arg(dir.path())
+            .arg(format!("--config-addr={control_plane}"))
+            .args(["--replica", "demo-controller", "--log", "warn"])
+            .stderr(std::fs::File::create(dir.path().join("controller.log"))?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (build it with `cargo build -p strait-control-plane`)",
+                    controller_bin.display()
+                )
+            })?,
+    );
     let log = std::fs::File::create(dir.path().join("proxy.log"))?;
     let _proxy = Child(
         tokio::process::Command::new(&opts.proxy_bin)
-            .arg("--local")
-            .arg(dir.path())
-            .args(["--namespace", "demo", "--log", "warn"])
+            .arg(format!("--control-plane={control_plane}"))
+            .args([
+                "--namespace",
+                "demo",
+                "--pod",
+                "demo-client",
+                "--log",
+                "warn",
+            ])
             .arg(format!("--outbound-addr={outbound}"))
             .arg(format!("--inbound-addr=127.0.0.1:{in_port}"))
             .arg(format!("--admin-addr={admin}"))
@@ -133,7 +159,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     println!("Strait demo");
     println!("  backends   v1 on {v1}, v2 on {v2}");
     println!("  manifests  {}", manifest_path.display());
-    println!("  proxy      outbound {outbound}, admin http://{admin} (/metrics, /config)");
+    println!(
+        "  control    strait-controller --local on {control_plane} (try: strait proxy-status --control-plane {control_plane})"
+    );
+    println!(
+        "  proxy      outbound {outbound}, admin http://{admin} (/metrics, /config), config from the control plane"
+    );
     println!(
         "  route      x-canary: true → web-v2; everyone else 90/10 v1/v2, sticky per x-user-id"
     );
@@ -181,6 +212,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     let metrics = get(&client, admin, "/metrics").await?;
     print_report(&prom::parse(&metrics), &stats);
+    println!("\nWhat the control plane sees (strait proxy-status):\n");
+    crate::status::run(&control_plane.to_string()).await?;
     let failed = stats.failed.load(Ordering::Relaxed);
     let switched = stats.switched_users();
     if failed > 0 || switched > 0 {

@@ -1,6 +1,6 @@
 //! The README's first command, `strait demo`, run for real: it must finish
-//! with no failed request, no user switching variants, and a table whose
-//! shares follow the weights.
+//! with no failed request, no user switching variants, a table whose shares
+//! follow the weights, and the proxy in sync with the control plane.
 
 use std::process::Command;
 
@@ -43,4 +43,9 @@ fn demo_runs_and_reports_the_split() {
     );
     assert!((share("demo/web-v1:80") + v2 - 100.0).abs() < 0.2);
     assert!(stdout.contains("web/canary-by-header"), "{stdout}");
+    // The proxy got its config from the control plane and acknowledged it.
+    assert!(
+        stdout.contains("demo/demo-client") && stdout.contains("SYNCED"),
+        "{stdout}"
+    );
 }
