@@ -182,10 +182,31 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
             .cmp(&(b.1.metadata.namespace(), &b.1.metadata.name))
     });
     let index = ServiceIndex { services };
+    // Which route already claims a set of matches on a parent: the earlier
+    // route (by namespace/name) keeps it, a later one is refused.
+    let mut claims: HashMap<(ServicePortKey, String), String> = HashMap::new();
     for (o, route) in routes {
         match rule::convert_route(route, &index) {
             Ok((parents, rules)) => {
+                let conflict = parents.iter().find_map(|parent| {
+                    rules.iter().enumerate().find_map(|(i, r)| {
+                        claims.get(&(parent.clone(), match_signature(r))).map(|owner| {
+                            format!(
+                                "rules[{i}] claims the same matches as {owner} on {parent}; the route first by name keeps them"
+                            )
+                        })
+                    })
+                });
+                if let Some(message) = conflict {
+                    errors.push(err(o, message));
+                    continue;
+                }
                 for parent in parents {
+                    for r in &rules {
+                        claims
+                            .entry((parent.clone(), match_signature(r)))
+                            .or_insert_with(|| format!("rule {}", r.name));
+                    }
                     if let Some(sp) = snapshot.services.get_mut(&parent) {
                         sp.routes
                             .get_or_insert_with(Vec::new)
@@ -197,6 +218,11 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
         }
     }
     Translation { snapshot, errors }
+}
+
+/// Two rules with equal signatures match exactly the same requests.
+fn match_signature(r: &crate::model::Route) -> String {
+    serde_json::to_string(&r.matches).unwrap_or_default()
 }
 
 fn check_policy_target(

@@ -312,7 +312,7 @@ fn route_and_policy_reference_errors() {
 #[test]
 fn routes_merge_in_name_order_and_portless_parent_covers_all_ports() {
     let yaml = format!(
-        "{BASE}---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: zzz, namespace: shop}}\nspec:\n  parentRef: {{name: db}}\n  rules: [{{name: last, backends: [{{name: web}}]}}]\n---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: aaa, namespace: shop}}\nspec:\n  parentRef: {{name: db}}\n  rules: [{{name: first, backends: [{{name: web}}]}}]\n"
+        "{BASE}---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: zzz, namespace: shop}}\nspec:\n  parentRef: {{name: db}}\n  rules: [{{name: last, matches: [{{path: {{value: /z}}}}], backends: [{{name: web}}]}}]\n---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: aaa, namespace: shop}}\nspec:\n  parentRef: {{name: db}}\n  rules: [{{name: first, backends: [{{name: web}}]}}]\n"
     );
     let t = translate_str(&yaml);
     assert!(t.errors.is_empty(), "{:?}", t.errors);
@@ -329,4 +329,45 @@ fn routes_merge_in_name_order_and_portless_parent_covers_all_ports() {
             .collect();
         assert_eq!(names, ["aaa/first", "zzz/last"]);
     }
+}
+
+#[test]
+fn two_routes_claiming_the_same_match_on_a_parent_conflict() {
+    let route = |name: &str, matches: &str| {
+        format!(
+            "---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  parentRef: {{name: web}}\n  rules:\n    - name: r\n      matches: {matches}\n      backends: [{{name: web-v1}}]\n"
+        )
+    };
+    let same = "[{path: {type: PathPrefix, value: /api}, headers: [{name: x-a, value: \"1\"}]}]";
+    let t = translate_str(&format!(
+        "{BASE}{}{}",
+        route("b-second", same),
+        route("a-first", same)
+    ));
+    assert_eq!(t.errors.len(), 1, "{:?}", t.errors);
+    let msg = t.errors[0].to_string();
+    assert!(
+        msg.contains("TrafficRoute shop/b-second")
+            && msg.contains("claims the same matches as rule a-first/r on shop/web:80"),
+        "{msg}"
+    );
+    let web = t
+        .snapshot
+        .service(&ServicePortKey::new("shop", "web", 80))
+        .expect("web");
+    assert_eq!(
+        web.routes.as_ref().map(|r| r.len()),
+        Some(1),
+        "the earlier route is in force"
+    );
+    // Different matches on the same parent merge fine.
+    let t = translate_str(&format!(
+        "{BASE}{}{}",
+        route("a", same),
+        route("b", "[{path: {value: /other}}]")
+    ));
+    assert!(t.errors.is_empty(), "{:?}", t.errors);
+    // Two catch-all rules conflict too.
+    let t = translate_str(&format!("{BASE}{}{}", route("a", "[]"), route("b", "[]")));
+    assert_eq!(t.errors.len(), 1);
 }
