@@ -122,6 +122,10 @@ fn documents(text: &str) -> Vec<(usize, String)> {
 /// Parses every document of one file. Documents of kinds the mesh does not
 /// read are skipped; the others become objects or errors.
 pub fn parse_file(file: &str, text: &str) -> (Vec<Located<Object>>, Vec<ManifestError>) {
+    // The YAML parser counts a lone CR as a line break; so must we, or line
+    // numbers and document boundaries drift (found by fuzzing).
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let text = text.as_str();
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     for (start, doc) in documents(text) {

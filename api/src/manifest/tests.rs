@@ -124,3 +124,21 @@ fn json_objects_parse_like_yaml_and_know_their_key() {
     .unwrap();
     assert_eq!(svc.key(), ("Service", "default", "s"));
 }
+
+#[test]
+fn cr_only_line_endings_split_documents_and_count_lines() {
+    let text = SERVICE.replace('\n', "\r")
+        + "---\r"
+        + &SERVICE
+            .replace("name: web", "name: api")
+            .replace('\n', "\r");
+    let (objects, errors) = parse_file("cr.yaml", &text);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(objects.len(), 2);
+    assert_eq!(objects[1].line, 12);
+    let (_, errors) = parse_file(
+        "cr.yaml",
+        "apiVersion: v1\rkind: Service\rmetadata: {name: x}\rspec:\r  ports:\r    - port: nope\r",
+    );
+    assert_eq!(errors[0].line, 6, "{errors:?}");
+}

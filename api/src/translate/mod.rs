@@ -60,12 +60,19 @@ impl ServiceIndex<'_> {
         let Some(svc) = self.services.get(&(ns.to_string(), name.to_string())) else {
             return Err(format!("Service {ns}/{name} not found"));
         };
-        let ports: Vec<u16> = svc.spec.ports.iter().map(|p| p.port).collect();
+        // Only TCP ports carry mesh traffic (the snapshot has no others).
+        let ports: Vec<u16> = svc
+            .spec
+            .ports
+            .iter()
+            .filter(|p| p.protocol.as_deref().is_none_or(|p| p == "TCP"))
+            .map(|p| p.port)
+            .collect();
         let port = match (port, ports.as_slice()) {
             (Some(p), _) if ports.contains(&p) => p,
             (Some(p), _) => {
                 return Err(format!(
-                    "Service {ns}/{name} has no port {p} (ports: {ports:?})"
+                    "Service {ns}/{name} has no port {p} (TCP ports: {ports:?})"
                 ));
             }
             (None, [only]) => *only,

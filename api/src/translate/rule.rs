@@ -296,9 +296,11 @@ fn value_match(v: &ValueMatchSpec) -> Result<ValueMatch, String> {
 /// Compiles a user regex anchored to the whole value, with a size limit so a
 /// hostile pattern cannot take the proxy's memory.
 pub(crate) fn pattern(source: &str) -> Result<Pattern, String> {
-    let regex = regex::RegexBuilder::new(&format!("^(?:{source})$"))
-        .size_limit(1 << 20)
-        .build()
+    let build = |src: &str| regex::RegexBuilder::new(src).size_limit(1 << 20).build();
+    // Compile the source alone first: wrapping an unbalanced source such as
+    // `/a)|(/b` would otherwise escape the anchors (`^(?:/a)|(/b)$`).
+    build(source).map_err(|e| format!("regular expression {source:?} does not compile: {e}"))?;
+    let regex = build(&format!("^(?:{source})$"))
         .map_err(|e| format!("regular expression {source:?} does not compile: {e}"))?;
     Ok(Pattern {
         source: source.to_string(),

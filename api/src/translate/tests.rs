@@ -35,6 +35,13 @@ spec:
   clusterIP: 10.96.0.20
   ports: [{name: pg, port: 5432}, {name: metrics, port: 9100, appProtocol: http}, {name: redis, port: 6379, appProtocol: redis}]
 ---
+apiVersion: v1
+kind: Service
+metadata: {name: dns, namespace: shop}
+spec:
+  clusterIP: 10.96.0.53
+  ports: [{name: dns, port: 53, protocol: UDP}]
+---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
@@ -180,6 +187,16 @@ fn rejections_name_the_field() {
         (
             "    - matches: [{path: {type: RegularExpression, value: \"([a-z\"}}]\n      backends: [{name: web-v1}]\n",
             "does not compile",
+        ),
+        // Found by fuzzing: an unbalanced source used to escape the anchors.
+        (
+            "    - matches: [{path: {type: RegularExpression, value: \"/a)|(/b\"}}]\n      backends: [{name: web-v1}]\n",
+            "does not compile",
+        ),
+        // Found by fuzzing: a UDP port cannot be a backend.
+        (
+            "    - backends: [{name: dns, port: 53}]\n",
+            "has no port 53 (TCP ports: [])",
         ),
         (
             "    - matches: [{path: {type: Prefix, value: /a}}]\n      backends: [{name: web-v1}]\n",
