@@ -4,8 +4,8 @@
 
 mod mesh;
 
-use mesh::{Proc, admin_json, bin, controller, free_port, get, upstream, wait_for};
-use std::process::{Command, Stdio};
+use mesh::{admin_json, bin, controller, free_port, get, proxy, upstream, wait_for};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -32,29 +32,11 @@ fn proxies_follow_the_control_plane_and_survive_its_absence() {
     std::fs::write(dir.join("mesh.yaml"), manifests(v1, v2, 100, 0)).unwrap();
     let cp_port = free_port();
     let mut cp = controller(&dir, cp_port, &tmp.path().join("cp.log"));
-    let (out, admin) = (free_port(), free_port());
-    let _proxy = Proc(
-        Command::new(bin("strait-proxy"))
-            .args([
-                "--control-plane",
-                &format!("127.0.0.1:{cp_port}"),
-                "--namespace",
-                "shop",
-                "--pod",
-                "web-client-0",
-            ])
-            .args([
-                "--outbound-addr",
-                &format!("127.0.0.1:{out}"),
-                "--inbound-addr",
-                &format!("127.0.0.1:{}", free_port()),
-                "--admin-addr",
-                &format!("127.0.0.1:{admin}"),
-            ])
-            .stderr(std::fs::File::create(tmp.path().join("proxy.log")).unwrap())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (_proxy, out, admin) = proxy(
+        cp_port,
+        "shop",
+        "web-client-0",
+        &tmp.path().join("proxy.log"),
     );
 
     // 1. The first config arrives over the stream.
