@@ -96,6 +96,26 @@ impl Objects {
     }
 }
 
+/// Collects the parts of a version; returns it whole with its last part.
+/// A part of a newer version drops an unfinished older one. Pure.
+pub fn assemble(pending: &mut Option<ConfigUpdate>, part: ConfigUpdate) -> Option<ConfigUpdate> {
+    let update = match pending.take() {
+        Some(mut acc) if acc.version == part.version => {
+            acc.upserts.extend(part.upserts);
+            acc.removals.extend(part.removals);
+            acc.more = part.more;
+            acc
+        }
+        _ => part,
+    };
+    if update.more {
+        *pending = Some(update);
+        None
+    } else {
+        Some(update)
+    }
+}
+
 /// Follows the control plane until the process exits.
 pub async fn run(addr: String, id: Identity, state: Arc<State>) {
     let mut objects = Objects::default();
@@ -135,7 +155,10 @@ async fn session(
             addr: addr.to_string(),
             source,
         })?;
-    let mut client = ConfigDiscoveryClient::new(channel);
+    // Versions arrive in parts of ~32 KiB, but one object (a large
+    // EndpointSlice) may exceed tonic's 4 MiB default on its own.
+    let mut client =
+        ConfigDiscoveryClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     let (tx, rx) = mpsc::channel::<ProxyMessage>(8);
     let send = |kind| ProxyMessage { kind: Some(kind) };
     let hello = Hello {
@@ -151,7 +174,11 @@ async fn session(
     let mut updates = client.stream(outbound).await?.into_inner();
     tracing::info!(%addr, "config stream open");
     let source = format!("control-plane:{addr}");
-    while let Some(update) = updates.message().await? {
+    let mut pending = None;
+    while let Some(part) = updates.message().await? {
+        let Some(update) = assemble(&mut pending, part) else {
+            continue;
+        };
         let version = update.version;
         match objects.apply(&update) {
             Ok((next, snapshot)) => {
@@ -195,10 +222,38 @@ mod tests {
         r#"{"metadata":{"name":"web","namespace":"ns"},"spec":{"ports":[{"port":80}]}}"#;
 
     #[test]
+    fn parts_are_assembled_before_applying() {
+        let part = |version, more, name: &str| ConfigUpdate {
+            version,
+            full: true,
+            more,
+            upserts: vec![res(
+                "Service",
+                name,
+                &SVC.replace("\"web\"", &format!("\"{name}\"")),
+            )],
+            removals: vec![],
+        };
+        let mut pending = None;
+        assert!(assemble(&mut pending, part(1, true, "a")).is_none());
+        assert!(assemble(&mut pending, part(1, true, "b")).is_none());
+        let whole = assemble(&mut pending, part(1, false, "c")).unwrap();
+        assert_eq!(whole.upserts.len(), 3);
+        assert!(!whole.more && pending.is_none());
+        let (_, snap) = Objects::default().apply(&whole).unwrap();
+        assert_eq!(snap.services.len(), 3);
+        // An unfinished version is dropped when a newer one starts.
+        assert!(assemble(&mut pending, part(2, true, "a")).is_none());
+        let next = assemble(&mut pending, part(3, false, "z")).unwrap();
+        assert_eq!((next.version, next.upserts.len()), (3, 1));
+    }
+
+    #[test]
     fn full_then_delta_then_refusal() {
         let o = Objects::default();
         let full = ConfigUpdate {
             version: 1,
+            more: false,
             full: true,
             upserts: vec![res("Service", "web", SVC)],
             removals: vec![],
@@ -208,6 +263,7 @@ mod tests {
         let route = r#"{"metadata":{"name":"r","namespace":"ns"},"spec":{"parentRef":{"name":"web"},"rules":[{"backends":[{"name":"web"}]}]}}"#;
         let delta = ConfigUpdate {
             version: 2,
+            more: false,
             full: false,
             upserts: vec![res("TrafficRoute", "r", route)],
             removals: vec![],
@@ -218,6 +274,7 @@ mod tests {
         let newer = r#"{"metadata":{"name":"r","namespace":"ns"},"spec":{"parentRef":{"name":"web"},"rules":[],"futureField":1}}"#;
         let bad = ConfigUpdate {
             version: 3,
+            more: false,
             full: false,
             upserts: vec![res("TrafficRoute", "r", newer)],
             removals: vec![],
@@ -226,6 +283,7 @@ mod tests {
         // Removing the Service the route needs is refused too.
         let gone = ConfigUpdate {
             version: 3,
+            more: false,
             full: false,
             upserts: vec![],
             removals: vec![ResourceKey {
@@ -239,6 +297,7 @@ mod tests {
         let (o, snap) = o
             .apply(&ConfigUpdate {
                 version: 4,
+                more: false,
                 full: true,
                 upserts: vec![],
                 removals: vec![],

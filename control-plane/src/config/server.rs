@@ -5,7 +5,9 @@
 //! stream that falls behind (its queue overflowed) is sent the full set
 //! again instead of a gap. Each ACK/NACK is recorded per proxy, which is what
 //! `strait proxy-status` shows. Changes from the source are coalesced for a
-//! few milliseconds so a burst becomes one version.
+//! few milliseconds so a burst becomes one version. Each version is sent in
+//! parts of at most [`PART_BYTES`] of objects, encoded from one shared copy,
+//! so a stream never holds a large message (see [`to_parts`]).
 
 use super::store::{Delta, Key, Store};
 use std::collections::BTreeMap;
@@ -31,7 +33,12 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Shared {
     /// The store; the source writes into it and calls [`Shared::changed`].
     pub store: Mutex<Store>,
-    updates: broadcast::Sender<Arc<ConfigUpdate>>,
+    updates: broadcast::Sender<Parts>,
+    /// The full set of the published version, built once per version.
+    full_cache: Mutex<Option<Parts>>,
+    /// Sources still loading their initial lists: nothing is published
+    /// before they are done, so no proxy gets a half-loaded first version.
+    pending_sources: std::sync::atomic::AtomicUsize,
     proxies: Mutex<BTreeMap<u64, ProxyInfo>>,
     next_id: AtomicU64,
     changed: Notify,
@@ -39,27 +46,52 @@ pub struct Shared {
     rejections_logged: Mutex<BTreeMap<Key, super::store::Rejection>>,
 }
 
-/// Converts a delta to the wire message.
-pub fn to_wire(d: &Delta, full: bool) -> ConfigUpdate {
+/// Largest JSON payload in one part of a version. tonic keeps a stream's
+/// encode buffer at the size of the largest message it sent, so bounding the
+/// parts bounds the controller's memory per proxy (one 1.8 MiB full state
+/// per stream cost ~2 GB at 1,000 proxies before parts existed).
+pub const PART_BYTES: usize = 32 * 1024;
+
+/// One version as the parts that go on the wire (pure). Every part carries
+/// the version and `full`; all but the last have `more`.
+pub fn to_parts(d: &Delta, full: bool) -> Vec<ConfigUpdate> {
     let key = |k: &Key| ResourceKey {
         kind: k.0.clone(),
         namespace: k.1.clone(),
         name: k.2.clone(),
     };
-    ConfigUpdate {
+    let empty = || ConfigUpdate {
         version: d.version,
         full,
-        upserts: d
-            .upserts
-            .iter()
-            .map(|(k, json)| Resource {
+        ..ConfigUpdate::default()
+    };
+    let mut parts = vec![empty()];
+    let mut size = 0;
+    for (k, json) in &d.upserts {
+        if size > 0 && size + json.len() > PART_BYTES {
+            parts.push(empty());
+            size = 0;
+        }
+        size += json.len();
+        if let Some(p) = parts.last_mut() {
+            p.upserts.push(Resource {
                 key: Some(key(k)),
                 json: json.clone(),
-            })
-            .collect(),
-        removals: d.removals.iter().map(key).collect(),
+            });
+        }
     }
+    if let Some(p) = parts.last_mut() {
+        p.removals = d.removals.iter().map(key).collect();
+    }
+    let n = parts.len();
+    for (i, p) in parts.iter_mut().enumerate() {
+        p.more = i + 1 < n;
+    }
+    parts
 }
+
+/// The parts of one version, shared by every stream that sends them.
+type Parts = Arc<Vec<ConfigUpdate>>;
 
 impl Shared {
     /// Empty state for replica `replica`.
@@ -67,6 +99,8 @@ impl Shared {
         Arc::new(Self {
             store: Mutex::new(Store::default()),
             updates: broadcast::channel(64).0,
+            full_cache: Mutex::new(None),
+            pending_sources: std::sync::atomic::AtomicUsize::new(0),
             proxies: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             changed: Notify::new(),
@@ -91,6 +125,9 @@ impl Shared {
 
     /// Publishes what changed, now; returns the new version if any.
     pub fn publish_now(&self) -> Option<u64> {
+        if self.pending_sources.load(Ordering::Acquire) > 0 {
+            return None;
+        }
         let mut store = self.store.lock().ok()?;
         let delta = store.publish();
         if let Ok(mut seen) = self.rejections_logged.lock()
@@ -118,15 +155,41 @@ impl Shared {
             "config published"
         );
         // No receivers is fine: nobody is connected yet.
-        let _ = self.updates.send(Arc::new(to_wire(&delta, false)));
+        let _ = self.updates.send(Arc::new(to_parts(&delta, false)));
         Some(version)
     }
 
-    fn full(&self) -> ConfigUpdate {
-        self.store
-            .lock()
-            .map(|s| to_wire(&s.full(), true))
-            .unwrap_or_default()
+    /// The full published set as parts, built once per version.
+    fn full(&self) -> Parts {
+        let Ok(store) = self.store.lock() else {
+            return Arc::new(Vec::new());
+        };
+        let Ok(mut cache) = self.full_cache.lock() else {
+            return Arc::new(to_parts(&store.full(), true));
+        };
+        match &*cache {
+            Some(parts) if parts.first().is_some_and(|p| p.version == store.version()) => {
+                parts.clone()
+            }
+            _ => {
+                let parts = Arc::new(to_parts(&store.full(), true));
+                *cache = Some(parts.clone());
+                parts
+            }
+        }
+    }
+
+    /// Declares `n` more sources that must finish their initial load before
+    /// anything is published.
+    pub fn expect_sources(&self, n: usize) {
+        self.pending_sources.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// A source finished its initial load.
+    pub fn source_synced(&self) {
+        if self.pending_sources.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.changed();
+        }
     }
 
     fn with_proxy(&self, id: u64, f: impl FnOnce(&mut ProxyInfo)) {
@@ -204,22 +267,23 @@ impl ConfigDiscovery for Server {
         let sender = {
             let shared = shared.clone();
             async move {
-                let mut sent = shared.full();
-                let mut version = sent.version;
+                let mut parts = shared.full();
                 loop {
-                    shared.with_proxy(id, |p| p.sent_version = version);
-                    if tx.send(Ok(sent)).await.is_err() {
-                        return;
+                    let version = parts.first().map(|p| p.version).unwrap_or(0);
+                    for part in parts.iter() {
+                        if tx.send(Ok(part.clone())).await.is_err() {
+                            return;
+                        }
                     }
-                    sent = loop {
+                    shared.with_proxy(id, |p| p.sent_version = version);
+                    parts = loop {
                         match updates.recv().await {
-                            Ok(u) if u.version > version => break (*u).clone(),
+                            Ok(u) if u.first().is_some_and(|p| p.version > version) => break u,
                             Ok(_) => continue,
                             Err(broadcast::error::RecvError::Lagged(_)) => break shared.full(),
                             Err(broadcast::error::RecvError::Closed) => return,
                         }
                     };
-                    version = sent.version;
                 }
             }
         };
@@ -267,5 +331,57 @@ impl ConfigDiscovery for Server {
         _req: Request<ProxyStatusRequest>,
     ) -> Result<Response<ProxyStatusResponse>, Status> {
         Ok(Response::new(self.0.status()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(sizes: &[usize], removals: usize) -> Delta {
+        Delta {
+            version: 7,
+            upserts: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    (
+                        ("Service".into(), "ns".into(), format!("s{i}")),
+                        "x".repeat(*n),
+                    )
+                })
+                .collect(),
+            removals: (0..removals)
+                .map(|i| ("Service".into(), "ns".into(), format!("gone{i}")))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn parts_are_bounded_ordered_and_flagged() {
+        // Empty version: one part, no `more`.
+        let p = to_parts(&delta(&[], 0), true);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].full && !p[0].more && p[0].version == 7);
+        // 100 objects of 1 KiB: 4 parts of at most 32 KiB.
+        let p = to_parts(&delta(&[1024; 100], 3), true);
+        assert_eq!(p.len(), 4);
+        assert!(
+            p.iter()
+                .all(|x| x.upserts.iter().map(|u| u.json.len()).sum::<usize>() <= PART_BYTES)
+        );
+        assert_eq!(p.iter().map(|x| x.upserts.len()).sum::<usize>(), 100);
+        assert_eq!(p.iter().filter(|x| x.more).count(), 3);
+        assert!(
+            !p[3].more && p[3].removals.len() == 3,
+            "removals travel with the last part"
+        );
+        assert!(p.iter().all(|x| x.full && x.version == 7));
+        // One object larger than a part still goes, alone.
+        let p = to_parts(&delta(&[10, PART_BYTES * 2, 10], 0), false);
+        assert_eq!(
+            p.iter().map(|x| x.upserts.len()).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
     }
 }

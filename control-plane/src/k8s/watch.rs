@@ -17,6 +17,9 @@ use strait_api::manifest::{Object, parse_json};
 
 /// Watches every kind until the process ends.
 pub async fn run(client: Client, shared: Arc<Shared>) {
+    // Publish nothing until every kind's initial list is in: a first version
+    // with Services but no EndpointSlices would send proxies a broken mesh.
+    shared.expect_sources(4);
     tokio::join!(
         kind::<Service>(Api::all(client.clone()), "Service", shared.clone()),
         kind::<EndpointSlice>(Api::all(client.clone()), "EndpointSlice", shared.clone()),
@@ -61,6 +64,7 @@ where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     let mut initial: Vec<(Object, String)> = Vec::new();
+    let mut synced = false;
     let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
     while let Some(event) = events.next().await {
         let event = match event {
@@ -87,6 +91,12 @@ where
                 let n = initial.len();
                 store.replace_kind(kind, std::mem::take(&mut initial));
                 tracing::info!(kind, objects = n, "initial list loaded");
+                if !synced {
+                    synced = true;
+                    drop(store);
+                    shared.source_synced();
+                    continue;
+                }
             }
             Event::Apply(o) => match convert(kind, &o) {
                 Ok((object, json)) => store.upsert(object, json),
