@@ -58,14 +58,14 @@ pub fn explain(
             "protocol  opaque TCP: no HTTP routing; connections are balanced over the Service's endpoints"
         );
     }
-    let backend_key: ServicePortKey = match &service.routes {
+    let backend_keys: Vec<ServicePortKey> = match &service.routes {
         None => {
             let _ = writeln!(
                 o,
                 "route     default (no TrafficRoute attaches to {})",
                 service.key
             );
-            service.key.clone()
+            vec![service.key.clone()]
         }
         Some(routes) => {
             let info = route::RequestInfo::from_parts(method, uri, headers);
@@ -101,7 +101,9 @@ pub fn explain(
                 .affinity
                 .as_ref()
                 .and_then(|a| split::affinity_key(a, headers));
-            let chosen = match key {
+            // Sticky: the one backend this key always gets. Otherwise each
+            // request draws anew, so every weighted backend is a candidate.
+            let candidates: Vec<ServicePortKey> = match key {
                 Some(k) => {
                     let draw = split::sticky_draw(k);
                     let what = match rule.affinity.as_ref() {
@@ -119,7 +121,7 @@ pub fn explain(
                             .unwrap_or_else(|| "none".into()),
                         weights.join(", ")
                     );
-                    b
+                    b.map(|b| b.backend.clone()).into_iter().collect()
                 }
                 None => {
                     let _ = writeln!(o, "split     random by weight: {}", weights.join(", "));
@@ -129,7 +131,11 @@ pub fn explain(
                             "          (the rule is sticky on {a:?}, but the request does not carry it)"
                         );
                     }
-                    split::pick(&rule.backends, 0)
+                    rule.backends
+                        .iter()
+                        .filter(|b| b.weight > 0)
+                        .map(|b| b.backend.clone())
+                        .collect()
                 }
             };
             if let Some(t) = rule.timeout {
@@ -153,18 +159,24 @@ pub fn explain(
             if let Some(m) = &rule.mirror {
                 let _ = writeln!(o, "mirror    {} % to {}", m.percent, m.backend);
             }
-            match chosen {
-                Some(b) => b.backend.clone(),
-                None => {
-                    let _ = writeln!(o, "backend   none: every weight is 0 → 503 no-backend");
-                    return o;
-                }
+            if candidates.is_empty() {
+                let _ = writeln!(o, "backend   none: every weight is 0 → 503 no-backend");
+                return o;
             }
+            candidates
         }
     };
-    let Some(backend) = snap.backend(&backend_key) else {
+    for key in &backend_keys {
+        describe_backend(&mut o, snap, key);
+    }
+    o
+}
+
+/// The endpoints and policy of one backend.
+fn describe_backend(o: &mut String, snap: &Snapshot, backend_key: &ServicePortKey) {
+    let Some(backend) = snap.backend(backend_key) else {
         let _ = writeln!(o, "backend   {backend_key}: unknown → 503");
-        return o;
+        return;
     };
     let p = &backend.policy;
     let _ = writeln!(
@@ -203,7 +215,6 @@ pub fn explain(
         "budget    retries ≤ max({}/s, {} × requests) over {:?}",
         p.retry_budget.min_per_second, p.retry_budget.ratio, p.retry_budget.window
     );
-    o
 }
 
 /// Builds the snapshot from a manifest directory, as `strait-proxy --local` does.

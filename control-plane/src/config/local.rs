@@ -43,6 +43,9 @@ pub fn read(dir: &Path) -> Vec<(Object, String)> {
                 continue;
             }
         };
+        // Line numbers refer to the text with line breaks normalised the way
+        // parse_file does; slice documents out of that same text.
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
         let (objects, errors) = parse_file(&name, &text);
         for e in errors {
             tracing::error!("{e}");
