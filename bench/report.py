@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+"""Turns the raw output of bench/run.sh into the markdown table.
+
+Usage: report.py RAW_DIR  (prints markdown to stdout)
+
+Raw files, per measured run: NAME-TARGET.out (the tool's output) and
+NAME-TARGET.meta (proxy CPU, wall time, RSS peak, ...). Latency runs are
+named latRATE.rN (round N); the table shows the median over rounds.
+"""
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+RAW = sys.argv[1]
+TARGETS = ["direct", "haproxy", "strait"]
+PROXIES = ["haproxy", "strait"]
+QS = ("p50", "p99", "p99.9")
+
+
+def path(name):
+    return os.path.join(RAW, name)
+
+
+def load_json(name, default=None):
+    try:
+        with open(path(name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def read(name):
+    try:
+        with open(path(name)) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def parse_oha(text):
+    try:
+        d = json.loads(text)
+    except ValueError:
+        return None
+    codes = {k: int(v) for k, v in (d.get("statusCodeDistribution") or {}).items()}
+    errors = {k: int(v) for k, v in (d.get("errorDistribution") or {}).items()}
+    p = d["latencyPercentiles"]
+    return {
+        "p50": p["p50"] * 1e3,
+        "p99": p["p99"] * 1e3,
+        "p99.9": p["p99.9"] * 1e3,
+        "rps": d["summary"]["requestsPerSec"],
+        "requests": sum(codes.values()) + sum(errors.values()),
+        "non2xx": sum(v for k, v in codes.items() if not k.startswith("2")),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+    }
+
+
+def parse_wrk(t):
+    m = re.search(r"(\d+) requests in ([\d.]+)s", t)
+    if not m:
+        return None
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
+    return {
+        "requests": int(m.group(1)),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "errors": sum(int(x) for x in sock.groups()) if sock else 0,
+    }
+
+
+def parse_h2load(t):
+    m = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", t)
+    r = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", t)
+    s = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", t)
+    if not (m and r and s):
+        return None
+    return {
+        "requests": int(r.group(3)),
+        "rps": float(m.group(2)),
+        "non2xx": int(s.group(2)) + int(s.group(3)) + int(s.group(4)),
+        "errors": int(r.group(5)) + int(r.group(6)) + int(r.group(7)),
+    }
+
+
+# runs[(metric, target)] = [run, ...], one per round; a run is the tool's
+# parsed numbers plus its .meta under "meta".
+runs = {}
+for meta_file in sorted(glob.glob(path("*.meta"))):
+    base = os.path.basename(meta_file)[: -len(".meta")]
+    name, target = base.rsplit("-", 1)
+    metric = name.split(".")[0]
+    text = read(base + ".out")
+    parsed = (parse_oha(text) if metric.startswith("lat") else
+              parse_wrk(text) if metric == "h1" else parse_h2load(text))
+    if parsed is None:
+        continue
+    parsed["meta"] = load_json(base + ".meta", {})
+    parsed["round"] = name
+    runs.setdefault((metric, target), []).append(parsed)
+
+start = load_json("run-start.json", {})
+end = load_json("run-end.json", {})
+ROUND_METRICS = ("lat1000", "lat5000")
+
+
+def fmt(x, digits=0):
+    return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def value(metric, target, key):
+    """Median over rounds of one number of a run."""
+    rs = runs.get((metric, target))
+    return median([r[key] for r in rs]) if rs else None
+
+
+def added(metric, target, q):
+    """Median over rounds of (proxy's percentile - direct's in the same round)."""
+    direct = {r["round"]: r for r in runs.get((metric, "direct"), [])}
+    diffs = [r[q] - direct[r["round"]][q] for r in runs.get((metric, target), []) if r["round"] in direct]
+    return median(diffs)
+
+
+def spread(metric, target, q):
+    rs = runs.get((metric, target))
+    if not rs or len(rs) < 2:
+        return None
+    return f"{min(r[q] for r in rs):.3f}–{max(r[q] for r in rs):.3f}"
+
+
+def total(metric, target, key):
+    rs = runs.get((metric, target))
+    return sum(r[key] for r in rs) if rs else None
+
+
+def meta_sum(metric, target, key):
+    rs = runs.get((metric, target))
+    return sum(r["meta"].get(key, 0) for r in rs) if rs else None
+
+
+def meta_max(metric, target, key):
+    rs = runs.get((metric, target))
+    return max(r["meta"].get(key, 0) for r in rs) if rs else None
+
+
+def ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+
+def mb(kb):
+    return None if not kb else kb * 1024 / 1e6
+
+
+lines = []
+out = lines.append
+v = end.get("versions", {})
+out(f"## Strait benchmark: {start.get('start', '?')}")
+out("")
+out(f"Direct path vs HAProxy {v.get('haproxy', '?')} (`nbthread 1`) vs "
+    f"strait-proxy {v.get('strait', '?')} (`--workers 1`, {1000:,} endpoints known), same nginx upstream, same run. "
+    f"{end.get('pinning', '')}; run at nice {end.get('nice', '?')}; during latency runs "
+    f"{'CPU 1 kept out of idle halt by a SCHED_IDLE busy loop' if end.get('spin') == '1' else 'CPU 1 left to idle (BENCH_SPIN=0)'}. Load average at start {start.get('loadavg_start', '?')}, "
+    f"at end {end.get('loadavg_end', '?')}; CPU busy just before measuring: {start.get('busy_before_pct', '?')} % "
+    f"of both cores; the run took {end.get('elapsed_s', '?')} s.")
+out("")
+out("| metric | direct | HAProxy | strait-proxy | strait ÷ HAProxy |")
+out("| --- | ---: | ---: | ---: | ---: |")
+
+
+def row(label, values, digits=0, show_ratio=True):
+    d, h, s = values
+    r = ratio(s, h) if show_ratio else None
+    cells = ["–" if d is None else (d if isinstance(d, str) else fmt(d, digits))]
+    cells += [x if isinstance(x, str) else fmt(x, digits) for x in (h, s)]
+    out(f"| {label} | {' | '.join(cells)} | {fmt(r, 2) + '×' if r is not None else ''} |")
+
+
+def busy(metric, t, key):
+    rs = runs.get((metric, t))
+    if not rs or not rs[0]["meta"].get("wall_s"):
+        return None
+    m = rs[0]["meta"]
+    return min(100, 100 * m[key] / m["wall_s"])
+
+
+dur = start.get("dur_s", "?")
+for metric, label in (("h1", f"HTTP/1.1 throughput, req/s (wrk, 1 thread, 50 conns, {dur} s)"),
+                      ("h2", f"HTTP/2 throughput, req/s (h2load, h2c, 10 conns × 10 streams, {dur} s)")):
+    row(label, [value(metric, t, "rps") for t in TARGETS])
+    row("  proxy process CPU time, % of its core", [None] + [busy(metric, t, "cpu_s") for t in PROXIES], 0, False)
+    row("  CPU 1 busy (proxy + kernel softirq + any other work), %",
+        [None] + [busy(metric, t, "core1_busy_s") for t in PROXIES], 0, False)
+
+rounds = start.get("rounds", "?")
+for metric, rate, secs in (("lat1000", 1000, start.get("lat_s", "?")), ("lat5000", 5000, start.get("lat5k_s", "?"))):
+    for q in QS:
+        row(f"latency at {rate:,} rps, {q}, ms (median of {rounds} × {secs} s)", [value(metric, t, q) for t in TARGETS], 3)
+    for q in QS:
+        row(f"  **added** over direct at {rate:,} rps, {q}, ms", [None] + [added(metric, t, q) for t in PROXIES], 3)
+    row(f"  p99 per round, min–max, ms", [spread(metric, t, "p99") for t in TARGETS], 3, False)
+    row(f"  achieved rate, req/s", [value(metric, t, "rps") for t in TARGETS], 0, False)
+
+idle = {t: load_json(f"idle-{t}.json") or {} for t in PROXIES}
+after = {t: load_json(f"after-{t}.json") or {} for t in PROXIES}
+row("RSS idle, MB", [None] + [mb(idle[t].get("rss_kb")) for t in PROXIES], 1)
+row("RSS under 1,000 rps (peak of 0.5 s samples), MB", [None] + [mb(meta_max("lat1000", t, "rss_max_kb")) for t in PROXIES], 1)
+row("  of which anonymous (RssAnon), MB", [None] + [mb(meta_max("lat1000", t, "rss_anon_max_kb")) for t in PROXIES], 1)
+row("RSS peak over all runs, MB",
+    [None] + [mb(max(meta_max(m, t, "rss_max_kb") or 0 for m in ("lat1000", "lat5000", "h1", "h2"))) for t in PROXIES], 1)
+row("RSS idle after all runs, MB", [None] + [mb(after[t].get("rss_kb")) for t in PROXIES], 1)
+
+
+def cpu10k(metric, t):
+    reqs, cpu = total(metric, t, "requests"), meta_sum(metric, t, "cpu_s")
+    return None if not reqs or cpu is None else cpu * 10000 / reqs
+
+
+for metric, label in (("h1", "HTTP/1.1 max throughput"), ("h2", "HTTP/2 max throughput"),
+                      ("lat1000", "1,000 rps"), ("lat5000", "5,000 rps")):
+    row(f"CPU s per 10,000 requests, {label}", [None] + [cpu10k(metric, t) for t in PROXIES], 3)
+
+ALL = ("lat1000", "lat5000", "h1", "h2")
+bad = {t: sum((total(m, t, "non2xx") or 0) + (total(m, t, "errors") or 0) for m in ALL) for t in TARGETS}
+count = {t: sum(total(m, t, "requests") or 0 for m in ALL) for t in TARGETS}
+out("| non-2xx responses + errors / requests measured | "
+    + " | ".join(f"{bad[t]:,} / {count[t]:,}" for t in TARGETS) + " | |")
+out("")
+
+# The bars from the issue.
+out("| bar | HAProxy | strait-proxy | result |")
+out("| --- | ---: | ---: | --- |")
+
+
+def verdict(ok):
+    return "n/a" if ok is None else ("**pass**" if ok else "**FAIL**")
+
+
+for metric, label in (("h1", "HTTP/1.1"), ("h2", "HTTP/2")):
+    h, s = value(metric, "haproxy", "rps"), value(metric, "strait", "rps")
+    ok = None if h is None or s is None else s >= h
+    note = ""
+    core = busy(metric, "haproxy", "core1_busy_s")
+    if core is not None and core < 95:
+        note = (f" (HAProxy's core was only {core:.0f} % busy: the client/upstream core capped the run; "
+                "compare CPU s per 10,000 requests)")
+    out(f"| {label} throughput ≥ 1.0× HAProxy | {fmt(h)} req/s | {fmt(s)} req/s | {verdict(ok)}{note} |")
+ha, sa = added("lat1000", "haproxy", "p99"), added("lat1000", "strait", "p99")
+ok = None if ha is None or sa is None else sa <= ha
+out(f"| added p99 at 1,000 rps ≤ HAProxy's | {fmt(ha, 3)} ms | {fmt(sa, 3)} ms | {verdict(ok)} |")
+s_rss = mb(meta_max("lat1000", "strait", "rss_max_kb"))
+out(f"| RSS ≤ 10 MB under 1,000 rps, {1000:,} endpoints known | "
+    f"{fmt(mb(meta_max('lat1000', 'haproxy', 'rss_max_kb')), 1)} MB | "
+    f"{fmt(s_rss, 1)} MB | {verdict(None if s_rss is None else s_rss <= 10)} |")
+out("")
+
+# Noise: CPU time that other processes (not the proxies, nginx or the load
+# generator) got on the two cores during each measured run.
+noise = []
+for (metric, t), rs in runs.items():
+    for r in rs:
+        m = r["meta"]
+        if m.get("wall_s") and "others_cpu_s" in m:
+            noise.append((100 * m["others_cpu_s"] / m["wall_s"], f"{r['round']}/{t}"))
+if noise:
+    worst = max(noise)
+    if worst[0] > 10:
+        loud = ", ".join(f"{n} {p:.0f}" for p, n in sorted(noise, reverse=True) if p > 10)
+        out(f"**Noisy run**: other processes used more than 10 % of a core during some measured runs "
+            f"(% of one core: {loud}). Numbers from those runs are not to be relied on.")
+    else:
+        out(f"Quiet run: other processes used at most {worst[0]:.0f} % of a core during any measured run.")
+    out("")
+for t in PROXIES:
+    kinds = {}
+    for metric in ROUND_METRICS:
+        for r in runs.get((metric, t), []):
+            for k, n in (r.get("error_kinds") or {}).items():
+                kinds[k] = kinds.get(k, 0) + n
+    if kinds:
+        out(f"{t} client-side errors: " + "; ".join(f"{k}: {n}" for k, n in kinds.items()))
+        out("")
+stderr = [line for line in read("strait.stderr").splitlines() if line.strip()]
+if stderr:
+    out(f"strait-proxy wrote {len(stderr)} line(s) to stderr (at `--log warn`); first: `{stderr[0][:200]}`")
+else:
+    out("strait-proxy wrote nothing to stderr (at `--log warn`).")
+codes = {}
+for line in read("strait-metrics.txt").splitlines():
+    m = re.match(r'strait_requests_total\{.*code="(\d+)".*\} (\d+)', line)
+    if m:
+        codes[m.group(1)] = codes.get(m.group(1), 0) + int(m.group(2))
+if codes:
+    out("")
+    out("strait-proxy's own count of responses by status, warm-ups included: "
+        + ", ".join(f"{k}: {n:,}" for k, n in sorted(codes.items())) + ".")
+out("")
+out(f"Tools: wrk {v.get('wrk', '?')}, h2load {v.get('h2load', '?')}, oha {v.get('oha', '?')} "
+    f"(`-q RATE -c 50 --latency-correction`), nginx {v.get('nginx', '?')} upstream; "
+    f"kernel {v.get('kernel', '?')}, {v.get('cpu', '?')}.")
+print("\n".join(lines))
