@@ -10,7 +10,7 @@ mod support;
 use mesh::{PodNet, Proc, admin_json, bin, free_port, get, proxy, wait_for};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{ApiServer, repo};
+use support::ApiServer;
 
 fn start_controller(server: &ApiServer, replica: &str, port: u16, log: &std::path::Path) -> Proc {
     Proc(
@@ -72,24 +72,7 @@ fn condition(server: &ApiServer, name: &str, type_: &str) -> (String, String, i6
 async fn controller_against_a_real_apiserver() {
     let server = ApiServer::start();
     let tmp = tempfile::tempdir().unwrap();
-    server
-        .kubectl(
-            &["apply", "-f", repo().join("crds").to_str().unwrap()],
-            None,
-        )
-        .ok();
-    server
-        .kubectl(
-            &[
-                "wait",
-                "--for=condition=established",
-                "--timeout=60s",
-                "crd/trafficroutes.strait.dev",
-                "crd/destinationpolicies.strait.dev",
-            ],
-            None,
-        )
-        .ok();
+    server.install_crds();
     server.kubectl(&["create", "namespace", "shop"], None).ok();
     server
         .kubectl(&["create", "namespace", "strait-system"], None)

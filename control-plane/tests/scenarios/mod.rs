@@ -4,7 +4,7 @@ mod examples;
 mod invalid;
 mod round_trip;
 
-use crate::support::{ApiServer, repo};
+use crate::support::ApiServer;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,31 +19,9 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("round_trip", |s| Box::pin(round_trip::run(s))),
 ];
 
-/// `kubectl apply -f crds/`, then waits until both CRDs are established.
-/// The apply must be clean: no warnings (an unknown `format` in a schema,
-/// for example, makes the server warn on every apply).
+/// Installs the CRDs (see [`ApiServer::install_crds`]).
 pub fn install_crds(server: &ApiServer) {
-    let crds = repo().join("crds");
-    let apply = server.kubectl(&["apply", "-f", crds.to_str().unwrap()], None);
-    let out = apply.ok();
-    assert!(
-        out.contains("trafficroutes.strait.dev created")
-            && out.contains("destinationpolicies.strait.dev created"),
-        "{out}"
-    );
-    assert_eq!(apply.stderr(), "", "warnings while applying the CRDs");
-    server
-        .kubectl(
-            &[
-                "wait",
-                "--for=condition=established",
-                "--timeout=60s",
-                "crd/trafficroutes.strait.dev",
-                "crd/destinationpolicies.strait.dev",
-            ],
-            None,
-        )
-        .ok();
+    server.install_crds();
 }
 
 /// Creates a namespace with kubectl.

@@ -153,6 +153,32 @@ impl ApiServer {
         }
     }
 
+    /// `kubectl apply -f crds/`, then waits until both CRDs are established.
+    /// The apply must be clean: no warnings (an unknown `format` in a schema,
+    /// for example, makes the server warn on every apply).
+    pub fn install_crds(&self) {
+        let crds = repo().join("crds");
+        let apply = self.kubectl(&["apply", "-f", crds.to_str().unwrap()], None);
+        let out = apply.ok();
+        assert!(
+            out.contains("trafficroutes.strait.dev created")
+                && out.contains("destinationpolicies.strait.dev created"),
+            "{out}"
+        );
+        assert_eq!(apply.stderr(), "", "warnings while applying the CRDs");
+        self.kubectl(
+            &[
+                "wait",
+                "--for=condition=established",
+                "--timeout=60s",
+                "crd/trafficroutes.strait.dev",
+                "crd/destinationpolicies.strait.dev",
+            ],
+            None,
+        )
+        .ok();
+    }
+
     /// A kube-rs client for the admin user.
     pub async fn client(&self) -> kube::Client {
         // Ignore the error: another test in this binary may have installed it.
