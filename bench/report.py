@@ -272,14 +272,18 @@ for (metric, t), rs in runs.items():
         m = r["meta"]
         if m.get("wall_s") and "others_cpu_s" in m:
             noise.append((100 * m["others_cpu_s"] / m["wall_s"], f"{r['round']}/{t}"))
+NOISY = 25  # % of one core
 if noise:
     worst = max(noise)
-    if worst[0] > 10:
-        loud = ", ".join(f"{n} {p:.0f}" for p, n in sorted(noise, reverse=True) if p > 10)
-        out(f"**Noisy run**: other processes used more than 10 % of a core during some measured runs "
-            f"(% of one core: {loud}). Numbers from those runs are not to be relied on.")
+    listed = ", ".join(f"{n} {p:.0f}" for p, n in sorted(noise, reverse=True) if p > 10)
+    if worst[0] > NOISY:
+        out(f"**Noisy run**: other work (processes not part of the benchmark, kernel threads) used more than "
+            f"{NOISY} % of a core during some measured runs (% of one core, runs above 10: {listed}). "
+            f"Numbers from those runs are not to be relied on.")
     else:
-        out(f"Quiet run: other processes used at most {worst[0]:.0f} % of a core during any measured run.")
+        out(f"Quiet enough: other work (processes not part of the benchmark, kernel threads) used at most "
+            f"{worst[0]:.0f} % of a core during any measured run"
+            + (f" (runs above 10 %: {listed})." if listed else "."))
     out("")
 for t in PROXIES:
     kinds = {}
