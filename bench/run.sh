@@ -61,7 +61,9 @@ command -v taskset >/dev/null || need_pkgs+=(util-linux)
 command -v ss >/dev/null || need_pkgs+=(iproute2)
 if ((${#need_pkgs[@]})); then
     log "installing Debian packages: ${need_pkgs[*]}"
-    # policy-rc.d (or no init) keeps the packaged services from starting.
+    # In a container (policy-rc.d, no init) the packaged services stay down;
+    # on a host with systemd they start on their default ports. Either way
+    # the benchmark runs its own instances on the ports above.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_pkgs[@]}" >&2 \
         || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_pkgs[@]}" >&2; }
 fi
