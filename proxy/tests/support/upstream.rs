@@ -156,6 +156,10 @@ async fn handle(
     }
     let fail = behaviour.fail_pct.load(Ordering::SeqCst);
     if fail > 0 && rand::random_range(0..100) < fail {
+        // Read the request first, as servers normally do: answering before a
+        // large body is read makes the kernel reset the connection, and the
+        // reset can reach the proxy before the response does.
+        let _ = req.into_body().collect().await;
         let mut r = Response::new(full(format!("{name} failing")));
         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         return Ok(r);
