@@ -43,6 +43,24 @@ fn route(v1: u32, v2: u32, second: &str) -> String {
     )
 }
 
+/// Which replica holds the leader-election Lease.
+fn lease_holder(server: &ApiServer) -> String {
+    server
+        .kubectl(
+            &[
+                "get",
+                "lease",
+                "strait-controller",
+                "-n",
+                "strait-system",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        )
+        .ok()
+}
+
 fn condition(server: &ApiServer, name: &str, type_: &str) -> (String, String, i64, i64) {
     let out = server
         .kubectl(
@@ -193,20 +211,7 @@ async fn controller_against_a_real_apiserver() {
     wait_for("the second replica serves", || {
         get(out_b, "web").as_deref() == Some("web")
     });
-    let holder = server
-        .kubectl(
-            &[
-                "get",
-                "lease",
-                "strait-controller",
-                "-n",
-                "strait-system",
-                "-o",
-                "jsonpath={.spec.holderIdentity}",
-            ],
-            None,
-        )
-        .ok();
+    let holder = lease_holder(&server);
     assert_eq!(holder, "cp-a", "the first replica leads");
 
     // 7. The leader stops: the other takes the Lease and writes status;
@@ -224,22 +229,7 @@ async fn controller_against_a_real_apiserver() {
         "proxy a serves its last config while its controller is down"
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
-    while server
-        .kubectl(
-            &[
-                "get",
-                "lease",
-                "strait-controller",
-                "-n",
-                "strait-system",
-                "-o",
-                "jsonpath={.spec.holderIdentity}",
-            ],
-            None,
-        )
-        .ok()
-        != "cp-b"
-    {
+    while lease_holder(&server) != "cp-b" {
         assert!(
             std::time::Instant::now() < deadline,
             "cp-b never took over the Lease"
