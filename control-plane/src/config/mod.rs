@@ -2,9 +2,17 @@
 //!
 //! * [`store`] validates the objects from the source and turns changes into
 //!   versioned deltas (pure);
-//! * [`server`] streams them to every proxy and records ACKs and NACKs;
+//! * [`scope`] decides which published objects each proxy receives (pure);
+//! * [`views`] builds each namespace's full set and deltas once, for every
+//!   stream in that namespace to share;
+//! * [`identity`] holds the Pods the source has seen and checks a proxy's
+//!   Hello against them (pure);
+//! * [`server`] streams views to every proxy and records ACKs and NACKs;
 //! * [`local`] is the directory source (`--local DIR`).
 
+pub mod identity;
 pub mod local;
+pub mod scope;
 pub mod server;
 pub mod store;
+pub mod views;

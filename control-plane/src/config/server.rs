@@ -1,20 +1,25 @@
 //! The config stream server (`ConfigDiscovery`, default port 8086).
 //!
-//! A proxy's stream: it says Hello, gets the full published set, then every
-//! delta as it is published. Deltas are broadcast once to all streams; a
-//! stream that falls behind (its queue overflowed) is sent the full set
-//! again instead of a gap. Each ACK/NACK is recorded per proxy, which is what
-//! `strait proxy-status` shows. Changes from the source are coalesced for a
-//! few milliseconds so a burst becomes one version. Each version is sent in
-//! parts of at most [`PART_BYTES`] of objects, encoded from one shared copy,
-//! so a stream never holds a large message (see [`to_parts`]).
+//! A proxy's stream: it says Hello (checked against the Pod it names, see
+//! [`super::identity`]), gets the published set its namespace sees (see
+//! [`super::scope`]), then that namespace's delta of every version. Versions
+//! are broadcast once to all streams and narrowed once per namespace (see
+//! [`super::views`]); a stream that falls behind (its queue overflowed) is
+//! sent the full set again instead of a gap. Each ACK/NACK is recorded per
+//! proxy, which is what `strait proxy-status` shows. Changes from the source
+//! are coalesced for a few milliseconds so a burst becomes one version. Each
+//! version is sent in parts of at most [`PART_BYTES`] of objects, encoded
+//! from one shared copy, so a stream never holds a large message (see
+//! [`to_parts`]).
 
+use super::identity::{Pods, verify};
 use super::store::{Delta, Key, Store};
+use super::views::{FullSets, Version};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use strait_api::wire::config_discovery_server::ConfigDiscovery;
 use strait_api::wire::{
@@ -33,9 +38,11 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Shared {
     /// The store; the source writes into it and calls [`Shared::changed`].
     pub store: Mutex<Store>,
-    updates: broadcast::Sender<Parts>,
-    /// The full set of the published version, built once per version.
-    full_cache: Mutex<Option<Parts>>,
+    /// The Pods the source has seen (never sent to proxies; identity only).
+    pub pods: RwLock<Pods>,
+    updates: broadcast::Sender<Arc<Version>>,
+    /// The full sets of the published version, one per namespace.
+    full_sets: Mutex<FullSets>,
     /// Sources still loading their initial lists: nothing is published
     /// before they are done, so no proxy gets a half-loaded first version.
     pending_sources: std::sync::atomic::AtomicUsize,
@@ -91,15 +98,16 @@ pub fn to_parts(d: &Delta, full: bool) -> Vec<ConfigUpdate> {
 }
 
 /// The parts of one version, shared by every stream that sends them.
-type Parts = Arc<Vec<ConfigUpdate>>;
+pub type Parts = Arc<Vec<ConfigUpdate>>;
 
 impl Shared {
     /// Empty state for replica `replica`.
     pub fn new(replica: &str) -> Arc<Self> {
         Arc::new(Self {
             store: Mutex::new(Store::default()),
+            pods: RwLock::new(Pods::default()),
             updates: broadcast::channel(64).0,
-            full_cache: Mutex::new(None),
+            full_sets: Mutex::new(FullSets::default()),
             pending_sources: std::sync::atomic::AtomicUsize::new(0),
             proxies: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
@@ -129,7 +137,7 @@ impl Shared {
             return None;
         }
         let mut store = self.store.lock().ok()?;
-        let delta = store.publish();
+        let version = super::views::publish(&mut store);
         if let Ok(mut seen) = self.rejections_logged.lock()
             && *seen != *store.rejections()
         {
@@ -146,36 +154,29 @@ impl Shared {
             *seen = store.rejections().clone();
         }
         drop(store);
-        let delta = delta?;
-        let version = delta.version;
+        let version = version?;
+        let delta = version.delta();
         tracing::info!(
-            version,
+            version = delta.version,
             upserts = delta.upserts.len(),
             removals = delta.removals.len(),
             "config published"
         );
+        let number = version.number();
         // No receivers is fine: nobody is connected yet.
-        let _ = self.updates.send(Arc::new(to_parts(&delta, false)));
-        Some(version)
+        let _ = self.updates.send(version);
+        Some(number)
     }
 
-    /// The full published set as parts, built once per version.
-    fn full(&self) -> Parts {
+    /// The published set a proxy in `namespace` sees, as parts, built once
+    /// per version and namespace.
+    fn full(&self, namespace: &str) -> Parts {
         let Ok(store) = self.store.lock() else {
             return Arc::new(Vec::new());
         };
-        let Ok(mut cache) = self.full_cache.lock() else {
-            return Arc::new(to_parts(&store.full(), true));
-        };
-        match &*cache {
-            Some(parts) if parts.first().is_some_and(|p| p.version == store.version()) => {
-                parts.clone()
-            }
-            _ => {
-                let parts = Arc::new(to_parts(&store.full(), true));
-                *cache = Some(parts.clone());
-                parts
-            }
+        match self.full_sets.lock() {
+            Ok(mut sets) => sets.get(&store, namespace),
+            Err(_) => Arc::new(to_parts(&store.full_for(namespace), true)),
         }
     }
 
@@ -241,6 +242,17 @@ impl ConfigDiscovery for Server {
             Err(_) => return Err(Status::deadline_exceeded("no Hello within 10s")),
         };
         let shared = self.0.clone();
+        let verified = {
+            let pods = shared
+                .pods
+                .read()
+                .map_err(|_| Status::internal("pod index unavailable"))?;
+            verify(&pods, &hello.namespace, &hello.pod, &hello.service_account)
+        };
+        let verified = verified.map_err(|e| {
+            tracing::warn!(pod = %hello.pod, namespace = %hello.namespace, %peer, "proxy refused: {e}");
+            Status::permission_denied(e.to_string())
+        })?;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let since = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -256,18 +268,20 @@ impl ConfigDiscovery for Server {
                     acked_version: hello.running_version,
                     connected_since: since,
                     peer: peer.clone(),
+                    verified,
                     ..ProxyInfo::default()
                 },
             );
         }
-        tracing::info!(pod = %hello.pod, namespace = %hello.namespace, %peer, "proxy connected");
+        tracing::info!(pod = %hello.pod, namespace = %hello.namespace, %peer, verified, "proxy connected");
         // Subscribe before taking the full set, so nothing falls in between.
         let mut updates = shared.updates.subscribe();
         let (tx, rx) = mpsc::channel::<Result<ConfigUpdate, Status>>(16);
         let sender = {
             let shared = shared.clone();
+            let namespace = hello.namespace.clone();
             async move {
-                let mut parts = shared.full();
+                let mut parts = shared.full(&namespace);
                 loop {
                     let version = parts.first().map(|p| p.version).unwrap_or(0);
                     for part in parts.iter() {
@@ -276,11 +290,16 @@ impl ConfigDiscovery for Server {
                         }
                     }
                     shared.with_proxy(id, |p| p.sent_version = version);
+                    // A namespace's delta applies only on top of the version
+                    // before it; anything else (a gap, a lag) restarts from
+                    // the full set.
                     parts = loop {
                         match updates.recv().await {
-                            Ok(u) if u.first().is_some_and(|p| p.version > version) => break u,
-                            Ok(_) => continue,
-                            Err(broadcast::error::RecvError::Lagged(_)) => break shared.full(),
+                            Ok(v) if v.number() <= version => continue,
+                            Ok(v) if v.number() == version + 1 => break v.parts_for(&namespace),
+                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                                break shared.full(&namespace);
+                            }
                             Err(broadcast::error::RecvError::Closed) => return,
                         }
                     };

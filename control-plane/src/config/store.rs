@@ -6,9 +6,12 @@
 //! [`Store::publish`] validates the latest set with the shared pure
 //! `translate`: an invalid object is not published, and if an earlier version
 //! of it was valid, that version stays in force. The difference to what was
-//! published before becomes one versioned [`Delta`]. No IO here.
+//! published before becomes one versioned [`Delta`]; the [`Scope`] of the
+//! published set (who sees what) is computed with it. No IO here.
 
+use super::scope::Scope;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use strait_api::manifest::{Located, ManifestError, Object};
 use strait_api::translate::translate;
 
@@ -48,6 +51,7 @@ pub struct Store {
     published: BTreeMap<Key, Entry>,
     version: u64,
     rejections: BTreeMap<Key, Rejection>,
+    scope: Arc<Scope>,
 }
 
 fn key_of(o: &Object) -> Key {
@@ -131,6 +135,30 @@ impl Store {
         }
     }
 
+    /// Who sees which published object (shared; replaced when it changes).
+    pub fn scope(&self) -> Arc<Scope> {
+        self.scope.clone()
+    }
+
+    /// The published JSON of one object.
+    pub fn json(&self, key: &Key) -> Option<&str> {
+        self.published.get(key).map(|e| e.json.as_str())
+    }
+
+    /// The published set a proxy in `namespace` sees (a full update).
+    pub fn full_for(&self, namespace: &str) -> Delta {
+        Delta {
+            version: self.version,
+            upserts: self
+                .published
+                .iter()
+                .filter(|(k, _)| self.scope.visible(k, namespace))
+                .map(|(k, e)| (k.clone(), e.json.clone()))
+                .collect(),
+            removals: Vec::new(),
+        }
+    }
+
     /// Validates the latest objects and publishes the difference, if any.
     pub fn publish(&mut self) -> Option<Delta> {
         let mut candidate = self.latest.clone();
@@ -190,6 +218,12 @@ impl Store {
         self.version += 1;
         delta.version = self.version;
         self.published = candidate;
+        let scope = Scope::new(self.published.iter().map(|(k, e)| (k, &e.object)));
+        // Keep the old value when nothing moved, so the server can tell
+        // cheaply (pointer equality) that no view changed shape.
+        if scope != *self.scope {
+            self.scope = Arc::new(scope);
+        }
         Some(delta)
     }
 }

@@ -1,0 +1,271 @@
+//! Each namespace's view of the published set, built once and shared.
+//!
+//! What a proxy receives depends only on its namespace (see
+//! [`super::scope`]), so the server never filters per stream: a version's
+//! delta is narrowed once per namespace, on first use, and the parts are
+//! shared by every stream in that namespace ([`Version::parts_for`]); the
+//! full set is likewise built once per (version, namespace)
+//! ([`FullSets::get`]). With 1,000 streams in a handful of namespaces that
+//! is a handful of encodings per version, and no per-stream copy.
+
+use super::scope::{Transition, narrow};
+use super::server::{Parts, to_parts};
+use super::store::{Delta, Store};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One published version, as broadcast to every stream.
+#[derive(Debug)]
+pub struct Version {
+    delta: Delta,
+    transition: Transition,
+    /// The narrowed parts, per namespace, built on first use.
+    by_namespace: Mutex<HashMap<String, Parts>>,
+}
+
+impl Version {
+    /// A version from its global delta and how visibility moved with it.
+    pub fn new(delta: Delta, transition: Transition) -> Arc<Self> {
+        Arc::new(Self {
+            delta,
+            transition,
+            by_namespace: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The version number.
+    pub fn number(&self) -> u64 {
+        self.delta.version
+    }
+
+    /// The global delta (every object that changed).
+    pub fn delta(&self) -> &Delta {
+        &self.delta
+    }
+
+    /// The parts a proxy in `namespace` is sent for this version: what it
+    /// sees changed, what it now sees for the first time, and removals of
+    /// what it no longer sees. Possibly empty, still sent, so that the
+    /// proxy's ACK shows it runs this version.
+    pub fn parts_for(&self, namespace: &str) -> Parts {
+        let build = || {
+            Arc::new(to_parts(
+                &narrow(&self.delta, &self.transition, namespace),
+                false,
+            ))
+        };
+        let Ok(mut cache) = self.by_namespace.lock() else {
+            return build();
+        };
+        cache
+            .entry(namespace.to_string())
+            .or_insert_with(build)
+            .clone()
+    }
+}
+
+/// Publishes what changed in the store (see [`Store::publish`]) as a
+/// [`Version`], with the objects whose visibility moved.
+pub fn publish(store: &mut Store) -> Option<Arc<Version>> {
+    let before = store.scope();
+    let delta = store.publish()?;
+    let after = store.scope();
+    // The store keeps the same scope value when no audience changed, which
+    // is every endpoint-only change: then there is nothing to compare.
+    let changed = if Arc::ptr_eq(&before, &after) {
+        Vec::new()
+    } else {
+        before
+            .changed(&after)
+            .into_iter()
+            .map(|k| {
+                let json = store.json(&k).map(str::to_string);
+                (k, json)
+            })
+            .collect()
+    };
+    Some(Version::new(
+        delta,
+        Transition {
+            before,
+            after,
+            changed,
+        },
+    ))
+}
+
+/// The current version's full set, per namespace.
+#[derive(Debug, Default)]
+pub struct FullSets {
+    version: u64,
+    by_namespace: HashMap<String, Parts>,
+}
+
+impl FullSets {
+    /// The full set for `namespace` at the store's published version,
+    /// built once per version and namespace; older versions are dropped.
+    pub fn get(&mut self, store: &Store, namespace: &str) -> Parts {
+        if self.version != store.version() {
+            self.version = store.version();
+            self.by_namespace.clear();
+        }
+        self.by_namespace
+            .entry(namespace.to_string())
+            .or_insert_with(|| Arc::new(to_parts(&store.full_for(namespace), true)))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::store::Key;
+    use strait_api::manifest::parse_file;
+
+    fn upsert(s: &mut Store, yaml: &str) {
+        let (mut o, e) = parse_file("t.yaml", yaml);
+        assert!(e.is_empty(), "{e:?}");
+        s.upsert(o.remove(0).object, yaml.to_string());
+    }
+
+    fn service(name: &str, export_to: Option<&str>) -> String {
+        let annotations = export_to
+            .map(|e| format!(", annotations: {{strait.dev/export-to: \"{e}\"}}"))
+            .unwrap_or_default();
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop{annotations}}}\nspec: {{ports: [{{port: 80}}]}}\n"
+        )
+    }
+
+    fn slice(service: &str) -> String {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {service}-1, namespace: shop, labels: {{kubernetes.io/service-name: {service}}}}}\naddressType: IPv4\nendpoints: [{{addresses: [10.0.0.1]}}]\n"
+        )
+    }
+
+    fn route(parent: &str, backend: &str) -> String {
+        format!(
+            "apiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: {parent}, namespace: shop}}\nspec:\n  parentRef: {{name: {parent}}}\n  rules: [{{backends: [{{name: {backend}}}]}}]\n"
+        )
+    }
+
+    fn key(kind: &str, name: &str) -> Key {
+        (kind.into(), "shop".into(), name.into())
+    }
+
+    fn publish(s: &mut Store) -> Arc<Version> {
+        super::publish(s).expect("a change")
+    }
+
+    /// (upserted keys, removed keys) of one namespace's parts.
+    fn seen(parts: &Parts) -> (Vec<Key>, Vec<Key>) {
+        let k = |r: &strait_api::wire::ResourceKey| {
+            (r.kind.clone(), r.namespace.clone(), r.name.clone())
+        };
+        let mut up: Vec<Key> = parts
+            .iter()
+            .flat_map(|p| &p.upserts)
+            .filter_map(|r| r.key.as_ref().map(k))
+            .collect();
+        let mut gone: Vec<Key> = parts.iter().flat_map(|p| &p.removals).map(k).collect();
+        up.sort();
+        gone.sort();
+        (up, gone)
+    }
+
+    #[test]
+    fn visibility_changes_become_upserts_and_removals_per_namespace() {
+        let mut s = Store::default();
+        upsert(&mut s, &service("web", Some(".")));
+        upsert(&mut s, &slice("web"));
+        upsert(&mut s, &service("db", None));
+        publish(&mut s);
+        let mut full = FullSets::default();
+        let (shop, other) = (full.get(&s, "shop"), full.get(&s, "other"));
+        assert_eq!(seen(&shop).0.len(), 3);
+        assert_eq!(seen(&other).0, [key("Service", "db")]);
+        assert!(Arc::ptr_eq(&shop, &full.get(&s, "shop")), "built once");
+
+        // 1. Exported to everyone: `other` gets the Service and its slice as
+        //    upserts; `shop` already has them and gets an empty version.
+        upsert(&mut s, &service("web", Some("*")));
+        let v = publish(&mut s);
+        let (up, gone) = seen(&v.parts_for("other"));
+        assert_eq!(
+            (up, gone),
+            (
+                vec![key("EndpointSlice", "web-1"), key("Service", "web")],
+                vec![]
+            )
+        );
+        assert_eq!(
+            seen(&v.parts_for("shop")),
+            (vec![key("Service", "web")], vec![]),
+            "only the edited Service itself"
+        );
+        assert!(
+            Arc::ptr_eq(&v.parts_for("other"), &v.parts_for("other")),
+            "narrowed once per namespace"
+        );
+
+        // 2. Back to "." and a slice change in the same version: `other`
+        //    loses both (removals), `shop` gets the changes.
+        upsert(&mut s, &service("web", Some(".")));
+        upsert(&mut s, &slice("web").replace("10.0.0.1", "10.0.0.2"));
+        let v = publish(&mut s);
+        assert_eq!(
+            seen(&v.parts_for("other")),
+            (
+                vec![],
+                vec![key("EndpointSlice", "web-1"), key("Service", "web")]
+            )
+        );
+        assert_eq!(seen(&v.parts_for("shop")).0.len(), 2);
+
+        // 3. Endpoint churn on a hidden Service: nothing for `other`, yet a
+        //    version (empty) all the same.
+        upsert(&mut s, &slice("web").replace("10.0.0.1", "10.0.0.3"));
+        let v = publish(&mut s);
+        let other = v.parts_for("other");
+        assert_eq!(seen(&other), (vec![], vec![]));
+        assert_eq!((other.len(), other[0].version), (1, v.number()));
+
+        // 4. A public route starts using the hidden Service: it is pulled
+        //    into `other`'s view with its slice; dropping the route hides it.
+        upsert(&mut s, &route("db", "web"));
+        let v = publish(&mut s);
+        assert_eq!(
+            seen(&v.parts_for("other")).0,
+            [
+                key("EndpointSlice", "web-1"),
+                key("Service", "web"),
+                key("TrafficRoute", "db")
+            ]
+        );
+        assert_eq!(seen(&v.parts_for("shop")).0, [key("TrafficRoute", "db")]);
+        s.remove(&key("TrafficRoute", "db"));
+        let v = publish(&mut s);
+        assert_eq!(
+            seen(&v.parts_for("other")).1,
+            [
+                key("EndpointSlice", "web-1"),
+                key("Service", "web"),
+                key("TrafficRoute", "db")
+            ]
+        );
+        assert_eq!(
+            seen(&v.parts_for("shop")),
+            (vec![], vec![key("TrafficRoute", "db")])
+        );
+
+        // 5. The Service is deleted: its slice stays published (orphan) but
+        //    nobody sees it any more.
+        s.remove(&key("Service", "web"));
+        let v = publish(&mut s);
+        assert_eq!(
+            seen(&v.parts_for("shop")).1,
+            [key("EndpointSlice", "web-1"), key("Service", "web")]
+        );
+        assert_eq!(seen(&v.parts_for("other")), (vec![], vec![]));
+    }
+}
