@@ -2,6 +2,8 @@
 //!
 //! * [`watch`]: kube-rs watchers for Services, EndpointSlices, TrafficRoutes
 //!   and DestinationPolicies feed the config store;
+//! * [`pods`]: a kube-rs watcher for Pods feeds the pod index that proxy
+//!   identities are checked against;
 //! * [`conditions`]: the pure function from the store's verdict on an object
 //!   to its `Accepted` / `ResolvedRefs` conditions;
 //! * [`leader`]: a Lease, so that of several replicas (all of which serve
@@ -10,5 +12,6 @@
 
 pub mod conditions;
 pub mod leader;
+pub mod pods;
 pub mod status;
 pub mod watch;

@@ -1,6 +1,7 @@
 //! Watching Kubernetes: each kind's objects go into the config store as the
 //! same light types the proxy reads (converted through JSON once, here at
-//! the boundary), and every change wakes the publisher.
+//! the boundary), and every change wakes the publisher. Pods are watched
+//! alongside (see [`super::pods`]) into their own index.
 
 use crate::config::server::Shared;
 use crate::crd::{DestinationPolicy, TrafficRoute};
@@ -18,9 +19,11 @@ use strait_api::manifest::{Object, parse_json};
 /// Watches every kind until the process ends.
 pub async fn run(client: Client, shared: Arc<Shared>) {
     // Publish nothing until every kind's initial list is in: a first version
-    // with Services but no EndpointSlices would send proxies a broken mesh.
-    shared.expect_sources(4);
+    // with Services but no EndpointSlices would send proxies a broken mesh,
+    // and Pods are needed to verify the proxies that connect to it.
+    shared.expect_sources(5);
     tokio::join!(
+        super::pods::run(client.clone(), shared.clone()),
         kind::<Service>(Api::all(client.clone()), "Service", shared.clone()),
         kind::<EndpointSlice>(Api::all(client.clone()), "EndpointSlice", shared.clone()),
         kind::<TrafficRoute>(Api::all(client.clone()), "TrafficRoute", shared.clone()),
