@@ -243,8 +243,16 @@ pub fn from_dir(dir: &std::path::Path) -> anyhow::Result<Snapshot> {
     Ok(t.snapshot)
 }
 
-/// Takes the control plane's current full set, as a proxy would.
-pub async fn from_control_plane(addr: &str, namespace: &str) -> anyhow::Result<Snapshot> {
+/// Takes the control plane's current full set for the pod `namespace/pod`,
+/// as its proxy would: the control plane scopes what it sends by the
+/// proxy's namespace, so this is exactly what that pod's proxy knows. The
+/// Hello claims no service account (this is not the pod's proxy), so the
+/// control plane does not check one and shows the stream as unverified.
+pub async fn from_control_plane(
+    addr: &str,
+    namespace: &str,
+    pod: &str,
+) -> anyhow::Result<Snapshot> {
     use strait_api::wire::{
         Hello, ProxyMessage, config_discovery_client::ConfigDiscoveryClient, proxy_message,
     };
@@ -254,7 +262,7 @@ pub async fn from_control_plane(addr: &str, namespace: &str) -> anyhow::Result<S
     let hello = ProxyMessage {
         kind: Some(proxy_message::Kind::Hello(Hello {
             namespace: namespace.into(),
-            pod: "strait-explain".into(),
+            pod: pod.into(),
             ..Hello::default()
         })),
     };
@@ -262,18 +270,24 @@ pub async fn from_control_plane(addr: &str, namespace: &str) -> anyhow::Result<S
         .stream(futures_util::stream::iter([hello]))
         .await?
         .into_inner();
-    let full = stream
-        .message()
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the control plane sent nothing"))?;
+    // The full set comes in parts; the last one has `more` unset.
     let mut objects = Vec::new();
-    for r in full.upserts {
-        let k = r.key.unwrap_or_default();
-        objects.push(Located {
-            file: format!("{} {}/{}", k.kind, k.namespace, k.name),
-            line: 0,
-            object: parse_json(&k.kind, &r.json).map_err(anyhow::Error::msg)?,
-        });
+    loop {
+        let part = stream
+            .message()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the control plane ended the stream mid-update"))?;
+        for r in part.upserts {
+            let k = r.key.unwrap_or_default();
+            objects.push(Located {
+                file: format!("{} {}/{}", k.kind, k.namespace, k.name),
+                line: 0,
+                object: parse_json(&k.kind, &r.json).map_err(anyhow::Error::msg)?,
+            });
+        }
+        if !part.more {
+            break;
+        }
     }
     let t = translate(&objects);
     if let Some(e) = t.errors.first() {

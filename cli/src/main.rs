@@ -111,12 +111,22 @@ fn main() -> anyhow::Result<()> {
             method,
             url,
         } => {
-            let namespace = from.split('/').next().unwrap_or("default").to_string();
-            let snapshot = match local {
-                Some(dir) => explain::from_dir(&dir)?,
-                None => tokio::runtime::Runtime::new()?
-                    .block_on(explain::from_control_plane(&control_plane, &namespace))?,
+            // A bare NAMESPACE still works: the view depends on the
+            // namespace only; the pod name is what proxy-status shows.
+            let (namespace, pod) = match from.split_once('/') {
+                Some((ns, pod)) if !ns.is_empty() && !pod.is_empty() => {
+                    (ns.to_string(), pod.to_string())
+                }
+                None if !from.is_empty() => (from.clone(), "strait-explain".to_string()),
+                _ => anyhow::bail!("--from {from:?}: expected NAMESPACE/POD, e.g. shop/web-0"),
             };
+            let snapshot =
+                match local {
+                    Some(dir) => explain::from_dir(&dir)?,
+                    None => tokio::runtime::Runtime::new()?.block_on(
+                        explain::from_control_plane(&control_plane, &namespace, &pod),
+                    )?,
+                };
             let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())?;
             let uri: http::Uri = url
                 .parse()

@@ -34,16 +34,19 @@ pub fn render(r: &ProxyStatusResponse, now: u64) -> String {
         r.replica, r.latest_version
     );
     out.push_str(&format!(
-        "{:<40} {:<16} {:>8} {:<10} {:<22} {}\n",
-        "PROXY", "SERVICE ACCOUNT", "VERSION", "CONNECTED", "PEER", "STATUS"
+        "{:<40} {:<16} {:<10} {:>8} {:<10} {:<22} {}\n",
+        "PROXY", "SERVICE ACCOUNT", "IDENTITY", "VERSION", "CONNECTED", "PEER", "STATUS"
     ));
     let mut proxies = r.proxies.clone();
     proxies.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
     for p in &proxies {
         out.push_str(&format!(
-            "{:<40} {:<16} {:>8} {:<10} {:<22} {}\n",
+            "{:<40} {:<16} {:<10} {:>8} {:<10} {:<22} {}\n",
             format!("{}/{}", p.namespace, p.pod),
             p.service_account,
+            // Verified: the control plane knows the Pod and its service
+            // account matched. Unverified: nothing to check against.
+            if p.verified { "verified" } else { "unverified" },
             format!("v{}", p.acked_version),
             age(p.connected_since, now),
             p.peer,
@@ -113,5 +116,19 @@ mod tests {
             table.contains("shop/web-0") && table.contains("SYNCED") && table.contains("60m"),
             "{table}"
         );
+        assert!(table.contains(" unverified "), "{table}");
+        let verified = ProxyInfo {
+            verified: true,
+            ..p(5, 5, 0)
+        };
+        let table = render(
+            &ProxyStatusResponse {
+                proxies: vec![verified],
+                latest_version: 5,
+                replica: "cp-0".into(),
+            },
+            3700,
+        );
+        assert!(table.contains(" verified "), "{table}");
     }
 }
