@@ -2,7 +2,9 @@
 //! with kubectl reach a running proxy over the config stream; status
 //! conditions are written back; a missing Service is reported and changes
 //! nothing on the proxy; a restarted controller is followed; two replicas
-//! both serve, one leads.
+//! both serve, one leads; a Service exported to its own namespace is hidden
+//! from proxies elsewhere until it is exported to all; a proxy that names a
+//! Pod with another service account is refused.
 
 mod mesh;
 mod support;
@@ -10,6 +12,8 @@ mod support;
 use mesh::{PodNet, Proc, admin_json, bin, free_port, get, proxy, wait_for};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use strait_api::wire::config_discovery_client::ConfigDiscoveryClient;
+use strait_api::wire::{Hello, ProxyMessage, ProxyStatusRequest, proxy_message};
 use support::ApiServer;
 
 fn start_controller(server: &ApiServer, replica: &str, port: u16, log: &std::path::Path) -> Proc {
@@ -29,6 +33,32 @@ fn start_controller(server: &ApiServer, replica: &str, port: u16, log: &std::pat
             .spawn()
             .unwrap(),
     )
+}
+
+/// Opens a config stream with this identity; the first part of the full
+/// set, or the refusal. The stream stays open while the client lives.
+async fn hello(
+    client: &mut ConfigDiscoveryClient<tonic::transport::Channel>,
+    namespace: &str,
+    pod: &str,
+    service_account: &str,
+) -> Result<tonic::Streaming<strait_api::wire::ConfigUpdate>, tonic::Status> {
+    let hello = ProxyMessage {
+        kind: Some(proxy_message::Kind::Hello(Hello {
+            namespace: namespace.into(),
+            pod: pod.into(),
+            service_account: service_account.into(),
+            running_version: 0,
+        })),
+    };
+    // Pending after the Hello, so the stream stays open.
+    let outbound = futures_util::StreamExt::chain(
+        futures_util::stream::iter([hello]),
+        futures_util::stream::pending(),
+    );
+    let mut updates = client.stream(outbound).await?.into_inner();
+    updates.message().await?;
+    Ok(updates)
 }
 
 fn service_and_slice(name: &str, ip: &str, port: u16) -> String {
@@ -255,6 +285,100 @@ async fn controller_against_a_real_apiserver() {
     assert!(
         text.contains("shop/client-1") && text.contains("SYNCED") && text.contains("cp-b"),
         "{text}"
+    );
+
+    // 8. Scoping: a Service exported to its own namespace only is routed by
+    //    the proxy in shop and unknown to a proxy in another namespace,
+    //    until it is exported to everyone.
+    pods.upstream("private", 8083);
+    server.kubectl(&["create", "namespace", "other"], None).ok();
+    let private = service_and_slice("private", &ip, 8083).replacen(
+        "namespace: shop}",
+        "namespace: shop, annotations: {strait.dev/export-to: \".\"}}",
+        1,
+    );
+    server.kubectl(&["apply", "-f", "-"], Some(&private)).ok();
+    wait_for("the private Service in its own namespace", || {
+        get(out_b, "private").as_deref() == Some("private")
+    });
+    let (_proxy_c, out_c, admin_c) = proxy(
+        cp_b_port,
+        "other",
+        "client-2",
+        &tmp.path().join("proxy-c.log"),
+    );
+    wait_for("the proxy in another namespace", || {
+        get(out_c, "web.shop").as_deref() == Some("v1")
+    });
+    let config = admin_json(admin_c, "/config").to_string();
+    assert!(
+        config.contains("shop/web:80") && !config.contains("shop/private"),
+        "{config}"
+    );
+    assert_ne!(get(out_c, "private.shop").as_deref(), Some("private"));
+    server
+        .kubectl(
+            &[
+                "annotate",
+                "service",
+                "private",
+                "-n",
+                "shop",
+                "strait.dev/export-to=*",
+                "--overwrite",
+            ],
+            None,
+        )
+        .ok();
+    wait_for("the exported Service elsewhere", || {
+        get(out_c, "private.shop").as_deref() == Some("private")
+    });
+
+    // 9. Identity: a Hello naming a known Pod with another service account
+    //    is refused with a reason; the right one is accepted as verified.
+    server
+        .kubectl(&["create", "serviceaccount", "web", "-n", "shop"], None)
+        .ok();
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop}\nspec: {serviceAccountName: web, containers: [{name: app, image: app}]}\n";
+    server.kubectl(&["apply", "-f", "-"], Some(pod)).ok();
+    let mut client = ConfigDiscoveryClient::connect(format!("http://127.0.0.1:{cp_b_port}"))
+        .await
+        .unwrap();
+    // The controller sees the Pod shortly after the API server has it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        match hello(&mut client, "shop", "web-1", "api").await {
+            Err(status) => break status,
+            Ok(_) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the wrong service account was never refused"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .starts_with("pod shop/web-1 runs as service account web, the proxy said api"),
+        "{refused:?}"
+    );
+    let _stream = hello(&mut client, "shop", "web-1", "web").await.unwrap();
+    let status = client
+        .proxy_status(ProxyStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let web_1 = status.proxies.iter().find(|p| p.pod == "web-1").unwrap();
+    assert!(web_1.verified, "{web_1:?}");
+    assert!(
+        status
+            .proxies
+            .iter()
+            .any(|p| p.pod == "client-2" && !p.verified),
+        "a pod the controller does not know is let in, unverified"
     );
     drop(cp_b);
 }
