@@ -93,10 +93,23 @@ pub fn export_to(namespace: &str, annotation: Option<&str>) -> Audience {
 /// `(namespace, name)` of a Service.
 type ServiceName = (String, String);
 
+impl Default for Scope {
+    /// The scope of an empty set: nothing to hide.
+    fn default() -> Self {
+        Scope {
+            audience: BTreeMap::new(),
+            public: true,
+        }
+    }
+}
+
 /// The audience of every published object, for one version.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Scope {
     audience: BTreeMap<Key, Audience>,
+    /// Every published object is visible everywhere (no annotation limits
+    /// anything, no orphans): every namespace's view is the same.
+    public: bool,
 }
 
 impl Scope {
@@ -107,7 +120,9 @@ impl Scope {
         let mut services: HashMap<ServiceName, Audience> = HashMap::new();
         let mut follows: Vec<(&Key, ServiceName)> = Vec::new();
         let mut uses: HashMap<ServiceName, Vec<ServiceName>> = HashMap::new();
+        let mut count = 0;
         for (key, object) in objects {
+            count += 1;
             let ns = key.1.clone();
             let service = match object {
                 Object::Service(s) => {
@@ -153,11 +168,18 @@ impl Scope {
                 }
             }
         }
-        let audience = follows
+        let audience: BTreeMap<Key, Audience> = follows
             .into_iter()
             .filter_map(|(key, service)| Some((key.clone(), services.get(&service)?.clone())))
             .collect();
-        Scope { audience }
+        let public = audience.len() == count && audience.values().all(|a| *a == Audience::Everyone);
+        Scope { audience, public }
+    }
+
+    /// Whether every namespace sees every published object, so that one
+    /// view serves all.
+    pub fn public(&self) -> bool {
+        self.public
     }
 
     /// Whether a proxy in `namespace` receives the object `key`.
@@ -463,6 +485,18 @@ mod tests {
     fn orphans_are_visible_to_nobody() {
         let yaml = [slice("shop", "gone"), policy("shop", "gone")].concat();
         assert!(seen(&yaml, "shop").is_empty());
+    }
+
+    #[test]
+    fn public_when_nothing_is_limited() {
+        let scope = |yaml: &str| {
+            let o = objects(yaml);
+            Scope::new(o.iter().map(|(k, o)| (k, o)))
+        };
+        assert!(Scope::default().public());
+        assert!(scope(&[service("shop", "web", None), slice("shop", "web")].concat()).public());
+        assert!(!scope(&service("shop", "web", Some("."))).public());
+        assert!(!scope(&slice("shop", "orphan")).public());
     }
 
     #[test]

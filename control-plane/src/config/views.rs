@@ -6,20 +6,24 @@
 //! shared by every stream in that namespace ([`Version::parts_for`]); the
 //! full set is likewise built once per (version, namespace)
 //! ([`FullSets::get`]). With 1,000 streams in a handful of namespaces that
-//! is a handful of encodings per version, and no per-stream copy.
+//! is a handful of encodings per version, and no per-stream copy; when a
+//! namespace's view of a version is the whole of it (the common case: no
+//! annotation limits anything), the one unnarrowed encoding is shared.
 
 use super::scope::{Transition, narrow};
 use super::server::{Parts, to_parts};
 use super::store::{Delta, Store};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// One published version, as broadcast to every stream.
 #[derive(Debug)]
 pub struct Version {
     delta: Delta,
     transition: Transition,
-    /// The narrowed parts, per namespace, built on first use.
+    /// The whole delta's parts, for every namespace that sees all of it.
+    whole: OnceLock<Parts>,
+    /// The parts, per namespace, built on first use.
     by_namespace: Mutex<HashMap<String, Parts>>,
 }
 
@@ -29,6 +33,7 @@ impl Version {
         Arc::new(Self {
             delta,
             transition,
+            whole: OnceLock::new(),
             by_namespace: Mutex::new(HashMap::new()),
         })
     }
@@ -49,6 +54,10 @@ impl Version {
     /// proxy's ACK shows it runs this version.
     pub fn parts_for(&self, namespace: &str) -> Parts {
         let build = || {
+            if self.sees_all(namespace) {
+                let whole = || Arc::new(to_parts(&self.delta, false));
+                return self.whole.get_or_init(whole).clone();
+            }
             Arc::new(to_parts(
                 &narrow(&self.delta, &self.transition, namespace),
                 false,
@@ -61,6 +70,23 @@ impl Version {
             .entry(namespace.to_string())
             .or_insert_with(build)
             .clone()
+    }
+
+    /// Whether `namespace`'s delta is the whole delta: no visibility moved,
+    /// and it sees every object the delta touches.
+    fn sees_all(&self, namespace: &str) -> bool {
+        let t = &self.transition;
+        t.changed.is_empty()
+            && self
+                .delta
+                .upserts
+                .iter()
+                .all(|(k, _)| t.after.visible(k, namespace))
+            && self
+                .delta
+                .removals
+                .iter()
+                .all(|k| t.before.visible(k, namespace))
     }
 }
 
@@ -103,14 +129,18 @@ pub struct FullSets {
 
 impl FullSets {
     /// The full set for `namespace` at the store's published version,
-    /// built once per version and namespace; older versions are dropped.
+    /// built once per version and namespace (once in all when every
+    /// namespace sees everything); older versions are dropped.
     pub fn get(&mut self, store: &Store, namespace: &str) -> Parts {
         if self.version != store.version() {
             self.version = store.version();
             self.by_namespace.clear();
         }
+        // `*` cannot be a namespace name, so it cannot collide with one.
+        let public = store.scope().public();
+        let slot = if public { "*" } else { namespace };
         self.by_namespace
-            .entry(namespace.to_string())
+            .entry(slot.to_string())
             .or_insert_with(|| Arc::new(to_parts(&store.full_for(namespace), true)))
             .clone()
     }
@@ -171,6 +201,26 @@ mod tests {
         up.sort();
         gone.sort();
         (up, gone)
+    }
+
+    #[test]
+    fn one_encoding_when_every_namespace_sees_everything() {
+        let mut s = Store::default();
+        upsert(&mut s, &service("web", None));
+        upsert(&mut s, &slice("web"));
+        publish(&mut s);
+        let mut full = FullSets::default();
+        assert!(Arc::ptr_eq(&full.get(&s, "a"), &full.get(&s, "b")));
+        assert_eq!(seen(&full.get(&s, "a")).0.len(), 2);
+        upsert(&mut s, &slice("web").replace("10.0.0.1", "10.0.0.2"));
+        let v = publish(&mut s);
+        assert!(Arc::ptr_eq(&v.parts_for("a"), &v.parts_for("b")));
+        assert_eq!(seen(&v.parts_for("a")).0, [key("EndpointSlice", "web-1")]);
+        // Once something is limited, namespaces get their own.
+        upsert(&mut s, &service("web", Some(".")));
+        let v = publish(&mut s);
+        assert!(!Arc::ptr_eq(&v.parts_for("a"), &v.parts_for("shop")));
+        assert!(!Arc::ptr_eq(&full.get(&s, "a"), &full.get(&s, "shop")));
     }
 
     #[test]
