@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::{Arc, RwLock};
 
 /// Labels of a finished request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -288,8 +289,165 @@ impl Metrics {
     }
 }
 
+/// One request series, `(direction, service, route, backend)`, resolved once
+/// and then updated without building or hashing labels: the latency
+/// histogram and a counter per status code seen. The families still own the
+/// series (handles share their storage), so `/metrics` is unchanged; this
+/// only takes label work off the per-request path.
+pub struct RequestSeries {
+    /// Its labels (also what the retry metrics and access log name).
+    pub labels: RouteLabels,
+    duration: Histogram,
+    codes: RwLock<Vec<(u16, Counter)>>,
+}
+
+/// Status codes remembered per series; a rarer code still counts, through
+/// the family.
+const CODES_CACHED: usize = 16;
+
+impl RequestSeries {
+    /// Looks the series up in `metrics` (creating it).
+    pub fn new(metrics: &Metrics, labels: RouteLabels) -> Self {
+        let duration = (*metrics.request_duration.get_or_create(&labels)).clone();
+        Self {
+            labels,
+            duration,
+            codes: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Records one answered request.
+    pub fn record(&self, metrics: &Metrics, code: u16, seconds: f64) {
+        self.duration.observe(seconds);
+        if let Ok(codes) = self.codes.read()
+            && let Some((_, c)) = codes.iter().find(|(k, _)| *k == code)
+        {
+            c.inc();
+            return;
+        }
+        let counter = (*metrics.requests.get_or_create(&RequestLabels {
+            direction: self.labels.direction,
+            service: self.labels.service.clone(),
+            route: self.labels.route.clone(),
+            backend: self.labels.backend.clone(),
+            code,
+        }))
+        .clone();
+        counter.inc();
+        if let Ok(mut codes) = self.codes.write()
+            && codes.len() < CODES_CACHED
+            && !codes.iter().any(|(k, _)| *k == code)
+        {
+            codes.push((code, counter));
+        }
+    }
+}
+
+/// A few [`RequestSeries`] found by a key without hashing: a backend is
+/// reached through one or a handful of (service, route) pairs, so a short
+/// scan beats building label strings. Bounded; past the bound a series is
+/// still recorded, just not remembered.
+pub struct SeriesCache<K> {
+    entries: RwLock<Vec<(K, Arc<RequestSeries>)>>,
+}
+
+impl<K> Default for SeriesCache<K> {
+    fn default() -> Self {
+        Self {
+            entries: RwLock::new(Vec::new()),
+        }
+    }
+}
+
+/// Entries a [`SeriesCache`] keeps.
+const SERIES_CACHED: usize = 64;
+
+impl<K> SeriesCache<K> {
+    /// The series whose key `matches`, or the one `make` builds (then kept).
+    pub fn get_or_insert(
+        &self,
+        matches: impl Fn(&K) -> bool,
+        make: impl FnOnce() -> (K, RequestSeries),
+    ) -> Arc<RequestSeries> {
+        if let Ok(entries) = self.entries.read()
+            && let Some((_, s)) = entries.iter().find(|(k, _)| matches(k))
+        {
+            return s.clone();
+        }
+        let (key, series) = make();
+        let series = Arc::new(series);
+        if let Ok(mut entries) = self.entries.write()
+            && entries.len() < SERIES_CACHED
+        {
+            entries.push((key, series.clone()));
+        }
+        series
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(route: &str) -> RouteLabels {
+        RouteLabels {
+            direction: "outbound",
+            service: "ns/web:80".into(),
+            route: route.into(),
+            backend: "ns/web-v1:80".into(),
+        }
+    }
+
+    #[test]
+    fn cached_series_count_into_the_families() {
+        let m = Metrics::new();
+        let cache = SeriesCache::<String>::default();
+        for (route, code) in [("a", 200), ("a", 200), ("a", 503), ("b", 200)] {
+            let s = cache.get_or_insert(
+                |k| k == route,
+                || (route.to_string(), RequestSeries::new(&m, labels(route))),
+            );
+            s.record(&m, code, 0.001);
+        }
+        let text = m.encode();
+        let line = |route: &str, code: u16| {
+            format!(
+                "strait_requests_total{{direction=\"outbound\",service=\"ns/web:80\",route=\"{route}\",backend=\"ns/web-v1:80\",code=\"{code}\"}}"
+            )
+        };
+        assert!(text.contains(&format!("{} 2", line("a", 200))), "{text}");
+        assert!(text.contains(&format!("{} 1", line("a", 503))), "{text}");
+        assert!(text.contains(&format!("{} 1", line("b", 200))), "{text}");
+        assert!(text.contains("strait_request_duration_seconds_count{direction=\"outbound\",service=\"ns/web:80\",route=\"a\",backend=\"ns/web-v1:80\"} 3"), "{text}");
+    }
+
+    #[test]
+    fn past_its_bounds_a_series_still_counts() {
+        let m = Metrics::new();
+        let cache = SeriesCache::<usize>::default();
+        let s = cache.get_or_insert(|_| false, || (0, RequestSeries::new(&m, labels("r"))));
+        for code in 100..(100 + CODES_CACHED as u16 + 4) {
+            s.record(&m, code, 0.0);
+            s.record(&m, code, 0.0);
+        }
+        let text = m.encode();
+        let rare = 100 + CODES_CACHED as u16 + 3;
+        assert!(text.contains(&format!("code=\"{rare}\"}} 2")), "{text}");
+        for i in 0..SERIES_CACHED + 3 {
+            cache.get_or_insert(
+                |k| *k == i + 1,
+                || (i + 1, RequestSeries::new(&m, labels("r"))),
+            );
+        }
+        assert_eq!(
+            cache.entries.read().map(|e| e.len()).unwrap_or(0),
+            SERIES_CACHED
+        );
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::balance::{Balancer, EndpointStats};
 use crate::http::forward::{Forwarder, Forwarders};
-use crate::metrics::{BackendLabels, Metrics};
+use crate::metrics::{BackendLabels, Metrics, SeriesCache};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -42,6 +42,8 @@ pub struct Backend {
     pub balancer: Balancer,
     /// Pooled client.
     pub forwarder: Forwarder,
+    /// Request metrics by (service, route) that reach this backend.
+    pub series: SeriesCache<(ServicePortKey, String)>,
 }
 
 /// What `/config` shows.
@@ -81,6 +83,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// Pooled clients, shared across config versions.
     pub forwarders: Forwarders,
+    /// Inbound request metrics by app address.
+    pub inbound_series: SeriesCache<SocketAddr>,
 }
 
 impl State {
@@ -98,6 +102,7 @@ impl State {
             draining: AtomicBool::new(false),
             metrics,
             forwarders,
+            inbound_series: SeriesCache::default(),
         }
     }
 
@@ -160,6 +165,7 @@ impl State {
                         label,
                         balancer,
                         forwarder,
+                        series: SeriesCache::default(),
                     }),
                 )
             })

@@ -23,13 +23,14 @@ use super::errors::ProxyError;
 use super::{Body, boxed, trace_ctx};
 use crate::Proxy;
 use crate::balance::Shed;
-use crate::metrics::{RequestLabels, RouteLabels};
+use crate::metrics::{RequestSeries, RouteLabels};
 use crate::metrics::{RouteKindLabels, ShedLabels};
 use crate::resilience::fault;
 use crate::state::Applied;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use rand::Rng;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,12 +47,38 @@ pub enum Target {
     Explicit,
 }
 
-/// Metric labels gathered along the way.
+/// What a request's metrics are labelled with, gathered along the way. On
+/// the normal path only `series` is used (found without building labels);
+/// the rest names whatever was known when a request failed early.
 #[derive(Default)]
-struct Labels {
-    service: String,
-    route: String,
-    backend: String,
+struct Labels<'a> {
+    /// The Service asked for (owned when the config does not know it).
+    service: Option<Cow<'a, ServicePortKey>>,
+    /// The rule that matched.
+    route: Option<&'a str>,
+    /// The backend the split chose.
+    backend: Option<&'a ServicePortKey>,
+    /// The request series, once the backend's runtime state is found.
+    series: Option<Arc<RequestSeries>>,
+}
+
+impl Labels<'_> {
+    /// The labels as strings (only for failures and the access log).
+    fn strings(&self, direction: &'static str) -> RouteLabels {
+        if let Some(s) = &self.series {
+            return s.labels.clone();
+        }
+        RouteLabels {
+            direction,
+            service: self
+                .service
+                .as_ref()
+                .map(|k| k.to_string())
+                .unwrap_or_default(),
+            route: self.route.unwrap_or_default().to_string(),
+            backend: self.backend.map(|k| k.to_string()).unwrap_or_default(),
+        }
+    }
 }
 
 /// Handles one outbound request; never fails (errors become responses).
@@ -68,27 +95,28 @@ pub async fn outbound(
     let resp = match route_and_forward(&proxy, &applied, &target, req, &mut labels).await {
         Ok(resp) => resp,
         Err(e) => {
-            tracing::debug!(error = %e, service = %labels.service, "request failed in the proxy");
+            tracing::debug!(error = %e, service = ?labels.service, "request failed in the proxy");
             e.to_response()
         }
     };
     if let Some(entry) = access {
-        entry.write("outbound", &labels, &resp, started);
+        entry.write(&labels.strings("outbound"), &resp, started);
     }
-    record(&proxy, "outbound", labels, resp.status().as_u16(), started);
+    record(&proxy, "outbound", &labels, resp.status().as_u16(), started);
     Ok(resp)
 }
 
-async fn route_and_forward(
+async fn route_and_forward<'a>(
     proxy: &Proxy,
-    applied: &Applied,
+    applied: &'a Applied,
     target: &Target,
     req: Request<Incoming>,
-    labels: &mut Labels,
+    labels: &mut Labels<'a>,
 ) -> Result<Response<Body>, ProxyError> {
     // 1. resolve
+    let explicit;
     let key = match target {
-        Target::Service(key) => key.clone(),
+        Target::Service(key) => key,
         Target::Explicit => {
             let authority = req
                 .uri()
@@ -101,15 +129,17 @@ async fn route_and_forward(
                         .map(str::to_string)
                 })
                 .unwrap_or_default();
-            authority::parse(&authority, &proxy.settings.namespace)
-                .ok_or(ProxyError::BadAuthority(authority))?
+            explicit = authority::parse(&authority, &proxy.settings.namespace)
+                .ok_or(ProxyError::BadAuthority(authority))?;
+            &explicit
         }
     };
-    labels.service = key.to_string();
-    let service = applied
-        .snapshot
-        .service(&key)
-        .ok_or_else(|| ProxyError::UnknownService(key.to_string()))?;
+    let Some(service) = applied.snapshot.service(key) else {
+        labels.service = Some(Cow::Owned(key.clone()));
+        return Err(ProxyError::UnknownService(key.to_string()));
+    };
+    let key = &service.key;
+    labels.service = Some(Cow::Borrowed(key));
 
     // 2. route and 3. split
     let rule = match &service.routes {
@@ -128,7 +158,7 @@ async fn route_and_forward(
     let backend = match rule {
         None => &service.key,
         Some(rule) => {
-            labels.route = rule.name.clone();
+            labels.route = Some(&rule.name);
             let draw = rule
                 .affinity
                 .as_ref()
@@ -140,10 +170,9 @@ async fn route_and_forward(
                 .backend
         }
     };
-    if rule.is_none() {
-        labels.route = DEFAULT_ROUTE.to_string();
-    }
-    labels.backend = backend.to_string();
+    let route_name = rule.map_or(DEFAULT_ROUTE, |r| r.name.as_str());
+    labels.route = Some(route_name);
+    labels.backend = Some(backend);
 
     // 4. policy: faults, header rules, limits, timeout
     if let Some(fault) = rule.and_then(|r| r.fault.as_ref()) {
@@ -157,7 +186,7 @@ async fn route_and_forward(
                 .metrics
                 .faults
                 .get_or_create(&RouteKindLabels {
-                    route: labels.route.clone(),
+                    route: route_name.to_string(),
                     kind,
                 })
                 .inc()
@@ -169,7 +198,7 @@ async fn route_and_forward(
         if let Some(status) = injection.abort {
             count("abort");
             return Err(ProxyError::FaultAbort {
-                route: labels.route.clone(),
+                route: route_name.to_string(),
                 status,
             });
         }
@@ -182,6 +211,22 @@ async fn route_and_forward(
         .backends
         .get(backend)
         .ok_or_else(|| ProxyError::NoEndpoints(backend.to_string()))?;
+    let series = target.series.get_or_insert(
+        |(s, r)| s == key && r == route_name,
+        || {
+            let labels = RouteLabels {
+                direction: "outbound",
+                service: key.to_string(),
+                route: route_name.to_string(),
+                backend: target.label.clone(),
+            };
+            (
+                (key.clone(), route_name.to_string()),
+                RequestSeries::new(&proxy.state.metrics, labels),
+            )
+        },
+    );
+    labels.series = Some(series.clone());
     let _admitted = target.balancer.admit().await.map_err(|shed| {
         let reason = match shed {
             Shed::MaxPendingRequests => "max-pending-requests",
@@ -203,8 +248,8 @@ async fn route_and_forward(
 
     // 5. balance and 6. forward (with retries), within the route timeout
     let plan = Plan {
-        service: &labels.service,
-        route: &labels.route,
+        service: &series.labels.service,
+        route: &series.labels.route,
         retry: rule.and_then(|r| r.retry.as_ref()),
         mirror: rule.and_then(|r| r.mirror.as_ref()),
     };
@@ -241,15 +286,23 @@ pub async fn inbound(
         Ok(resp) => resp,
         Err(e) => e.to_response(),
     };
-    let labels = Labels {
-        service: String::new(),
-        route: String::new(),
-        backend: app.to_string(),
-    };
+    let series = proxy.state.inbound_series.get_or_insert(
+        |a| *a == app,
+        || {
+            let labels = RouteLabels {
+                direction: "inbound",
+                service: String::new(),
+                route: String::new(),
+                backend: app.to_string(),
+            };
+            (app, RequestSeries::new(&proxy.state.metrics, labels))
+        },
+    );
     if let Some(entry) = access {
-        entry.write("inbound", &labels, &resp, started);
+        entry.write(&series.labels, &resp, started);
     }
-    record(&proxy, "inbound", labels, resp.status().as_u16(), started);
+    let secs = started.elapsed().as_secs_f64();
+    series.record(&proxy.state.metrics, resp.status().as_u16(), secs);
     Ok(resp)
 }
 
@@ -289,10 +342,10 @@ impl AccessEntry {
         }
     }
 
-    fn write(self, direction: &str, labels: &Labels, resp: &Response<Body>, started: Instant) {
+    fn write(self, labels: &RouteLabels, resp: &Response<Body>, started: Instant) {
         let line = serde_json::json!({
             "ts": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
-            "direction": direction,
+            "direction": labels.direction,
             "method": self.method,
             "authority": self.authority,
             "path": self.path,
@@ -311,23 +364,12 @@ impl AccessEntry {
     }
 }
 
-fn record(proxy: &Proxy, direction: &'static str, labels: Labels, code: u16, started: Instant) {
+fn record(proxy: &Proxy, direction: &'static str, labels: &Labels, code: u16, started: Instant) {
     let m = &proxy.state.metrics;
-    m.request_duration
-        .get_or_create(&RouteLabels {
-            direction,
-            service: labels.service.clone(),
-            route: labels.route.clone(),
-            backend: labels.backend.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    m.requests
-        .get_or_create(&RequestLabels {
-            direction,
-            service: labels.service,
-            route: labels.route,
-            backend: labels.backend,
-            code,
-        })
-        .inc();
+    let secs = started.elapsed().as_secs_f64();
+    match &labels.series {
+        Some(series) => series.record(m, code, secs),
+        // Failed before a backend was found: a one-off lookup.
+        None => RequestSeries::new(m, labels.strings(direction)).record(m, code, secs),
+    }
 }

@@ -21,12 +21,18 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// Applies every rule above to outgoing request headers.
 pub fn propagate(headers: &mut HeaderMap) {
     let mut rng = rand::rng();
-    let span = format!("{:016x}", rng.random::<u64>() | 1);
-    child_traceparent(headers, &span);
-    child_b3(headers, &span);
+    // Most requests carry no trace context: only then is a span id made.
+    if headers.contains_key(TRACEPARENT)
+        || headers.contains_key(B3_TRACE_ID)
+        || headers.contains_key(B3)
+    {
+        let span = format!("{:016x}", rng.random::<u64>() | 1);
+        child_traceparent(headers, &span);
+        child_b3(headers, &span);
+    }
     if !headers.contains_key(REQUEST_ID) {
         let id = uuid_v4(rng.random());
-        if let Ok(v) = HeaderValue::from_str(&id) {
+        if let Ok(v) = HeaderValue::from_bytes(&id) {
             headers.insert(REQUEST_ID, v);
         }
     }
@@ -90,23 +96,40 @@ fn child_b3(headers: &mut HeaderMap, span: &str) {
     }
 }
 
-/// Formats 128 random bits as a version-4 UUID.
-fn uuid_v4(bits: u128) -> String {
+/// Formats 128 random bits as a version-4 UUID (on the stack: this runs for
+/// most requests).
+fn uuid_v4(bits: u128) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let h = format!("{b:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    let mut out = [b'-'; 36];
+    let mut nibble = 32;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        nibble -= 1;
+        *slot = HEX[((b >> (nibble * 4)) & 0xf) as usize];
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_version_4_uuids() {
+        for (bits, want) in [
+            (0u128, "00000000-0000-4000-8000-000000000000"),
+            (u128::MAX, "ffffffff-ffff-4fff-bfff-ffffffffffff"),
+            (
+                0x0123_4567_89ab_cdef_0123_4567_89ab_cdef,
+                "01234567-89ab-4def-8123-456789abcdef",
+            ),
+        ] {
+            assert_eq!(std::str::from_utf8(&uuid_v4(bits)).ok(), Some(want));
+        }
+    }
 
     fn run(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
