@@ -10,6 +10,7 @@
 use super::errors::ProxyError;
 use super::{Body, boxed};
 use http::header::{self, HeaderMap, HeaderName};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -59,6 +60,22 @@ impl Forwarders {
     }
 }
 
+/// `ip:port` (IPv6 bracketed) as a URI authority, formatted on the stack.
+fn endpoint_authority(addr: SocketAddr) -> Result<Authority, ProxyError> {
+    use std::io::Write;
+    let mut buf = [0u8; 64];
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    let formatted = write!(w, "{addr}").is_ok();
+    let n = w.position() as usize;
+    formatted
+        .then(|| Authority::try_from(&buf[..n]).ok())
+        .flatten()
+        .ok_or_else(|| ProxyError::Upstream {
+            addr,
+            reason: "cannot build upstream URI".into(),
+        })
+}
+
 /// Pooled clients.
 #[derive(Clone)]
 pub struct Forwarder {
@@ -100,27 +117,24 @@ impl Forwarder {
         if !upgrade {
             strip_hop_by_hop(req.headers_mut());
         }
-        let path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(addr.to_string())
-            .path_and_query(path)
-            .build()
-            .map_err(|e| ProxyError::Upstream {
-                addr,
-                reason: format!("cannot build upstream URI: {e}"),
-            })?;
         if req.version() != Version::HTTP_2 && !req.headers().contains_key(header::HOST) {
             // HTTP/1.0 clients may omit Host; keep the authority they asked for.
             if let Some(a) = req.uri().authority().and_then(|a| a.as_str().parse().ok()) {
                 req.headers_mut().insert(header::HOST, a);
             }
         }
-        *req.uri_mut() = uri;
+        // The pooled client picks its connection by the URI's authority: the
+        // endpoint. The path is moved over as parsed, not rebuilt.
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(endpoint_authority(addr)?);
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        *req.uri_mut() = Uri::from_parts(parts).map_err(|e| ProxyError::Upstream {
+            addr,
+            reason: format!("cannot build upstream URI: {e}"),
+        })?;
         let client = if req.version() == Version::HTTP_2 {
             &self.h2
         } else {
@@ -176,6 +190,20 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 /// `te: trailers` survives: gRPC servers require it.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the few headers a request has is much cheaper than
+    // hashing every hop-by-hop name to remove it; most requests have none.
+    let hop = |k: &HeaderName| {
+        k == header::CONNECTION
+            || k == header::UPGRADE
+            || k == header::PROXY_AUTHORIZATION
+            || k == header::TRANSFER_ENCODING
+            || k == header::TE
+            || k.as_str() == "keep-alive"
+            || k.as_str() == "proxy-connection"
+    };
+    if !headers.keys().any(hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
