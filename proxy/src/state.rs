@@ -13,11 +13,11 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 use strait_api::Snapshot;
-use strait_api::model::ServicePortKey;
+use strait_api::model::{ServicePort, ServicePortKey};
 
 /// One applied config version.
 pub struct Applied {
@@ -31,7 +31,26 @@ pub struct Applied {
     pub snapshot: Arc<Snapshot>,
     /// Runtime state per backend.
     pub backends: HashMap<ServicePortKey, Arc<Backend>>,
+    /// Explicit-mode authorities already resolved to a Service of this
+    /// config (`web`, `web.shop:8080`, …), so a request's Host is looked up
+    /// rather than parsed into owned names every time.
+    /// Keyed by the authority; the value keeps the namespace it was
+    /// resolved against (a proxy has one, but the answer depends on it).
+    hosts: RwLock<HashMap<String, (String, ServicePortKey)>>,
 }
+
+/// Why an explicit-mode authority names no Service.
+#[derive(Debug)]
+pub enum HostError {
+    /// Not a Service name at all.
+    Invalid,
+    /// A well-formed Service name this config does not have.
+    Unknown(ServicePortKey),
+}
+
+/// Distinct authorities remembered per config version (a client sending
+/// random Host headers cannot grow it: only ones naming a Service count).
+const HOSTS_CACHED: usize = 4096;
 
 /// A backend at run time: its balancer (endpoints, breaker, limits, retry
 /// budget) and the pooled client its policy's timeouts call for.
@@ -57,6 +76,46 @@ struct ConfigView<'a> {
 }
 
 impl Applied {
+    /// An empty config (nothing applied yet, or for tests).
+    pub fn new(version: u64, source: &str, snapshot: Snapshot) -> Self {
+        Self {
+            version,
+            source: source.to_string(),
+            applied_at: SystemTime::now(),
+            snapshot: Arc::new(snapshot),
+            backends: HashMap::new(),
+            hosts: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The Service an explicit-mode request's authority names (`svc`,
+    /// `svc.ns`, `svc.ns.svc.cluster.local`, optional `:port`), relative to
+    /// `namespace`.
+    pub fn service_by_host(
+        &self,
+        authority: &str,
+        namespace: &str,
+    ) -> Result<&ServicePort, HostError> {
+        if let Ok(hosts) = self.hosts.read()
+            && let Some(service) = hosts
+                .get(authority)
+                .filter(|(ns, _)| ns == namespace)
+                .and_then(|(_, k)| self.snapshot.service(k))
+        {
+            return Ok(service);
+        }
+        let key = strait_api::authority::parse(authority, namespace).ok_or(HostError::Invalid)?;
+        let Some(service) = self.snapshot.service(&key) else {
+            return Err(HostError::Unknown(key));
+        };
+        if let Ok(mut hosts) = self.hosts.write()
+            && hosts.len() < HOSTS_CACHED
+        {
+            hosts.insert(authority.to_string(), (namespace.to_string(), key));
+        }
+        Ok(service)
+    }
+
     /// The `/config` JSON.
     pub fn to_json(&self) -> String {
         let view = ConfigView {
@@ -91,13 +150,7 @@ impl State {
     /// Empty state: nothing applied, not ready.
     pub fn new(metrics: Arc<Metrics>, forwarders: Forwarders) -> Self {
         Self {
-            current: ArcSwap::from_pointee(Applied {
-                version: 0,
-                source: "none".into(),
-                applied_at: SystemTime::now(),
-                snapshot: Arc::new(Snapshot::default()),
-                backends: HashMap::new(),
-            }),
+            current: ArcSwap::from_pointee(Applied::new(0, "none", Snapshot::default())),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             metrics,
@@ -174,11 +227,8 @@ impl State {
             .config_endpoints
             .set(snapshot.endpoint_count() as i64);
         self.current.store(Arc::new(Applied {
-            version,
-            source: source.to_string(),
-            applied_at: SystemTime::now(),
-            snapshot: Arc::new(snapshot),
             backends,
+            ..Applied::new(version, source, snapshot)
         }));
         self.ready.store(true, Ordering::Release);
         version
@@ -192,5 +242,60 @@ impl State {
     /// Marks the proxy as draining (no longer ready).
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied() -> Applied {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 80}, {port: 8080}]}\n";
+        let (objects, errors) = strait_api::manifest::parse_file("t.yaml", yaml);
+        assert!(errors.is_empty(), "{errors:?}");
+        let t = strait_api::translate::translate(&objects);
+        assert!(t.errors.is_empty(), "{:?}", t.errors);
+        Applied::new(1, "test", t.snapshot)
+    }
+
+    #[test]
+    fn explicit_hosts_resolve_the_same_cached_or_not() {
+        let a = applied();
+        let key = |s: Result<&ServicePort, HostError>| {
+            s.map(|s| s.key.to_string()).map_err(|e| format!("{e:?}"))
+        };
+        for _ in 0..2 {
+            // The second round answers from the cache.
+            for (host, want) in [
+                ("web", Ok("shop/web:80")),
+                ("web.shop", Ok("shop/web:80")),
+                ("web.shop.svc.cluster.local:8080", Ok("shop/web:8080")),
+                ("WEB:80", Ok("shop/web:80")),
+            ] {
+                assert_eq!(
+                    key(a.service_by_host(host, "shop")),
+                    want.map(str::to_string),
+                    "{host}"
+                );
+            }
+            assert!(matches!(
+                a.service_by_host("web", "other"),
+                Err(HostError::Unknown(_))
+            ));
+            assert!(matches!(
+                a.service_by_host("web:81", "shop"),
+                Err(HostError::Unknown(_))
+            ));
+            assert!(matches!(
+                a.service_by_host("10.0.0.1", "shop"),
+                Err(HostError::Invalid)
+            ));
+            assert!(matches!(
+                a.service_by_host("", "shop"),
+                Err(HostError::Invalid)
+            ));
+        }
+        // Only authorities that named a Service were remembered.
+        assert_eq!(a.hosts.read().map(|h| h.len()).unwrap_or(0), 4);
     }
 }

@@ -26,7 +26,7 @@ use crate::balance::Shed;
 use crate::metrics::{RequestSeries, RouteLabels};
 use crate::metrics::{RouteKindLabels, ShedLabels};
 use crate::resilience::fault;
-use crate::state::Applied;
+use crate::state::{Applied, HostError};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use rand::Rng;
@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use strait_api::model::{DEFAULT_ROUTE, ServicePortKey};
-use strait_api::{authority, route, split};
+use strait_api::{route, split};
 
 /// Where an outbound connection was headed.
 #[derive(Debug, Clone)]
@@ -114,29 +114,34 @@ async fn route_and_forward<'a>(
     labels: &mut Labels<'a>,
 ) -> Result<Response<Body>, ProxyError> {
     // 1. resolve
-    let explicit;
-    let key = match target {
-        Target::Service(key) => key,
+    let service = match target {
+        Target::Service(key) => applied.snapshot.service(key).ok_or_else(|| {
+            labels.service = Some(Cow::Owned(key.clone()));
+            ProxyError::UnknownService(key.to_string())
+        })?,
         Target::Explicit => {
             let authority = req
                 .uri()
                 .authority()
-                .map(|a| a.as_str().to_string())
+                .map(|a| a.as_str())
                 .or_else(|| {
                     req.headers()
                         .get(http::header::HOST)
                         .and_then(|h| h.to_str().ok())
-                        .map(str::to_string)
                 })
                 .unwrap_or_default();
-            explicit = authority::parse(&authority, &proxy.settings.namespace)
-                .ok_or(ProxyError::BadAuthority(authority))?;
-            &explicit
+            match applied.service_by_host(authority, &proxy.settings.namespace) {
+                Ok(service) => service,
+                Err(HostError::Invalid) => {
+                    return Err(ProxyError::BadAuthority(authority.to_string()));
+                }
+                Err(HostError::Unknown(key)) => {
+                    let e = ProxyError::UnknownService(key.to_string());
+                    labels.service = Some(Cow::Owned(key));
+                    return Err(e);
+                }
+            }
         }
-    };
-    let Some(service) = applied.snapshot.service(key) else {
-        labels.service = Some(Cow::Owned(key.clone()));
-        return Err(ProxyError::UnknownService(key.to_string()));
     };
     let key = &service.key;
     labels.service = Some(Cow::Borrowed(key));
