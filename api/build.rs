@@ -6,6 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={proto}");
     let fds = protox::compile([proto], ["proto"])?;
     tonic_prost_build::configure()
+        // Objects as `Bytes`: one copy shared by every stream that sends it.
+        .bytes(".strait.config.v1.Resource.json")
+        // Small, short-lived encode buffers (see `codec.rs`).
+        .codec_path("crate::codec::StreamCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

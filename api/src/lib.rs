@@ -25,6 +25,8 @@ pub mod translate;
 
 pub use model::Snapshot;
 
+pub mod codec;
+
 /// The config stream's wire types and gRPC service (generated from
 /// `proto/strait/config/v1/config.proto`).
 pub mod wire {

@@ -214,7 +214,7 @@ mod tests {
                 namespace: "ns".into(),
                 name: name.into(),
             }),
-            json: json.into(),
+            json: json.to_string().into(),
         }
     }
 

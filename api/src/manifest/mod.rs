@@ -181,14 +181,18 @@ fn parse_document(doc: &str) -> Result<Option<Object>, (usize, String)> {
 }
 
 /// Parses one object of a known kind from JSON (how the config stream
-/// carries objects). Fields are checked exactly as in YAML files.
-pub fn parse_json(kind: &str, json: &str) -> Result<Object, String> {
+/// carries objects, as bytes). Fields are checked exactly as in YAML files;
+/// bytes that are not UTF-8 are refused like any other malformed JSON.
+pub fn parse_json(kind: &str, json: impl AsRef<[u8]>) -> Result<Object, String> {
+    let json = json.as_ref();
     let err = |e: serde_json::Error| format!("{kind}: {e}");
     Ok(match kind {
-        "Service" => Object::Service(serde_json::from_str(json).map_err(err)?),
-        "EndpointSlice" => Object::EndpointSlice(serde_json::from_str(json).map_err(err)?),
-        "TrafficRoute" => Object::TrafficRoute(serde_json::from_str(json).map_err(err)?),
-        "DestinationPolicy" => Object::DestinationPolicy(serde_json::from_str(json).map_err(err)?),
+        "Service" => Object::Service(serde_json::from_slice(json).map_err(err)?),
+        "EndpointSlice" => Object::EndpointSlice(serde_json::from_slice(json).map_err(err)?),
+        "TrafficRoute" => Object::TrafficRoute(serde_json::from_slice(json).map_err(err)?),
+        "DestinationPolicy" => {
+            Object::DestinationPolicy(serde_json::from_slice(json).map_err(err)?)
+        }
         other => return Err(format!("unknown kind {other:?}")),
     })
 }

@@ -73,7 +73,7 @@ fn to_json(object: &Object, text: &str, line: usize) -> Option<String> {
         .join("\n");
     let value: serde_json::Value = serde_saphyr::from_str(&doc).ok()?;
     // Round-trip check: the JSON must parse back to the same kind.
-    strait_api::manifest::parse_json(object.key().0, &value.to_string()).ok()?;
+    strait_api::manifest::parse_json(object.key().0, value.to_string()).ok()?;
     Some(value.to_string())
 }
 

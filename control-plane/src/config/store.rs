@@ -18,13 +18,17 @@ use strait_api::translate::translate;
 /// `(kind, namespace, name)`.
 pub type Key = (String, String, String);
 
+/// An object as JSON (UTF-8), shared: the store, every version's delta, the
+/// full sets and every stream's messages hold the same bytes.
+pub type Json = bytes::Bytes;
+
 /// One change to publish.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Delta {
     /// The version this delta brings a proxy to.
     pub version: u64,
     /// New or changed objects (key, JSON).
-    pub upserts: Vec<(Key, String)>,
+    pub upserts: Vec<(Key, Json)>,
     /// Removed objects.
     pub removals: Vec<Key>,
 }
@@ -32,7 +36,7 @@ pub struct Delta {
 #[derive(Debug, Clone)]
 struct Entry {
     object: Object,
-    json: String,
+    json: Json,
 }
 
 /// Why an object is not (or not in its latest form) published.
@@ -83,7 +87,13 @@ fn errors_by_object(entries: &BTreeMap<Key, Entry>) -> BTreeMap<String, Vec<Mani
 impl Store {
     /// Records the latest version of an object.
     pub fn upsert(&mut self, object: Object, json: String) {
-        self.latest.insert(key_of(&object), Entry { object, json });
+        self.latest.insert(
+            key_of(&object),
+            Entry {
+                object,
+                json: json.into(),
+            },
+        );
     }
 
     /// Records that an object is gone.
@@ -95,7 +105,15 @@ impl Store {
     pub fn replace_all(&mut self, objects: Vec<(Object, String)>) {
         self.latest = objects
             .into_iter()
-            .map(|(o, j)| (key_of(&o), Entry { object: o, json: j }))
+            .map(|(o, j)| {
+                (
+                    key_of(&o),
+                    Entry {
+                        object: o,
+                        json: j.into(),
+                    },
+                )
+            })
             .collect();
     }
 
@@ -103,7 +121,13 @@ impl Store {
     pub fn replace_kind(&mut self, kind: &str, objects: Vec<(Object, String)>) {
         self.latest.retain(|k, _| k.0 != kind);
         for (o, j) in objects {
-            self.latest.insert(key_of(&o), Entry { object: o, json: j });
+            self.latest.insert(
+                key_of(&o),
+                Entry {
+                    object: o,
+                    json: j.into(),
+                },
+            );
         }
     }
 
@@ -141,8 +165,8 @@ impl Store {
     }
 
     /// The published JSON of one object.
-    pub fn json(&self, key: &Key) -> Option<&str> {
-        self.published.get(key).map(|e| e.json.as_str())
+    pub fn json(&self, key: &Key) -> Option<&Json> {
+        self.published.get(key).map(|e| &e.json)
     }
 
     /// The published set a proxy in `namespace` sees (a full update).

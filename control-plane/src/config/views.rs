@@ -105,7 +105,7 @@ pub fn publish(store: &mut Store) -> Option<Arc<Version>> {
             .changed(&after)
             .into_iter()
             .map(|k| {
-                let json = store.json(&k).map(str::to_string);
+                let json = store.json(&k).cloned();
                 (k, json)
             })
             .collect()
