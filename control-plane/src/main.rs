@@ -4,6 +4,13 @@
 // No unwrap on input from the network or users; tests may unwrap.
 #![warn(clippy::unwrap_used)]
 
+/// mimalloc rather than glibc's malloc: with a thousand long-lived streams
+/// the controller's memory is many small buffers that come and go, and
+/// glibc's per-thread arenas kept far more of it resident
+/// (docs/benchmarks.md, "Control plane at scale").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::Parser;
 use std::net::SocketAddr;

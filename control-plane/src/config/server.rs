@@ -26,11 +26,20 @@ use strait_api::wire::{
     ConfigUpdate, ProxyInfo, ProxyMessage, ProxyStatusRequest, ProxyStatusResponse, Resource,
     ResourceKey, proxy_message,
 };
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tonic::{Request, Response, Status, Streaming};
 
 /// How long changes are gathered before publishing.
 pub const COALESCE: Duration = Duration::from_millis(5);
+/// Full sets sent at the same time. When 1,000 proxies connect at once
+/// (a controller restart), each full set (~2 MiB with 10,000 endpoints)
+/// would otherwise sit in its stream's HTTP/2 send buffer at the same time:
+/// a transient gigabyte-scale peak that the allocator keeps long after. The
+/// rest wait their turn; sending is CPU-bound anyway, so the last proxy is
+/// served about as soon (docs/benchmarks.md). Deltas are never held back.
+const FULL_SYNCS: usize = 32;
+/// Parts queued per stream ahead of its HTTP/2 send buffer.
+const STREAM_QUEUE: usize = 4;
 /// A proxy must say Hello within this time.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,16 +57,21 @@ pub struct Shared {
     pending_sources: std::sync::atomic::AtomicUsize,
     proxies: Mutex<BTreeMap<u64, ProxyInfo>>,
     next_id: AtomicU64,
+    /// Bounds the full sets being sent at once (see [`FULL_SYNCS`]).
+    syncs: Semaphore,
     changed: Notify,
     replica: String,
     rejections_logged: Mutex<BTreeMap<Key, super::store::Rejection>>,
 }
 
-/// Largest JSON payload in one part of a version. tonic keeps a stream's
-/// encode buffer at the size of the largest message it sent, so bounding the
-/// parts bounds the controller's memory per proxy (one 1.8 MiB full state
-/// per stream cost ~2 GB at 1,000 proxies before parts existed).
-pub const PART_BYTES: usize = 32 * 1024;
+/// Largest JSON payload in one part of a version (an object larger than
+/// this goes alone). tonic keeps a stream's encode buffer at the size of the
+/// largest message it encoded, for the stream's life, so bounding the parts
+/// (and yielding each message at once, `strait_api::codec`) bounds the
+/// controller's memory per proxy: one 1.8 MiB full state per stream cost
+/// ~2 GB at 1,000 proxies before parts existed, 32 KiB parts gathered into
+/// 32 KiB writes ~170 KB per proxy (docs/benchmarks.md).
+pub const PART_BYTES: usize = 16 * 1024;
 
 /// One version as the parts that go on the wire (pure). Every part carries
 /// the version and `full`; all but the last have `more`.
@@ -111,6 +125,7 @@ impl Shared {
             pending_sources: std::sync::atomic::AtomicUsize::new(0),
             proxies: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
+            syncs: Semaphore::new(FULL_SYNCS),
             changed: Notify::new(),
             replica: replica.to_string(),
             rejections_logged: Mutex::new(BTreeMap::new()),
@@ -276,7 +291,7 @@ impl ConfigDiscovery for Server {
         tracing::info!(pod = %hello.pod, namespace = %hello.namespace, %peer, verified, "proxy connected");
         // Subscribe before taking the full set, so nothing falls in between.
         let mut updates = shared.updates.subscribe();
-        let (tx, rx) = mpsc::channel::<Result<ConfigUpdate, Status>>(16);
+        let (tx, rx) = mpsc::channel::<Result<ConfigUpdate, Status>>(STREAM_QUEUE);
         let sender = {
             let shared = shared.clone();
             let namespace = hello.namespace.clone();
@@ -284,11 +299,18 @@ impl ConfigDiscovery for Server {
                 let mut parts = shared.full(&namespace);
                 loop {
                     let version = parts.first().map(|p| p.version).unwrap_or(0);
+                    let turn = match parts.first().is_some_and(|p| p.full) {
+                        true => shared.syncs.acquire().await.ok(),
+                        false => None,
+                    };
                     for part in parts.iter() {
                         if tx.send(Ok(part.clone())).await.is_err() {
                             return;
                         }
                     }
+                    // The next stream's turn (held across the wait below, it
+                    // would block everyone else).
+                    drop(turn);
                     shared.with_proxy(id, |p| p.sent_version = version);
                     // A namespace's delta applies only on top of the version
                     // before it; anything else (a gap, a lag) restarts from
@@ -366,7 +388,7 @@ mod tests {
                 .map(|(i, n)| {
                     (
                         ("Service".into(), "ns".into(), format!("s{i}")),
-                        "x".repeat(*n),
+                        "x".repeat(*n).into(),
                     )
                 })
                 .collect(),
@@ -382,17 +404,20 @@ mod tests {
         let p = to_parts(&delta(&[], 0), true);
         assert_eq!(p.len(), 1);
         assert!(p[0].full && !p[0].more && p[0].version == 7);
-        // 100 objects of 1 KiB: 4 parts of at most 32 KiB.
+        // 100 objects of 1 KiB: parts of at most PART_BYTES, each full.
         let p = to_parts(&delta(&[1024; 100], 3), true);
-        assert_eq!(p.len(), 4);
+        let per_part = PART_BYTES / 1024;
+        assert_eq!(p.len(), 100_usize.div_ceil(per_part));
         assert!(
             p.iter()
                 .all(|x| x.upserts.iter().map(|u| u.json.len()).sum::<usize>() <= PART_BYTES)
         );
         assert_eq!(p.iter().map(|x| x.upserts.len()).sum::<usize>(), 100);
-        assert_eq!(p.iter().filter(|x| x.more).count(), 3);
+        assert!(p.iter().rev().skip(1).all(|x| x.upserts.len() == per_part));
+        assert_eq!(p.iter().filter(|x| x.more).count(), p.len() - 1);
+        let last = &p[p.len() - 1];
         assert!(
-            !p[3].more && p[3].removals.len() == 3,
+            !last.more && last.removals.len() == 3,
             "removals travel with the last part"
         );
         assert!(p.iter().all(|x| x.full && x.version == 7));

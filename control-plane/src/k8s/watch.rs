@@ -57,9 +57,32 @@ pub fn convert<K: Serialize>(kind: &str, obj: &K) -> Result<(Object, String), St
             }
         }
     }
+    if kind == "EndpointSlice" {
+        trim_endpoints(&mut v);
+    }
     let json = v.to_string();
     let object = parse_json(kind, &json)?;
     Ok((object, json))
+}
+
+/// What the proxy reads of an endpoint: its addresses, whether it is
+/// ready, and which Pod it is. Kubernetes also writes `serving`,
+/// `terminating`, `nodeName`, `zone`, hints and the Pod's uid and
+/// resourceVersion; they are ~40 % of a slice, change without the routing
+/// changing, and every byte is sent to every proxy, so they go here.
+fn trim_endpoints(slice: &mut serde_json::Value) {
+    let Some(endpoints) = slice.get_mut("endpoints").and_then(|e| e.as_array_mut()) else {
+        return;
+    };
+    for e in endpoints.iter_mut().filter_map(|e| e.as_object_mut()) {
+        e.retain(|k, _| matches!(k.as_str(), "addresses" | "conditions" | "targetRef"));
+        if let Some(c) = e.get_mut("conditions").and_then(|c| c.as_object_mut()) {
+            c.retain(|k, _| k == "ready");
+        }
+        if let Some(t) = e.get_mut("targetRef").and_then(|t| t.as_object_mut()) {
+            t.retain(|k, _| matches!(k.as_str(), "kind" | "name" | "namespace"));
+        }
+    }
 }
 
 async fn kind<K>(api: Api<K>, kind: &'static str, shared: Arc<Shared>)
@@ -123,6 +146,41 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_slices_keep_only_what_routing_reads() {
+        let slice = |rv: &str, serving: bool| {
+            serde_json::json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "web-1", "namespace": "ns", "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                "endpoints": [{
+                    "addresses": ["10.0.0.1"],
+                    "conditions": {"ready": false, "serving": serving, "terminating": true},
+                    "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "ns", "uid": "u", "resourceVersion": rv},
+                    "nodeName": "node-a", "zone": "z1", "hints": {"forZones": [{"name": "z1"}]}
+                }]
+            })
+        };
+        let (object, a) = convert("EndpointSlice", &slice("1", true)).unwrap();
+        let (_, b) = convert("EndpointSlice", &slice("2", false)).unwrap();
+        assert_eq!(a, b, "what the proxy does not read does not make a version");
+        let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+        assert_eq!(
+            v["endpoints"][0],
+            serde_json::json!({"addresses": ["10.0.0.1"], "conditions": {"ready": false},
+                               "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "ns"}})
+        );
+        assert_eq!(v["ports"][0]["port"], 8080);
+        let Object::EndpointSlice(s) = object else {
+            panic!("not a slice")
+        };
+        assert_eq!(
+            s.endpoints[0].conditions.as_ref().and_then(|c| c.ready),
+            Some(false)
+        );
+    }
 
     #[test]
     fn status_and_bookkeeping_do_not_change_the_published_form() {
