@@ -26,6 +26,7 @@
 #   CP_BENCH_DOC=1             0: do not touch docs/benchmarks.md
 #   CP_BENCH_TARGET_DIR=<repo>/target   cargo target dir (shared artifacts)
 #   CP_BENCH_KEEP=0            1: keep the work dir (logs, raw JSON)
+#   CP_BENCH_HEAPTRACK=FILE    attach heaptrack to the controller (profiling)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -113,6 +114,12 @@ for _ in $(seq 300); do
 done
 [[ -n $ADDR ]] || die "strait-controller did not start listening (see $WORK/controller.log)"
 log "strait-controller pid $CP_PID on $ADDR"
+# Memory profiling: CP_BENCH_HEAPTRACK=FILE attaches heaptrack (allocations
+# from here on: the streams and the changes; RSS figures then include it).
+if [[ -n ${CP_BENCH_HEAPTRACK:-} ]]; then
+  heaptrack -p "$CP_PID" -o "$CP_BENCH_HEAPTRACK" >"$WORK/heaptrack.log" 2>&1 &
+  sleep 3
+fi
 
 # 4-6. Measure.
 "$BENCH" run "${OBJ_ARGS[@]}" --addr "$ADDR" --controller-pid "$CP_PID" \

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use strait_api::wire::config_discovery_client::ConfigDiscoveryClient;
 use strait_api::wire::{Ack, ConfigUpdate, Hello, ProxyMessage, ProxyStatusRequest, proxy_message};
-use strait_control_plane::config::server::to_parts;
+use strait_control_plane::config::server::{PART_BYTES, to_parts};
 use strait_control_plane::config::store::Store;
 use strait_control_plane::k8s::watch::convert;
 use tokio::sync::mpsc;
@@ -372,7 +372,12 @@ async fn proxy_stream(i: usize, ns: String, channel: Channel, fleet: Arc<Fleet>,
                     update
                         .upserts
                         .iter()
-                        .map(|r| (key_of(&r.key), r.json.clone()))
+                        .map(|r| {
+                            (
+                                key_of(&r.key),
+                                String::from_utf8_lossy(&r.json).into_owned(),
+                            )
+                        })
                         .collect(),
                     update
                         .removals
@@ -1091,9 +1096,10 @@ async fn run(client: Client, a: &RunArgs) -> Result<()> {
     );
     let _ = writeln!(
         out,
-        "| full state (all parts of one version) | {:.2} MiB ({} objects; sent in parts of ≤ 32 KiB of objects) |",
+        "| full state (all parts of one version) | {:.2} MiB ({} objects; sent in parts of ≤ {} KiB of objects) |",
         full_bytes as f64 / 1048576.0,
-        full_objects
+        full_objects,
+        PART_BYTES / 1024
     );
     let rss_ok = rss_steady.max(rss_changes_max) <= 100.0;
     let _ = writeln!(
