@@ -155,7 +155,7 @@ async fn session(
             addr: addr.to_string(),
             source,
         })?;
-    // Versions arrive in parts of ~32 KiB, but one object (a large
+    // Versions arrive in parts of ~16 KiB, but one object (a large
     // EndpointSlice) may exceed tonic's 4 MiB default on its own.
     let mut client =
         ConfigDiscoveryClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
