@@ -19,6 +19,7 @@ pub mod authority;
 pub mod duration;
 pub mod manifest;
 pub mod model;
+pub mod parts;
 pub mod route;
 pub mod split;
 pub mod translate;

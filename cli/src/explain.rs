@@ -271,23 +271,24 @@ pub async fn from_control_plane(
         .await?
         .into_inner();
     // The full set comes in parts; the last one has `more` unset.
-    let mut objects = Vec::new();
-    loop {
+    let mut pending = None;
+    let full = loop {
         let part = stream
             .message()
             .await?
             .ok_or_else(|| anyhow::anyhow!("the control plane ended the stream mid-update"))?;
-        for r in part.upserts {
-            let k = r.key.unwrap_or_default();
-            objects.push(Located {
-                file: format!("{} {}/{}", k.kind, k.namespace, k.name),
-                line: 0,
-                object: parse_json(&k.kind, &r.json).map_err(anyhow::Error::msg)?,
-            });
+        if let Some(whole) = strait_api::parts::assemble(&mut pending, part) {
+            break whole;
         }
-        if !part.more {
-            break;
-        }
+    };
+    let mut objects = Vec::new();
+    for r in full.upserts {
+        let k = r.key.unwrap_or_default();
+        objects.push(Located {
+            file: format!("{} {}/{}", k.kind, k.namespace, k.name),
+            line: 0,
+            object: parse_json(&k.kind, &r.json).map_err(anyhow::Error::msg)?,
+        });
     }
     let t = translate(&objects);
     if let Some(e) = t.errors.first() {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strait_api::Snapshot;
 use strait_api::manifest::{Located, Object, parse_json};
+use strait_api::parts::assemble;
 use strait_api::translate::translate;
 use strait_api::wire::config_discovery_client::ConfigDiscoveryClient;
 use strait_api::wire::{Ack, ConfigUpdate, Hello, Nack, ProxyMessage, proxy_message};
@@ -93,26 +94,6 @@ impl Objects {
                 .join("; "));
         }
         Ok((Objects(next), t.snapshot))
-    }
-}
-
-/// Collects the parts of a version; returns it whole with its last part.
-/// A part of a newer version drops an unfinished older one. Pure.
-pub fn assemble(pending: &mut Option<ConfigUpdate>, part: ConfigUpdate) -> Option<ConfigUpdate> {
-    let update = match pending.take() {
-        Some(mut acc) if acc.version == part.version => {
-            acc.upserts.extend(part.upserts);
-            acc.removals.extend(part.removals);
-            acc.more = part.more;
-            acc
-        }
-        _ => part,
-    };
-    if update.more {
-        *pending = Some(update);
-        None
-    } else {
-        Some(update)
     }
 }
 

@@ -333,19 +333,9 @@ async fn proxy_stream(i: usize, ns: String, channel: Channel, fleet: Arc<Fleet>,
             Ok(None) => return fail("the controller ended the stream".into()),
             Err(e) => return fail(e.to_string()),
         };
-        let update = match pending.take() {
-            Some(mut acc) if acc.version == part.version => {
-                acc.upserts.extend(part.upserts);
-                acc.removals.extend(part.removals);
-                acc.more = part.more;
-                acc
-            }
-            _ => part,
-        };
-        if update.more {
-            pending = Some(update);
+        let Some(update) = strait_api::parts::assemble(&mut pending, part) else {
             continue;
-        }
+        };
         let now = Instant::now();
         // ACK at once: the simulated proxy applies nothing.
         let _ = tx
