@@ -1,13 +1,14 @@
 //! Forwarding a request to one endpoint over pooled connections.
 //!
-//! Two hyper clients share the work: HTTP/1.1 (keep-alive pool per endpoint)
-//! and HTTP/2 prior knowledge (one multiplexed connection per endpoint),
+//! Two clients share the work: HTTP/1.1 (our keep-alive pool per endpoint,
+//! [`super::pool`]) and HTTP/2 prior knowledge (one multiplexed connection per endpoint),
 //! chosen by the version the client spoke, so gRPC stays HTTP/2 end to end
 //! with its trailers. Hop-by-hop headers are dropped as RFC 9110 §7.6.1 says,
 //! except on an `Upgrade` (WebSocket), where the proxy forwards the
 //! handshake and, on `101`, splices the two upgraded connections together.
 
 use super::errors::ProxyError;
+use super::pool::H1Pool;
 use super::{Body, boxed};
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -76,10 +77,12 @@ fn endpoint_authority(addr: SocketAddr) -> Result<Authority, ProxyError> {
         })
 }
 
-/// Pooled clients.
+/// Pooled clients: our own HTTP/1.1 pool ([`super::pool`]) and hyper-util's
+/// for HTTP/2, whose one multiplexed connection per endpoint needs no
+/// per-request bookkeeping.
 #[derive(Clone)]
 pub struct Forwarder {
-    h1: Client<HttpConnector, Body>,
+    h1: H1Pool,
     h2: Client<HttpConnector, Body>,
 }
 
@@ -90,11 +93,7 @@ impl Forwarder {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_keepalive(Some(Duration::from_secs(60)));
-        let h1 = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(idle_timeout)
-            .build(connector.clone());
+        let h1 = H1Pool::new(connect_timeout, idle_timeout);
         let h2 = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -117,31 +116,49 @@ impl Forwarder {
         if !upgrade {
             strip_hop_by_hop(req.headers_mut());
         }
-        if req.version() != Version::HTTP_2 && !req.headers().contains_key(header::HOST) {
-            // HTTP/1.0 clients may omit Host; keep the authority they asked for.
-            if let Some(a) = req.uri().authority().and_then(|a| a.as_str().parse().ok()) {
-                req.headers_mut().insert(header::HOST, a);
+        let mut resp = if req.version() == Version::HTTP_2 {
+            // The HTTP/2 client picks its connection by the URI's authority:
+            // the endpoint. The path is moved over as parsed, not rebuilt.
+            let mut parts = std::mem::take(req.uri_mut()).into_parts();
+            parts.scheme = Some(Scheme::HTTP);
+            parts.authority = Some(endpoint_authority(addr)?);
+            if parts.path_and_query.is_none() {
+                parts.path_and_query = Some(PathAndQuery::from_static("/"));
             }
-        }
-        // The pooled client picks its connection by the URI's authority: the
-        // endpoint. The path is moved over as parsed, not rebuilt.
-        let mut parts = std::mem::take(req.uri_mut()).into_parts();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(endpoint_authority(addr)?);
-        if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(PathAndQuery::from_static("/"));
-        }
-        *req.uri_mut() = Uri::from_parts(parts).map_err(|e| ProxyError::Upstream {
-            addr,
-            reason: format!("cannot build upstream URI: {e}"),
-        })?;
-        let client = if req.version() == Version::HTTP_2 {
-            &self.h2
+            *req.uri_mut() = Uri::from_parts(parts).map_err(|e| ProxyError::Upstream {
+                addr,
+                reason: format!("cannot build upstream URI: {e}"),
+            })?;
+            self.h2
+                .request(req)
+                .await
+                .map_err(|e| classify(addr, &e))?
+                .map(boxed)
         } else {
             *req.version_mut() = Version::HTTP_11;
-            &self.h1
+            if !req.headers().contains_key(header::HOST) {
+                // HTTP/1.0 clients may omit Host; keep the authority they
+                // asked for, or name the endpoint.
+                let host = match req.uri().authority() {
+                    Some(a) => a.clone(),
+                    None => endpoint_authority(addr)?,
+                };
+                if let Ok(v) = host.as_str().parse() {
+                    req.headers_mut().insert(header::HOST, v);
+                }
+            }
+            // Origin-form (`/path?query`) on the wire, whatever form the
+            // client used.
+            if req.uri().scheme().is_some() || req.uri().path_and_query().is_none() {
+                let pq = req
+                    .uri()
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
+                *req.uri_mut() = Uri::from(pq);
+            }
+            self.h1.send(addr, req).await?
         };
-        let mut resp = client.request(req).await.map_err(|e| classify(addr, &e))?;
         if let Some(client_upgrade) = client_upgrade
             && resp.status() == StatusCode::SWITCHING_PROTOCOLS
         {
@@ -156,10 +173,10 @@ impl Forwarder {
                     tracing::debug!(%addr, error = %e, "upgraded connection ended");
                 }
             });
-            return Ok(resp.map(boxed));
+            return Ok(resp);
         }
         strip_hop_by_hop(resp.headers_mut());
-        Ok(resp.map(boxed))
+        Ok(resp)
     }
 }
 

@@ -7,6 +7,7 @@
 //!   rule's policy → pick an endpoint → [`forward`].
 //! * [`attempt`] sends to a backend: retries within the budget, per-try
 //!   timeouts, circuit-breaker bookkeeping, mirroring.
+//! * [`pool`] keeps HTTP/1.1 connections to endpoints alive for reuse.
 //! * [`errors`] is the one place a proxy error becomes a status code, a
 //!   `strait-proxy-error` header and a metric code.
 //! * [`trace_ctx`] propagates W3C and B3 trace headers and sets
@@ -16,6 +17,7 @@ pub mod attempt;
 pub mod errors;
 pub mod forward;
 pub mod pipeline;
+pub mod pool;
 pub mod server;
 pub mod trace_ctx;
 
