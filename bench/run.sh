@@ -12,7 +12,7 @@
 #   BENCH_LAT_DURATION [10]  seconds of each 1,000 rps round
 #   BENCH_LAT5K_DURATION [5] seconds of each 5,000 rps round
 #   BENCH_CONNS     [50]     HTTP/1.1 connections (wrk and oha)
-#   BENCH_BUILD     [1]      0 skips `cargo build --profile dist -p strait-proxy`
+#   BENCH_BUILD     [1]      0 skips building the proxy (scripts/build-dist.sh)
 #   BENCH_CACHE     [~/.cache/strait-bench]  where oha is installed
 #   BENCH_NICE      [-20]    nice of the run (and its autogroup); 0 leaves it
 #   BENCH_SPIN      [1]      keep the proxy's core out of idle halt during
@@ -73,10 +73,11 @@ if ! [ -x "$OHA" ] || [ "$("$OHA" --version 2>/dev/null)" != "oha $OHA_VERSION" 
 fi
 
 if [ "${BENCH_BUILD:-1}" != 0 ]; then
-    log "cargo build --profile dist -p strait-proxy (fat LTO, what ships)"
-    (cd "$ROOT" && cargo build --profile dist -p strait-proxy >&2)
+    log "scripts/build-dist.sh (what ships: profile.dist, static glibc)"
+    STRAIT="$("$ROOT/scripts/build-dist.sh")"
+else
+    STRAIT="$("$ROOT/scripts/build-dist.sh" --path)"
 fi
-STRAIT="${CARGO_TARGET_DIR:-$ROOT/target}/dist/strait-proxy"
 [ -x "$STRAIT" ] || die "no $STRAIT"
 if [ "${BENCH_BUILD:-1}" != 0 ]; then
     STRAIT_VERSION="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
