@@ -92,8 +92,10 @@ impl EndpointStats {
         }
     }
 
-    fn observe(&self, rtt: Duration) {
-        let now = self.epoch.elapsed().as_nanos() as u64;
+    /// Records a latency sample `rtt` taken at `at` (the caller's one clock
+    /// read serves both the sample and the decay).
+    fn observe(&self, at: Instant, rtt: Duration) {
+        let now = at.duration_since(self.epoch).as_nanos() as u64;
         let rtt = rtt.as_nanos() as f64;
         let prev = f64::from_bits(self.ewma_ns.load(Ordering::Relaxed));
         let last = self.last_ns.swap(now, Ordering::Relaxed);
@@ -121,7 +123,8 @@ pub struct InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.stats.observe(self.started.elapsed());
+        let at = Instant::now();
+        self.stats.observe(at, at.duration_since(self.started));
     }
 }
 

@@ -31,6 +31,7 @@ enum Script {
 struct Scripted {
     port: u16,
     conns: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
 }
 
 impl Scripted {
@@ -38,18 +39,32 @@ impl Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let conns = Arc::new(AtomicUsize::new(0));
-        let counter = conns.clone();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (counter, closes) = (conns.clone(), closed.clone());
         tokio::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(s, script));
+                let closes = closes.clone();
+                tokio::spawn(async move {
+                    serve(s, script).await;
+                    closes.fetch_add(1, Ordering::SeqCst);
+                });
             }
         });
-        Self { port, conns }
+        Self {
+            port,
+            conns,
+            closed,
+        }
     }
 
     fn conns(&self) -> usize {
         self.conns.load(Ordering::SeqCst)
+    }
+
+    /// Connections that ended (the proxy closed them, or the script did).
+    fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -137,6 +152,29 @@ async fn keep_alive_reuses_one_upstream_connection() {
         1,
         "one upstream connection for 50 sequential requests"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_after_the_idle_timeout() {
+    let up = Scripted::start(Script::KeepAlive).await;
+    let p = ProxyProc::start_with(
+        &[("m.yaml", services_yaml(&[("web", &[up.port])]))],
+        &["--idle-timeout", "1s"],
+    )
+    .await;
+    sequential(&p, "GET", 3).await;
+    assert_eq!((up.conns(), up.closed()), (1, 0), "kept while in use");
+    // Closed between one and one and a half idle timeouts later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(up.closed(), 0, "closed before the idle timeout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while up.closed() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(up.closed(), 1, "idle connection still open after 3 s");
+    // The next request opens a new connection and succeeds.
+    sequential(&p, "GET", 1).await;
+    assert_eq!(up.conns(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,9 +77,9 @@ fn round_robin_cycles() {
 fn ewma_avoids_a_slow_endpoint() {
     let b = balancer(&Policy::default(), 3);
     // Endpoint 0 has been slow (200 ms), the others fast (1 ms).
-    b.endpoints()[0].observe(Duration::from_millis(200));
+    b.endpoints()[0].observe(Instant::now(), Duration::from_millis(200));
     for e in &b.endpoints()[1..] {
-        e.observe(Duration::from_millis(1));
+        e.observe(Instant::now(), Duration::from_millis(1));
     }
     let slow = (0..3000)
         .filter(|_| b.pick().unwrap().addr.port() == 1000)

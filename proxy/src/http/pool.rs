@@ -24,11 +24,10 @@ use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// Keep-alive probes on upstream sockets start after this much silence.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -44,12 +43,20 @@ struct Inner {
     connect_timeout: Duration,
     idle_timeout: Duration,
     sweeping: AtomicBool,
+    /// Sweeps so far. Idle time is counted in sweeps, half an idle timeout
+    /// each, so the request path never reads the clock for it.
+    sweeps: AtomicU64,
 }
 
 struct Idle {
     tx: SendRequest<Body>,
-    since: Instant,
+    /// `sweeps` when it went idle.
+    since: u64,
 }
+
+/// Sweeps an idle connection lives through: idle for between one and one
+/// and a half idle timeouts when it is closed.
+const SWEEPS_IDLE: u64 = 3;
 
 impl H1Pool {
     /// A pool whose connections are given `connect_timeout` to open and are
@@ -61,6 +68,7 @@ impl H1Pool {
                 connect_timeout,
                 idle_timeout,
                 sweeping: AtomicBool::new(false),
+                sweeps: AtomicU64::new(0),
             }),
         }
     }
@@ -115,12 +123,12 @@ impl H1Pool {
 
 impl Inner {
     /// The most recently used open connection to `addr`, dropping any that
-    /// closed or idled too long.
+    /// closed.
     fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().ok()?;
         let stack = idle.get_mut(&addr)?;
         while let Some(entry) = stack.pop() {
-            if !entry.tx.is_closed() && entry.since.elapsed() < self.idle_timeout {
+            if !entry.tx.is_closed() {
                 return Some(entry.tx);
             }
         }
@@ -134,7 +142,7 @@ impl Inner {
         if let Ok(mut idle) = self.idle.lock() {
             idle.entry(addr).or_default().push(Idle {
                 tx,
-                since: Instant::now(),
+                since: self.sweeps.load(Ordering::Relaxed),
             });
         }
         if !self.sweeping.swap(true, Ordering::Relaxed) {
@@ -182,17 +190,18 @@ impl Inner {
 /// endpoint that is no longer used does not hold sockets open.
 async fn sweep(pool: Weak<Inner>) {
     let period = match pool.upgrade() {
-        Some(p) => p.idle_timeout.max(Duration::from_secs(1)),
+        Some(p) => (p.idle_timeout / 2).max(Duration::from_millis(100)),
         None => return,
     };
     loop {
         tokio::time::sleep(period).await;
         let Some(pool) = pool.upgrade() else { return };
+        let now = pool.sweeps.fetch_add(1, Ordering::Relaxed) + 1;
         let Ok(mut idle) = pool.idle.lock() else {
             return;
         };
         idle.retain(|_, stack| {
-            stack.retain(|e| !e.tx.is_closed() && e.since.elapsed() < pool.idle_timeout);
+            stack.retain(|e| !e.tx.is_closed() && now - e.since < SWEEPS_IDLE);
             !stack.is_empty()
         });
     }
