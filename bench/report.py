@@ -4,8 +4,9 @@
 Usage: report.py RAW_DIR  (prints markdown to stdout)
 
 Raw files, per measured run: NAME-TARGET.out (the tool's output) and
-NAME-TARGET.meta (proxy CPU, wall time, RSS peak, ...). Latency runs are
-named latRATE.rN (round N); the table shows the median over rounds.
+NAME-TARGET.meta (proxy CPU, wall time, RSS peak, ...). Runs are named
+METRIC.rN (round N: latRATE, h1, h2); the table shows the median over
+rounds, and the throughput verdicts the median of per-round ratios.
 """
 import glob
 import json
@@ -187,17 +188,35 @@ def row(label, values, digits=0, show_ratio=True):
 
 
 def busy(metric, t, key):
+    """Median over rounds of a CPU time as % of the run's wall time."""
+    rs = [r["meta"] for r in runs.get((metric, t), []) if r["meta"].get("wall_s")]
+    return median([min(100, 100 * m[key] / m["wall_s"]) for m in rs])
+
+
+def round_ratios(metric, key="rps"):
+    """strait ÷ HAProxy per round, for rounds where both ran."""
+    ha = {r["round"]: r[key] for r in runs.get((metric, "haproxy"), [])}
+    return [r[key] / ha[r["round"]] for r in runs.get((metric, "strait"), [])
+            if ha.get(r["round"])]
+
+
+def rps_spread(metric, t):
     rs = runs.get((metric, t))
-    if not rs or not rs[0]["meta"].get("wall_s"):
+    if not rs or len(rs) < 2:
         return None
-    m = rs[0]["meta"]
-    return min(100, 100 * m[key] / m["wall_s"])
+    return f"{min(r['rps'] for r in rs):,.0f}–{max(r['rps'] for r in rs):,.0f}"
 
 
 dur = start.get("dur_s", "?")
-for metric, label in (("h1", f"HTTP/1.1 throughput, req/s (wrk, 1 thread, 50 conns, {dur} s)"),
-                      ("h2", f"HTTP/2 throughput, req/s (h2load, h2c, 10 conns × 10 streams, {dur} s)")):
+tr = start.get("tput_rounds", 1)
+for metric, label in (("h1", f"HTTP/1.1 throughput, req/s (wrk, 1 thread, 50 conns, median of {tr} × {dur} s)"),
+                      ("h2", f"HTTP/2 throughput, req/s (h2load, h2c, 10 conns × 10 streams, median of {tr} × {dur} s)")):
     row(label, [value(metric, t, "rps") for t in TARGETS])
+    row("  per round, min–max, req/s", [rps_spread(metric, t) for t in TARGETS], 0, False)
+    rr = round_ratios(metric)
+    if rr:
+        out(f"|   strait ÷ HAProxy per round (rounds seconds apart) | | | | "
+            f"{', '.join(f'{x:.2f}' for x in rr)}; median {median(rr):.2f}× |")
     row("  proxy process CPU time, % of its core", [None] + [busy(metric, t, "cpu_s") for t in PROXIES], 0, False)
     row("  CPU 1 busy (proxy + kernel softirq + any other work), %",
         [None] + [busy(metric, t, "core1_busy_s") for t in PROXIES], 0, False)
@@ -248,12 +267,14 @@ def verdict(ok):
 
 for metric, label in (("h1", "HTTP/1.1"), ("h2", "HTTP/2")):
     h, s = value(metric, "haproxy", "rps"), value(metric, "strait", "rps")
-    ok = None if h is None or s is None else s >= h
-    note = ""
+    rr = median(round_ratios(metric))
+    ok = None if rr is None else rr >= 1.0
+    notes = [] if rr is None else [f"median of per-round ratios {rr:.2f}×"]
     core = busy(metric, "haproxy", "core1_busy_s")
     if core is not None and core < 95:
-        note = (f" (HAProxy's core was only {core:.0f} % busy: the client/upstream core capped the run; "
-                "compare CPU s per 10,000 requests)")
+        notes.append(f"HAProxy's core was only {core:.0f} % busy: the client/upstream core capped the run; "
+                     "compare CPU s per 10,000 requests")
+    note = f" ({'; '.join(notes)})" if notes else ""
     out(f"| {label} throughput ≥ 1.0× HAProxy | {fmt(h)} req/s | {fmt(s)} req/s | {verdict(ok)}{note} |")
 ha, sa = added("lat1000", "haproxy", "p99"), added("lat1000", "strait", "p99")
 ok = None if ha is None or sa is None else sa <= ha

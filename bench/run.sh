@@ -7,7 +7,8 @@
 # Environment knobs (defaults in brackets):
 #   BENCH_PORT_BASE [21100]  loopback ports BASE+40..BASE+91 are used (keep
 #                            them below the ephemeral range, 32768+)
-#   BENCH_DURATION  [10]     seconds of each throughput run
+#   BENCH_DURATION  [5]      seconds of each throughput round
+#   BENCH_TPUT_ROUNDS [3]    interleaved rounds of each throughput measurement
 #   BENCH_LAT_ROUNDS [3]     interleaved rounds of each latency measurement
 #   BENCH_LAT_DURATION [10]  seconds of each 1,000 rps round
 #   BENCH_LAT5K_DURATION [5] seconds of each 5,000 rps round
@@ -28,7 +29,8 @@ set -Eeuo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 BASE="${BENCH_PORT_BASE:-21100}"
-DUR="${BENCH_DURATION:-10}"
+DUR="${BENCH_DURATION:-5}"
+TPUT_ROUNDS="${BENCH_TPUT_ROUNDS:-3}"
 LAT_DUR="${BENCH_LAT_DURATION:-10}"
 LAT5K_DUR="${BENCH_LAT5K_DURATION:-5}"
 ROUNDS="${BENCH_LAT_ROUNDS:-3}"
@@ -321,7 +323,7 @@ for t in haproxy strait; do
     echo "{\"rss_kb\": $(rss_kb "$(pid_of $t)"), \"rss_anon_kb\": $(rss_kb "$(pid_of $t)" RssAnon)}" >"$RAW/idle-$t.json"
 done
 log "idle RSS: haproxy $(rss_kb $HA_PID) kB, strait $(rss_kb $ST_PID) kB; load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "{\"rounds\": $ROUNDS, \"lat_s\": $LAT_DUR, \"lat5k_s\": $LAT5K_DUR, \"dur_s\": $DUR, \"start\": \"$(date -u +%FT%TZ)\", \"loadavg_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"busy_before_pct\": $busy}" >"$RAW/run-start.json"
+echo "{\"rounds\": $ROUNDS, \"lat_s\": $LAT_DUR, \"lat5k_s\": $LAT5K_DUR, \"dur_s\": $DUR, \"tput_rounds\": $TPUT_ROUNDS, \"start\": \"$(date -u +%FT%TZ)\", \"loadavg_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"busy_before_pct\": $busy}" >"$RAW/run-start.json"
 
 # Keeping the proxy's core awake during latency runs (BENCH_SPIN=1): in this
 # VM an idle vCPU halts, and waking it for the next request costs about a
@@ -362,16 +364,28 @@ for rate in 1000 5000; do
 done
 spin_stop
 
+# Throughput: interleaved rounds too. This VM's speed drifts by 10-20 %
+# within a minute (other tenants), so one run per proxy, minutes apart,
+# can put the drift into the ratio; rounds seconds apart compare like with
+# like, and the verdict takes the median of the per-round ratios.
 for t in "${TARGETS[@]}"; do
-    log "HTTP/1.1 throughput, $t (${DUR}s)"
     taskset -c 0 wrk -t1 -c"$CONNS" -d"${WARM}s" -H 'Host: web' "$(h1_url $t)" >/dev/null 2>&1 || true
-    measure h1 "$t" "$P_UP_H1" wrk -t1 -c"$CONNS" -d"${DUR}s" -H 'Host: web' "$(h1_url $t)"
+done
+for r in $(seq "$TPUT_ROUNDS"); do
+    for t in "${TARGETS[@]}"; do
+        log "HTTP/1.1 throughput, round $r/$TPUT_ROUNDS, $t (${DUR}s)"
+        measure "h1.r$r" "$t" "$P_UP_H1" wrk -t1 -c"$CONNS" -d"${DUR}s" -H 'Host: web' "$(h1_url $t)"
+    done
 done
 
 for t in "${TARGETS[@]}"; do
-    log "HTTP/2 throughput, $t (${DUR}s)"
     taskset -c 0 h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D "$WARM" -H ':authority: web-h2' "$(h2_url $t)" >/dev/null 2>&1 || true
-    measure h2 "$t" "$P_UP_H2" h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D "$DUR" -H ':authority: web-h2' "$(h2_url $t)"
+done
+for r in $(seq "$TPUT_ROUNDS"); do
+    for t in "${TARGETS[@]}"; do
+        log "HTTP/2 throughput, round $r/$TPUT_ROUNDS, $t (${DUR}s)"
+        measure "h2.r$r" "$t" "$P_UP_H2" h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D "$DUR" -H ':authority: web-h2' "$(h2_url $t)"
+    done
 done
 
 sleep 2
