@@ -7,8 +7,8 @@
 //! except on an `Upgrade` (WebSocket), where the proxy forwards the
 //! handshake and, on `101`, splices the two upgraded connections together.
 
-use super::errors::ProxyError;
-use super::pool::H1Pool;
+use super::errors::{ProxyError, with_causes};
+use super::pool::{H1Pool, TCP_KEEPALIVE};
 use super::{Body, boxed};
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -92,7 +92,7 @@ impl Forwarder {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
+        connector.set_keepalive(Some(TCP_KEEPALIVE));
         let h1 = H1Pool::new(connect_timeout, idle_timeout);
         let h2 = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -181,12 +181,7 @@ impl Forwarder {
 }
 
 fn classify(addr: SocketAddr, e: &hyper_util::client::legacy::Error) -> ProxyError {
-    let mut reason = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        reason = format!("{reason}: {s}");
-        source = s.source();
-    }
+    let reason = with_causes(e);
     if e.is_connect() {
         ProxyError::Connect { addr, reason }
     } else {

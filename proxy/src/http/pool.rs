@@ -13,7 +13,7 @@
 //! on a new connection; hyper hands such a request back untouched, so this
 //! never sends anything twice.
 
-use super::errors::ProxyError;
+use super::errors::{ProxyError, with_causes};
 use super::{Body, boxed};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -29,8 +29,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// Keep-alive probes on upstream sockets start after this much silence.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// Keep-alive probes on upstream sockets (HTTP/1.1 and HTTP/2) start after
+/// this much silence.
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Idle HTTP/1.1 connections per endpoint.
 #[derive(Clone)]
@@ -207,15 +208,11 @@ async fn sweep(pool: Weak<Inner>) {
     }
 }
 
-/// Error text with its causes, as the access log and `/metrics` show it.
 fn upstream(addr: SocketAddr, e: &hyper::Error) -> ProxyError {
-    let mut reason = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        reason = format!("{reason}: {s}");
-        source = s.source();
+    ProxyError::Upstream {
+        addr,
+        reason: with_causes(e),
     }
-    ProxyError::Upstream { addr, reason }
 }
 
 /// Where a connection goes back to.
