@@ -28,6 +28,8 @@ set -Eeuo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
+# shellcheck source=../scripts/loopback-mesh.sh
+. "$ROOT/scripts/loopback-mesh.sh"
 BASE="${BENCH_PORT_BASE:-21100}"
 DUR="${BENCH_DURATION:-5}"
 TPUT_ROUNDS="${BENCH_TPUT_ROUNDS:-3}"
@@ -136,25 +138,8 @@ trap cleanup EXIT
 trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
 trap 'exit 130' INT TERM
 
-# Upstream: nginx, one worker, a 20-byte 200 on an HTTP/1.1 port and on an
-# h2c (prior knowledge) port; nginx 1.22 cannot serve both on one port.
-cat >"$WORK/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server { listen 127.0.0.1:$P_UP_H1; location / { return 200 "hello from upstream\n"; } }
-  server { listen 127.0.0.1:$P_UP_H2 http2; location / { return 200 "hello from upstream\n"; } }
-}
-EOF
+# Upstream: nginx, one worker, HTTP/1.1 and h2c ports (scripts/loopback-mesh.sh).
+nginx_conf "$WORK/nginx" "$P_UP_H1" "$P_UP_H2" >"$WORK/nginx.conf"
 taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>"$RAW/nginx.stderr" &
 NGX_PID=$!
 PIDS+=($NGX_PID)
@@ -191,23 +176,11 @@ PIDS+=($HA_PID)
 # strait-proxy's config: Service `web` (HTTP/1.1 upstream) and `web-h2` (h2c
 # upstream), one endpoint each, plus filler Services whose endpoints (in
 # 127.0.0.0/8, nothing listening) bring the total to $ENDPOINTS.
-svc() { # name port endpoint-addresses...
-    local name=$1 port=$2; shift 2
-    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: default}\nspec: {ports: [{name: http, port: 80}]}\n' "$name"
-    printf -- '---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: %s-1, namespace: default, labels: {kubernetes.io/service-name: %s}}\naddressType: IPv4\nports: [{name: http, port: %s}]\nendpoints:\n' "$name" "$name" "$port"
-    for a in "$@"; do printf -- '- {addresses: [%s], conditions: {ready: true}}\n' "$a"; done
-}
 {
     svc web "$P_UP_H1" 127.0.0.1
     svc web-h2 "$P_UP_H2" 127.0.0.1
 } >"$WORK/manifests/web.yaml"
-left=$((ENDPOINTS - 2)) i=0
-while ((left > 0)); do
-    n=$((left < 20 ? left : 20)) addrs=()
-    for ((j = 1; j <= n; j++)); do addrs+=("127.10.$((i / 250)).$((i % 250 + 1))"); i=$((i + 1)); done
-    svc "filler-$i" 8080 "${addrs[@]}"
-    left=$((left - n))
-done >"$WORK/manifests/filler.yaml"
+filler_services $((ENDPOINTS - 2)) >"$WORK/manifests/filler.yaml"
 
 taskset -c 1 "$STRAIT" --local "$WORK/manifests" \
     --outbound-addr 127.0.0.1:$P_ST_OUT --inbound-addr 127.0.0.1:$P_ST_IN \

@@ -25,6 +25,8 @@ BASE="${PGO_PORT_BASE:-23100}"
 P_UP_H1=$((BASE + 80)) P_UP_H2=$((BASE + 81))
 P_OUT=$((BASE + 40)) P_IN=$((BASE + 43)) P_ADMIN=$((BASE + 91))
 SECS="${PGO_SECONDS:-3}"
+# shellcheck source=loopback-mesh.sh
+. "$(dirname "$0")/loopback-mesh.sh"
 
 for tool in nginx wrk h2load curl; do
     command -v "$tool" >/dev/null || { echo "pgo-train: needs $tool" >&2; exit 1; }
@@ -45,32 +47,10 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$WORK/manifests" "$WORK/nginx"
 
-cat >"$WORK/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server { listen 127.0.0.1:$P_UP_H1; location / { return 200 "hello from upstream\n"; } }
-  server { listen 127.0.0.1:$P_UP_H2 http2; location / { return 200 "hello from upstream\n"; } }
-}
-EOF
+nginx_conf "$WORK/nginx" "$P_UP_H1" "$P_UP_H2" >"$WORK/nginx.conf"
 nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>/dev/null &
 PIDS+=($!)
 
-svc() { # name port endpoint-addresses...
-    local name=$1 port=$2; shift 2
-    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: default}\nspec: {ports: [{name: http, port: 80}]}\n' "$name"
-    printf -- '---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: %s-1, namespace: default, labels: {kubernetes.io/service-name: %s}}\naddressType: IPv4\nports: [{name: http, port: %s}]\nendpoints:\n' "$name" "$name" "$port"
-    for a in "$@"; do printf -- '- {addresses: [%s], conditions: {ready: true}}\n' "$a"; done
-}
 {
     svc web "$P_UP_H1" 127.0.0.1
     svc web-h2 "$P_UP_H2" 127.0.0.1
@@ -100,13 +80,7 @@ spec:
       requestHeaders: {set: {x-route: ab}, remove: [x-debug]}
 EOF
 } >"$WORK/manifests/services.yaml"
-left=995 i=0
-while ((left > 0)); do
-    n=$((left < 20 ? left : 20)) addrs=()
-    for ((j = 1; j <= n; j++)); do addrs+=("127.10.$((i / 250)).$((i % 250 + 1))"); i=$((i + 1)); done
-    svc "filler-$i" 8080 "${addrs[@]}"
-    left=$((left - n))
-done >"$WORK/manifests/filler.yaml"
+filler_services 995 >"$WORK/manifests/filler.yaml"
 
 "$BIN" --local "$WORK/manifests" --outbound-addr "127.0.0.1:$P_OUT" --inbound-addr "127.0.0.1:$P_IN" \
     --admin-addr "127.0.0.1:$P_ADMIN" --workers 1 --log warn >"$WORK/proxy.log" 2>&1 &
