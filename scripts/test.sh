@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the system tools the tests
 # use, checks formatting, lints and CRD drift, then runs every test in the
-# workspace (the control-plane tests build kube-apiserver and etcd on first use).
+# workspace (the control-plane tests build kube-apiserver and etcd on first use),
+# then brings up the real single-node cluster and runs the tests on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,19 @@ cargo run --locked -q -p strait-control-plane --bin crdgen -- --check
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked --workspace 2>&1 | tee "$log"
+cargo test --locked --workspace --exclude strait-cluster-tests 2>&1 | tee "$log"
+
+# The real single-node cluster (tests/cluster): its tools and images are
+# built on first use and cached; the node tests run on it, then the
+# teardown test takes it down and checks that nothing is left.
+echo "== the cluster (tests/cluster/up.sh)"
+trap 'rm -f "$log"; tests/cluster/down.sh >/dev/null 2>&1' EXIT
+t0=$(date +%s)
+tests/cluster/up.sh >/dev/null
+echo "cluster up in $(( $(date +%s) - t0 ))s (tools and images included)"
+cargo test --locked -p strait-cluster-tests --test node 2>&1 | tee -a "$log"
+cargo test --locked -p strait-cluster-tests --test teardown 2>&1 | tee -a "$log"
+
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
