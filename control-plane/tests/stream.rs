@@ -127,3 +127,53 @@ fn proxies_follow_the_control_plane_and_survive_its_absence() {
     assert!(log.contains("serving the last config"), "{log}");
     drop(cp);
 }
+
+/// A one-shot reader (`strait explain` sends Hello and half-closes its
+/// side) always gets the whole set: the controller used to end the stream
+/// when the reader's request side closed, which failed about half the runs
+/// with "the control plane ended the stream mid-update".
+#[test]
+fn explain_gets_the_whole_set_every_time() {
+    let (v1, v2) = (upstream("v1"), upstream("v2"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    // Enough objects for the full set to travel in several parts.
+    let mut yaml = manifests(v1, v2, 90, 10);
+    for i in 0..300 {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: filler-{i}, namespace: shop, annotations: {{pad: \"{}\"}}}}\nspec: {{ports: [{{port: 80}}]}}\n",
+            "x".repeat(200)
+        ));
+    }
+    std::fs::write(dir.join("mesh.yaml"), yaml).unwrap();
+    let cp_port = free_port();
+    let _cp = controller(&dir, cp_port, &tmp.path().join("cp.log"));
+    let addr = format!("127.0.0.1:{cp_port}");
+    let explain = || {
+        Command::new(bin("strait"))
+            .args([
+                "explain",
+                "--from",
+                "shop/client",
+                "--control-plane",
+                &addr,
+                "GET",
+                "http://web/",
+            ])
+            .output()
+            .unwrap()
+    };
+    wait_for("the controller to publish the manifests", || {
+        String::from_utf8_lossy(&explain().stdout).contains("web-v2")
+    });
+    for run in 1..=100 {
+        let out = explain();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("web-v1") && text.contains("web-v2"),
+            "run {run} of 100: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -316,7 +316,14 @@ impl ConfigDiscovery for Server {
                     // before it; anything else (a gap, a lag) restarts from
                     // the full set.
                     parts = loop {
-                        match updates.recv().await {
+                        // A reader that has gone (its response stream
+                        // dropped) ends the stream now, not at the next
+                        // version.
+                        let next = tokio::select! {
+                            next = updates.recv() => next,
+                            _ = tx.closed() => return,
+                        };
+                        match next {
                             Ok(v) if v.number() <= version => continue,
                             Ok(v) if v.number() == version + 1 => break v.parts_for(&namespace),
                             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -331,8 +338,17 @@ impl ConfigDiscovery for Server {
         let receiver = {
             let shared = shared.clone();
             let pod = hello.pod.clone();
+            // Returns true when the proxy closed its side cleanly (a
+            // one-shot reader such as `strait explain` sends Hello and
+            // half-closes): the stream goes on until the reader has the
+            // whole set and drops it. An error (a reset) ends it at once.
             async move {
-                while let Ok(Some(msg)) = inbound.message().await {
+                loop {
+                    let msg = match inbound.message().await {
+                        Ok(Some(msg)) => msg,
+                        Ok(None) => return true,
+                        Err(_) => return false,
+                    };
                     match msg.kind {
                         Some(proxy_message::Kind::Ack(a)) => {
                             shared.with_proxy(id, |p| p.acked_version = a.version)
@@ -350,9 +366,14 @@ impl ConfigDiscovery for Server {
             }
         };
         tokio::spawn(async move {
+            tokio::pin!(sender);
             tokio::select! {
-                _ = sender => {}
-                _ = receiver => {}
+                _ = &mut sender => {}
+                half_closed = receiver => {
+                    if half_closed {
+                        sender.await;
+                    }
+                }
             }
             if let Ok(mut p) = shared.proxies.lock() {
                 p.remove(&id);
