@@ -17,6 +17,7 @@
 
 pub mod authority;
 pub mod duration;
+pub mod inject;
 pub mod manifest;
 pub mod model;
 pub mod parts;
