@@ -68,7 +68,14 @@ fn env(c: &Value, name: &str) -> Option<String> {
 #[test]
 fn the_switch_on_pod_and_namespace() {
     let e = INJECT_ANNOTATION;
-    let cases: &[(&str, &[(&str, &str)], &[(&str, &str)], Mode, bool)] = &[
+    type Case<'a> = (
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+        Mode,
+        bool,
+    );
+    let cases: &[Case] = &[
         ("nothing set", &[], &[], Mode::Admission, false),
         (
             "namespace enabled",
@@ -226,7 +233,8 @@ fn the_injected_pod() {
 #[test]
 fn every_knob_from_pod_or_namespace() {
     let k = |n: &str| format!("{}{n}", knobs::PREFIX);
-    let cases: &[(&str, &str, &dyn Fn(&Value) -> Value)] = &[
+    type Read = dyn Fn(&Value) -> Value;
+    let cases: &[(&str, &str, &Read)] = &[
         ("skip-inbound-ports", "8081, 9000-9100", &|p| {
             container(p, INIT_CONTAINER)["args"][8].clone()
         }),
