@@ -353,5 +353,14 @@ pub fn uninject(pod: &Value) -> Option<Value> {
             meta.remove("annotations");
         }
     }
+    // An empty metadata map says nothing; inject may have made it.
+    if pod
+        .get("metadata")
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.is_empty())
+        && let Some(p) = pod.as_object_mut()
+    {
+        p.remove("metadata");
+    }
     Some(pod)
 }
