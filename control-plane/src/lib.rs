@@ -11,6 +11,11 @@
 //! * [`k8s`] is the Kubernetes source: watchers into the store, status
 //!   conditions, and Lease-based leader election for writing them.
 //!
+//! * [`webhook`] is the injection webhook: the admission review, its own
+//!   certificate and `caBundle`, and the HTTPS listener.
+//!
+//! * [`health`] serves `/live` and `/ready` on the controller's health port.
+//!
 //! The binary is `strait-controller` (`src/main.rs`).
 
 // No unwrap on input from the network or users; tests may unwrap.
@@ -18,4 +23,6 @@
 
 pub mod config;
 pub mod crd;
+pub mod health;
 pub mod k8s;
+pub mod webhook;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use strait_api::wire::config_discovery_server::ConfigDiscoveryServer;
 use strait_control_plane::config::{local, server};
-use strait_control_plane::k8s;
+use strait_control_plane::{health, k8s, webhook};
 
 /// Strait's control plane.
 #[derive(Parser, Debug)]
@@ -43,6 +43,50 @@ struct Args {
     /// Log filter.
     #[arg(long, env = "STRAIT_LOG", default_value = "info")]
     log: String,
+    /// Health listener: /live and /ready.
+    #[arg(long, env = "STRAIT_HEALTH_ADDR", default_value = "0.0.0.0:9990")]
+    health_addr: SocketAddr,
+    /// Injection webhook listener (HTTPS; Kubernetes mode only).
+    #[arg(long, env = "STRAIT_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
+    webhook_addr: SocketAddr,
+    /// The MutatingWebhookConfiguration whose caBundle the controller keeps.
+    #[arg(
+        long,
+        env = "STRAIT_WEBHOOK_CONFIGURATION",
+        default_value = "strait-webhook"
+    )]
+    webhook_configuration: String,
+    /// The webhook's Service (its DNS names go into the serving certificate).
+    #[arg(long, env = "STRAIT_WEBHOOK_SERVICE", default_value = "strait-webhook")]
+    webhook_service: String,
+    /// The Secret that keeps the webhook's CA and serving certificate.
+    #[arg(
+        long,
+        env = "STRAIT_WEBHOOK_SECRET",
+        default_value = "strait-webhook-tls"
+    )]
+    webhook_secret: String,
+    /// The proxy image injected pods run.
+    #[arg(long, env = "STRAIT_PROXY_IMAGE", default_value = concat!("docker.io/strait/strait-proxy:", env!("CARGO_PKG_VERSION")))]
+    proxy_image: String,
+    /// Pull policy of the proxy image.
+    #[arg(
+        long,
+        env = "STRAIT_PROXY_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
+    proxy_image_pull_policy: String,
+    /// The config stream address injected proxies follow (default: this
+    /// controller's Service, strait-controller.<namespace>.svc.cluster.local:8086).
+    #[arg(long, env = "STRAIT_INJECT_CONTROL_PLANE")]
+    inject_control_plane: Option<String>,
+    /// Audience of the ServiceAccount token projected into injected pods.
+    #[arg(
+        long,
+        env = "STRAIT_IDENTITY_AUDIENCE",
+        default_value = "strait.dev/identity"
+    )]
+    identity_audience: String,
 }
 
 #[tokio::main]
@@ -54,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let shared = server::Shared::new(&args.replica);
+    let resolver = Arc::new(webhook::tls::Resolver::default());
     match args.local.clone() {
         Some(dir) => drop(tokio::spawn(local::watch(dir, shared.clone()))),
         None => {
@@ -71,9 +116,66 @@ async fn main() -> anyhow::Result<()> {
                 args.replica.clone(),
                 leading.clone(),
             ));
-            tokio::spawn(k8s::status::run(client, shared.clone(), leading));
+            tokio::spawn(k8s::status::run(
+                client.clone(),
+                shared.clone(),
+                leading.clone(),
+            ));
+            let target = webhook::reconcile::Target {
+                namespace: args.lease_namespace.clone(),
+                secret: args.webhook_secret.clone(),
+                service: args.webhook_service.clone(),
+                configuration: args.webhook_configuration.clone(),
+            };
+            tokio::spawn(webhook::reconcile::run(
+                client.clone(),
+                target,
+                resolver.clone(),
+                leading,
+            ));
+            let settings = strait_api::inject::Settings {
+                image: args.proxy_image.clone(),
+                image_pull_policy: args.proxy_image_pull_policy.clone(),
+                control_plane: args.inject_control_plane.clone().unwrap_or_else(|| {
+                    format!(
+                        "strait-controller.{}.svc.cluster.local:8086",
+                        args.lease_namespace
+                    )
+                }),
+                version: env!("CARGO_PKG_VERSION").into(),
+                identity_audience: args.identity_audience.clone(),
+                defaults: strait_api::inject::knobs::Knobs::default(),
+            };
+            let admit = Arc::new(webhook::server::Admit {
+                client: Some(client),
+                settings,
+            });
+            let (addr, resolver) = (args.webhook_addr, resolver.clone());
+            tokio::spawn(async move {
+                if let Err(e) = webhook::server::serve(addr, resolver, admit).await {
+                    tracing::error!(%addr, "injection webhook stopped: {e}");
+                }
+            });
         }
     }
+    let ready: health::Readiness = {
+        let (shared, resolver, local) = (shared.clone(), resolver.clone(), args.local.is_some());
+        Arc::new(move || {
+            if !shared.synced() {
+                Some("the initial lists are still loading".into())
+            } else if !local && !resolver.ready() {
+                Some("the webhook has no certificate yet".into())
+            } else {
+                None
+            }
+        })
+    };
+    let health_addr = args.health_addr;
+    tokio::spawn(async move {
+        if let Err(e) = health::serve(health_addr, ready).await {
+            tracing::error!(addr = %health_addr, "health listener stopped: {e}");
+        }
+    });
     tokio::spawn(shared.clone().publish_loop());
     let listener = tokio::net::TcpListener::bind(args.config_addr)
         .await

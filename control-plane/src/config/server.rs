@@ -132,6 +132,12 @@ impl Shared {
         })
     }
 
+    /// Whether every source has its initial list in (the controller is
+    /// ready to serve full sets).
+    pub fn synced(&self) -> bool {
+        self.pending_sources.load(Ordering::Acquire) == 0
+    }
+
     /// Tells the publisher the store changed.
     pub fn changed(&self) {
         self.changed.notify_one();

@@ -1,0 +1,60 @@
+//! The controller's health port (9990): `/live` answers while the process
+//! runs, `/ready` once it can do its job (its sources are synced and, in a
+//! cluster, the webhook has its certificate). Kubelet probes and `strait
+//! check` read them.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the controller is not ready, or `None` when it is.
+pub type Readiness = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// Serves until the process ends.
+pub async fn serve(addr: SocketAddr, ready: Readiness) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "health listening");
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let ready = ready.clone();
+                async move {
+                    let (status, body) = match req.uri().path() {
+                        "/live" => (StatusCode::OK, "live\n".to_owned()),
+                        "/ready" => match ready() {
+                            None => (StatusCode::OK, "ready\n".to_owned()),
+                            Some(why) => (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                format!("not ready: {why}\n"),
+                            ),
+                        },
+                        _ => (
+                            StatusCode::NOT_FOUND,
+                            "not found; try /live or /ready\n".to_owned(),
+                        ),
+                    };
+                    let mut r = Response::new(Full::new(Bytes::from(body)));
+                    *r.status_mut() = status;
+                    Ok::<_, Infallible>(r)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
+}
