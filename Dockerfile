@@ -8,8 +8,8 @@
 # scripts/build-dist.sh (profile `dist`, glibc linked statically, optimised
 # with a training profile: the binary bench/run.sh measures), the controller
 # and the test app with profile `dist`, also static. The final images hold
-# one static binary, the CA certificates and nothing else: no shell, no
-# package manager.
+# one static binary and the CA certificates (the proxy image also carries
+# iptables, for its init container): no shell, no package manager.
 #
 # Where the binaries were built outside (tests/cluster/images.sh does this
 # with buildah, on machines that cannot pull a Rust image), pass
@@ -21,14 +21,15 @@ ARG BINARIES=build
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN apt-get update -q && apt-get install -y -q --no-install-recommends ca-certificates \
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends ca-certificates iptables \
     && scripts/build-dist.sh \
     && RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --profile dist \
          --target "$(rustc -vV | sed -n 's/^host: //p')" -p strait-control-plane -p strait-testapp \
     && mkdir -p /out \
     && cp "$(scripts/build-dist.sh --path)" /out/ \
     && cp target/*/dist/strait-controller target/*/dist/strait-testapp /out/ \
-    && cp /etc/ssl/certs/ca-certificates.crt /out/
+    && cp /etc/ssl/certs/ca-certificates.crt /out/ \
+    && scripts/iptables-rootfs.sh /out/iptables
 
 FROM scratch AS prebuilt
 COPY target/image/ /out/
@@ -36,9 +37,12 @@ COPY target/image/ /out/
 FROM ${BINARIES} AS binaries
 
 # The data-plane proxy. Runs as uid 2102: iptables leaves that user's own
-# traffic alone (docs/architecture.md).
+# traffic alone (docs/architecture.md). It also carries Debian's iptables
+# (nf_tables) with the libraries it loads, for `strait-proxy init`, the
+# injected init container; still no shell or package manager.
 FROM scratch AS proxy
 COPY --from=binaries /out/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=binaries /out/iptables/ /
 COPY --from=binaries /out/strait-proxy /usr/local/bin/strait-proxy
 USER 2102:2102
 EXPOSE 4140 4143 4191

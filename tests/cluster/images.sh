@@ -70,6 +70,10 @@ case $PROFILE in
   *) die "STRAIT_IMAGE_PROFILE must be release or dist, not $PROFILE" ;;
 esac
 cp /etc/ssl/certs/ca-certificates.crt "$OUT/" 2>/dev/null || die "no /etc/ssl/certs/ca-certificates.crt (install ca-certificates)"
+command -v xtables-nft-multi >/dev/null || [[ -x /usr/sbin/xtables-nft-multi ]] || {
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables; } >&2 || die "cannot install iptables"
+}
+"$ROOT/scripts/iptables-rootfs.sh" "$OUT/iptables"
 log "binaries ready in $(( $(date +%s) - t0 ))s"
 for b in "$OUT"/strait-*; do
   file "$b" 2>/dev/null | grep -q 'dynamically linked' && die "$b is dynamically linked"
@@ -98,7 +102,7 @@ sum() { cat "$@" | sha256sum | cut -c1-16; }
 # the prebuilt binaries: the `build` stage is skipped).
 for t in proxy controller testapp; do
   bin=$OUT/strait-$t; [[ $t == controller ]] && bin=$OUT/strait-controller
-  key=$(sum "$ROOT/Dockerfile" "$bin" "$OUT/ca-certificates.crt")
+  key=$(sum "$ROOT/Dockerfile" "$bin" "$OUT/ca-certificates.crt" $([[ $t == proxy ]] && find "$OUT/iptables" -type f | sort))
   build "docker.io/strait/strait-$t:$VERSION" "strait-$t-$key.tar" \
     -f "$ROOT/Dockerfile" --target "$t" --build-arg BINARIES=prebuilt "$CTX"
   ln -sf "strait-$t-$key.tar" "$CACHE/current-strait-$t.tar"
