@@ -4,8 +4,10 @@
 #![warn(clippy::unwrap_used)]
 
 mod backend;
+mod check;
 mod demo;
 mod explain;
+mod inject;
 mod prom;
 mod stat;
 mod status;
@@ -76,8 +78,73 @@ enum Command {
         /// URL, e.g. http://web.shop/api?x=1
         url: String,
     },
+    /// Add the proxy to the pod templates of Kubernetes manifests, offline
+    /// (Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, Pods, Lists;
+    /// other kinds pass through). Prints YAML for `kubectl apply -f -`.
+    Inject {
+        /// The manifests (`-` or nothing: standard input).
+        #[arg(short = 'f', long = "filename", default_value = "-")]
+        file: String,
+        /// The config stream address the proxies follow.
+        #[arg(
+            long,
+            default_value = "strait-controller.strait-system.svc.cluster.local:8086"
+        )]
+        control_plane: String,
+        /// The proxy image.
+        #[arg(long, default_value = concat!("docker.io/strait/strait-proxy:", env!("CARGO_PKG_VERSION")))]
+        proxy_image: String,
+    },
+    /// Remove what `strait inject` (or the webhook) added. Prints YAML.
+    Uninject {
+        /// The manifests (`-` or nothing: standard input).
+        #[arg(short = 'f', long = "filename", default_value = "-")]
+        file: String,
+    },
+    /// Is the mesh healthy? CRDs, control plane, leader, webhook and its
+    /// certificate, config stream, and with --proxies every meshed pod.
+    /// Exit code 1 when a check fails.
+    Check {
+        /// The control plane's namespace.
+        #[arg(long, short = 'n', default_value = "strait-system")]
+        namespace: String,
+        /// Check a cluster before installing Strait.
+        #[arg(long)]
+        pre: bool,
+        /// Also check every meshed pod's proxy (connected, SYNCED).
+        #[arg(long)]
+        proxies: bool,
+        /// Output: text or json.
+        #[arg(short = 'o', long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+    },
     /// Print the version.
     Version,
+}
+
+fn read_input(file: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    if file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("reading standard input")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
+    }
+}
+
+fn transform(
+    file: &str,
+    action: inject::Action,
+    settings: &strait_api::inject::Settings,
+) -> anyhow::Result<()> {
+    let (yaml, report) = inject::run(&read_input(file)?, action, settings)?;
+    for line in report {
+        eprintln!("{line}");
+    }
+    print!("{yaml}");
+    Ok(())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -98,6 +165,37 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Version => {
             println!("strait {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Inject {
+            file,
+            control_plane,
+            proxy_image,
+        } => transform(
+            &file,
+            inject::Action::Inject,
+            &inject::settings(&control_plane, &proxy_image),
+        ),
+        Command::Uninject { file } => {
+            transform(&file, inject::Action::Uninject, &inject::settings("", ""))
+        }
+        Command::Check {
+            namespace,
+            pre,
+            proxies,
+            output,
+        } => {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let opts = check::Options {
+                namespace,
+                pre,
+                proxies,
+            };
+            let checks = tokio::runtime::Runtime::new()?.block_on(check::run(&opts));
+            print!("{}", check::render(&checks, output == "json"));
+            if checks.iter().any(|c| !c.ok) {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::ProxyStatus { control_plane } => {

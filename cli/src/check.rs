@@ -1,0 +1,595 @@
+//! `strait check`, like `linkerd check`: is the mesh healthy? A list of
+//! checks, each ✔ or ✘ with a hint that says what to run. `--pre` checks a
+//! cluster before install; `--proxies` also checks every meshed pod's proxy.
+//! Exit code 1 when a check fails; `-o json` for scripts.
+//!
+//! The verdicts are pure functions of what was read ([`cert_verdict`],
+//! [`version_verdict`], [`leader_verdict`], [`proxy_verdicts`]); `run` only
+//! reads the cluster (through the API server, and the config stream through
+//! a port-forward, as kubectl would).
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
+use kube::api::ListParams;
+use serde_json::json;
+use std::collections::BTreeMap;
+use strait_api::inject::{INJECT_ANNOTATION, PROXY_CONTAINER, VERSION_ANNOTATION};
+use strait_api::wire::{ProxyInfo, ProxyStatusRequest, ProxyStatusResponse};
+
+/// The oldest Kubernetes minor version Strait supports (native sidecars).
+pub const MIN_MINOR: u32 = 29;
+/// A webhook certificate must stay valid at least this long.
+pub const CERT_MARGIN_DAYS: i64 = 7;
+const CRDS: [&str; 2] = ["trafficroutes.strait.dev", "destinationpolicies.strait.dev"];
+
+/// One check's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What is checked.
+    pub name: String,
+    /// Passed?
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to run when it failed.
+    pub hint: String,
+}
+
+fn pass(name: &str, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: true,
+        detail: detail.into(),
+        hint: String::new(),
+    }
+}
+
+fn fail(name: &str, detail: impl Into<String>, hint: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: false,
+        detail: detail.into(),
+        hint: hint.into(),
+    }
+}
+
+/// What to check.
+pub struct Options {
+    /// The control plane's namespace.
+    pub namespace: String,
+    /// Before install: only the cluster's prerequisites.
+    pub pre: bool,
+    /// Also every meshed pod's proxy.
+    pub proxies: bool,
+}
+
+/// The API server's version against [`MIN_MINOR`].
+pub fn version_verdict(major: &str, minor: &str, git: &str) -> Check {
+    let name = "Kubernetes version is supported";
+    let minor_n: Option<u32> = minor.trim_end_matches('+').parse().ok();
+    match (major, minor_n) {
+        ("1", Some(m)) if m >= MIN_MINOR => pass(name, format!("{git} (1.{MIN_MINOR} or newer)")),
+        _ => fail(
+            name,
+            format!("{git}: Strait needs Kubernetes 1.{MIN_MINOR} or newer (native sidecars)"),
+            "upgrade the cluster",
+        ),
+    }
+}
+
+/// A webhook certificate valid until `not_after` (Unix seconds) at `now`,
+/// and whether the configuration's caBundle is the Secret's CA.
+pub fn cert_verdict(not_after: i64, now: i64, ca_matches: bool) -> Vec<Check> {
+    let days = (not_after - now) / 86_400;
+    let validity = if not_after - now >= CERT_MARGIN_DAYS * 86_400 {
+        pass(
+            "webhook certificate is valid for 7 more days",
+            format!("expires in {days} days"),
+        )
+    } else {
+        fail(
+            "webhook certificate is valid for 7 more days",
+            format!("expires in {days} days"),
+            "the controller renews it; check its logs: kubectl -n strait-system logs deploy/strait-controller",
+        )
+    };
+    let bundle = if ca_matches {
+        pass("webhook caBundle matches the certificate's CA", "")
+    } else {
+        fail(
+            "webhook caBundle matches the certificate's CA",
+            "the API server would not trust the webhook",
+            "the controller repairs it within 30 s; if not: kubectl -n strait-system rollout restart deploy/strait-controller",
+        )
+    };
+    vec![validity, bundle]
+}
+
+/// The Lease holder must be one of the ready controller pods, renewed
+/// within its lease duration.
+pub fn leader_verdict(
+    holder: Option<&str>,
+    renewed_secs_ago: Option<i64>,
+    lease_secs: i64,
+    ready: &[String],
+) -> Check {
+    let name = "one controller replica leads";
+    match (holder, renewed_secs_ago) {
+        (Some(h), Some(age)) if ready.iter().any(|r| r == h) && age <= lease_secs => {
+            pass(name, format!("{h}, renewed {age}s ago"))
+        }
+        (Some(h), Some(age)) => fail(
+            name,
+            format!("the Lease names {h}, renewed {age}s ago, which is not a ready controller pod"),
+            "wait for a takeover (15 s), or: kubectl -n strait-system get pods,leases",
+        ),
+        _ => fail(
+            name,
+            "no Lease holder",
+            "kubectl -n strait-system logs deploy/strait-controller",
+        ),
+    }
+}
+
+/// Every meshed pod's proxy connected and SYNCED; pods in meshed namespaces
+/// without a proxy listed. `meshed`: (namespace/pod, injected?).
+pub fn proxy_verdicts(meshed: &[(String, bool)], statuses: &[ProxyStatusResponse]) -> Vec<Check> {
+    let mut connected: BTreeMap<String, (ProxyInfo, u64)> = BTreeMap::new();
+    for r in statuses {
+        for p in &r.proxies {
+            connected.insert(
+                format!("{}/{}", p.namespace, p.pod),
+                (p.clone(), r.latest_version),
+            );
+        }
+    }
+    let mut out = Vec::new();
+    for (pod, injected) in meshed {
+        let name = format!("proxy of {pod}");
+        if !injected {
+            out.push(fail(
+                &name,
+                "no proxy: the pod started while the webhook could not inject it",
+                format!(
+                    "kubectl -n {} delete pod {} (its controller makes a meshed one)",
+                    pod.split('/').next().unwrap_or(""),
+                    pod.split('/').nth(1).unwrap_or("")
+                ),
+            ));
+            continue;
+        }
+        match connected.get(pod) {
+            Some((p, latest)) => {
+                let state = crate::status::sync_state(p, *latest);
+                if state == "SYNCED" {
+                    out.push(pass(
+                        &name,
+                        format!("connected, SYNCED at v{}", p.acked_version),
+                    ));
+                } else {
+                    out.push(fail(
+                        &name,
+                        state,
+                        format!("strait proxy-status; kubectl logs {pod} -c {PROXY_CONTAINER}"),
+                    ));
+                }
+            }
+            None => out.push(fail(
+                &name,
+                "not connected to any control-plane replica",
+                format!(
+                    "kubectl -n {} logs {} -c {PROXY_CONTAINER}",
+                    pod.split('/').next().unwrap_or(""),
+                    pod.split('/').nth(1).unwrap_or("")
+                ),
+            )),
+        }
+    }
+    out
+}
+
+/// Runs the checks.
+pub async fn run(opts: &Options) -> Vec<Check> {
+    let mut out = Vec::new();
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(fail(
+                "can reach the Kubernetes API",
+                e.to_string(),
+                "set KUBECONFIG or check kubectl config current-context",
+            ));
+            return out;
+        }
+    };
+    match client.apiserver_version().await {
+        Ok(v) => {
+            out.push(pass("can reach the Kubernetes API", v.git_version.clone()));
+            out.push(version_verdict(&v.major, &v.minor, &v.git_version));
+        }
+        Err(e) => {
+            out.push(fail(
+                "can reach the Kubernetes API",
+                e.to_string(),
+                "set KUBECONFIG or check kubectl cluster-info",
+            ));
+            return out;
+        }
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    if opts.pre {
+        let ns: Api<Namespace> = Api::all(client.clone());
+        out.push(match ns.get_opt(&opts.namespace).await {
+            Ok(None) => pass(
+                "the control plane's namespace is free",
+                opts.namespace.clone(),
+            ),
+            Ok(Some(_)) => fail(
+                "the control plane's namespace is free",
+                format!("{} exists", opts.namespace),
+                "helm install into it anyway (--namespace), or pick another",
+            ),
+            Err(e) => fail(
+                "the control plane's namespace is free",
+                e.to_string(),
+                "check your RBAC",
+            ),
+        });
+        out.push(match crds.list(&ListParams::default()).await {
+            Ok(_) => pass("can read CustomResourceDefinitions", ""),
+            Err(e) => fail(
+                "can read CustomResourceDefinitions",
+                e.to_string(),
+                "helm install needs cluster-admin",
+            ),
+        });
+        return out;
+    }
+    for crd in CRDS {
+        let name = format!("CRD {crd} is installed");
+        out.push(match crds.get_opt(crd).await {
+            Ok(Some(c))
+                if c.spec
+                    .versions
+                    .iter()
+                    .any(|v| v.name == "v1alpha1" && v.served) =>
+            {
+                pass(&name, "v1alpha1 served")
+            }
+            Ok(Some(_)) => fail(&name, "v1alpha1 is not served", "kubectl apply -f crds/"),
+            Ok(None) => fail(
+                &name,
+                "missing",
+                "helm install strait helm/strait -n strait-system --create-namespace",
+            ),
+            Err(e) => fail(&name, e.to_string(), "check your RBAC"),
+        });
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &opts.namespace);
+    let ready: Vec<String> = match pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=strait-controller"))
+        .await
+    {
+        Ok(l) => l
+            .items
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .filter_map(|p| p.metadata.name.clone())
+            .collect(),
+        Err(e) => {
+            out.push(fail(
+                "controller pods are ready",
+                e.to_string(),
+                "check your RBAC",
+            ));
+            Vec::new()
+        }
+    };
+    out.push(if ready.is_empty() {
+        fail(
+            "controller pods are ready",
+            format!("no ready strait-controller pod in {}", opts.namespace),
+            format!("kubectl -n {} get deploy,pods; kubectl -n {0} scale deploy/strait-controller --replicas=2", opts.namespace),
+        )
+    } else {
+        pass("controller pods are ready", ready.join(", "))
+    });
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &opts.namespace);
+    if let Ok(Some(l)) = leases.get_opt("strait-controller").await {
+        let spec = l.spec.unwrap_or_default();
+        let age = spec
+            .renew_time
+            .map(|t| k8s_openapi::jiff::Timestamp::now().as_second() - t.0.as_second());
+        out.push(leader_verdict(
+            spec.holder_identity.as_deref(),
+            age,
+            i64::from(spec.lease_duration_seconds.unwrap_or(15)),
+            &ready,
+        ));
+    } else {
+        out.push(leader_verdict(None, None, 15, &ready));
+    }
+    let hooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &opts.namespace);
+    match hooks.get_opt("strait-webhook").await {
+        Ok(Some(h)) => {
+            out.push(pass(
+                "the injection webhook is configured",
+                "strait-webhook",
+            ));
+            let bundle = h
+                .webhooks
+                .unwrap_or_default()
+                .first()
+                .and_then(|w| w.client_config.ca_bundle.clone());
+            match secrets.get_opt("strait-webhook-tls").await {
+                Ok(Some(s)) => {
+                    let data = s.data.unwrap_or_default();
+                    let expiry = data.get("tls.crt").and_then(|c| not_after(&c.0));
+                    let ca_matches = bundle.is_some() && data.get("ca.crt").map(|c| &c.0) == bundle.as_ref().map(|b| &b.0);
+                    match expiry {
+                        Some(na) => out.extend(cert_verdict(na, k8s_openapi::jiff::Timestamp::now().as_second(), ca_matches)),
+                        None => out.push(fail("webhook certificate is valid for 7 more days", "tls.crt does not parse", "kubectl -n strait-system delete secret strait-webhook-tls (the controller makes a new one)")),
+                    }
+                }
+                Ok(None) => out.push(fail("webhook certificate exists", "no Secret strait-webhook-tls", "the controller creates it at start: kubectl -n strait-system logs deploy/strait-controller")),
+                Err(e) => out.push(fail("webhook certificate exists", e.to_string(), "check your RBAC")),
+            }
+        }
+        Ok(None) => out.push(fail(
+            "the injection webhook is configured",
+            "no MutatingWebhookConfiguration strait-webhook",
+            "helm install strait helm/strait -n strait-system",
+        )),
+        Err(e) => out.push(fail(
+            "the injection webhook is configured",
+            e.to_string(),
+            "check your RBAC",
+        )),
+    }
+    // The config stream, through a port-forward to each ready replica.
+    let mut statuses = Vec::new();
+    for pod in &ready {
+        match proxy_status(&pods, pod).await {
+            Ok(s) => statuses.push(s),
+            Err(e) => out.push(fail(
+                &format!("config stream of {pod} answers"),
+                e,
+                format!("kubectl -n {} logs {pod}", opts.namespace),
+            )),
+        }
+    }
+    if !ready.is_empty() && statuses.len() == ready.len() {
+        let n: usize = statuses.iter().map(|s| s.proxies.len()).sum();
+        out.push(pass(
+            "the config stream answers",
+            format!("{} replica(s), {n} proxies connected", statuses.len()),
+        ));
+    }
+    if opts.proxies {
+        match meshed_pods(&client).await {
+            Ok(meshed) if meshed.is_empty() => out.push(pass("meshed pods", "none yet")),
+            Ok(meshed) => out.extend(proxy_verdicts(&meshed, &statuses)),
+            Err(e) => out.push(fail("meshed pods", e, "check your RBAC")),
+        }
+    }
+    out
+}
+
+fn not_after(pem: &[u8]) -> Option<i64> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    let cert = block.parse_x509().ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
+/// Running pods that should be meshed (their namespace or template says
+/// enabled) or are: (namespace/pod, has the proxy).
+async fn meshed_pods(client: &kube::Client) -> Result<Vec<(String, bool)>, String> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let enabled: Vec<String> = namespaces
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .filter(|n| {
+            n.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(INJECT_ANNOTATION))
+                .map(String::as_str)
+                == Some("enabled")
+        })
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mut out = Vec::new();
+    for p in pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+    {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        let ann = p.metadata.annotations.clone().unwrap_or_default();
+        let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if !running || p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let injected = ann.contains_key(VERSION_ANNOTATION);
+        let wanted = match ann.get(INJECT_ANNOTATION).map(String::as_str) {
+            Some("disabled") => false,
+            Some("enabled") => true,
+            _ => enabled.contains(&ns),
+        };
+        let host_network = p.spec.as_ref().and_then(|s| s.host_network) == Some(true);
+        if injected || (wanted && !host_network) {
+            out.push((
+                format!("{ns}/{}", p.metadata.name.unwrap_or_default()),
+                injected,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `ProxyStatus` of one controller pod, over a port-forward to its 8086.
+async fn proxy_status(pods: &Api<Pod>, pod: &str) -> Result<ProxyStatusResponse, String> {
+    let mut pf = pods
+        .portforward(pod, &[8086])
+        .await
+        .map_err(|e| format!("port-forward: {e}"))?;
+    let stream = pf.take_stream(8086).ok_or("port-forward gave no stream")?;
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(stream)));
+    let channel = tonic::transport::Endpoint::from_static("http://strait-controller")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let s = slot.lock().ok().and_then(|mut s| s.take());
+            async move {
+                s.map(hyper_util::rt::TokioIo::new)
+                    .ok_or_else(|| std::io::Error::other("the port-forward stream is used up"))
+            }
+        }))
+        .await
+        .map_err(|e| format!("connecting over the port-forward: {e}"))?;
+    let mut client = strait_api::wire::config_discovery_client::ConfigDiscoveryClient::new(channel);
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.proxy_status(ProxyStatusRequest {}),
+    )
+    .await
+    .map_err(|_| "no answer within 10 s".to_string())?
+    .map_err(|e| format!("ProxyStatus: {}", e.message()))?;
+    drop(pf);
+    Ok(r.into_inner())
+}
+
+/// Renders the verdicts: a ✔/✘ line each (with the hint under a ✘), or JSON.
+pub fn render(checks: &[Check], json_out: bool) -> String {
+    if json_out {
+        let v: Vec<_> = checks
+            .iter()
+            .map(|c| json!({"check": c.name, "ok": c.ok, "detail": c.detail, "hint": c.hint}))
+            .collect();
+        return format!(
+            "{}\n",
+            json!({"ok": checks.iter().all(|c| c.ok), "checks": v})
+        );
+    }
+    let mut out = String::new();
+    for c in checks {
+        let detail = if c.detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", c.detail)
+        };
+        out.push_str(&format!(
+            "{} {}{detail}\n",
+            if c.ok { "✔" } else { "✘" },
+            c.name
+        ));
+        if !c.ok && !c.hint.is_empty() {
+            out.push_str(&format!("    hint: {}\n", c.hint));
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    out.push_str(&if failed == 0 {
+        "\nStatus check results are ✔\n".to_owned()
+    } else {
+        format!("\n{failed} check(s) failed ✘\n")
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for (major, minor, ok) in [
+            ("1", "29", true),
+            ("1", "37", true),
+            ("1", "30+", true),
+            ("1", "28", false),
+            ("2", "0", false),
+            ("1", "x", false),
+        ] {
+            assert_eq!(version_verdict(major, minor, "v").ok, ok, "{major}.{minor}");
+        }
+    }
+
+    #[test]
+    fn certificates() {
+        let day = 86_400;
+        for (left, ca, want) in [
+            (30 * day, true, [true, true]),
+            (7 * day, true, [true, true]),
+            (7 * day - 1, true, [false, true]),
+            (-day, false, [false, false]),
+        ] {
+            let got: Vec<bool> = cert_verdict(left, 0, ca).iter().map(|c| c.ok).collect();
+            assert_eq!(got, want, "{left}s left, ca matches {ca}");
+        }
+    }
+
+    #[test]
+    fn leaders() {
+        let ready = vec!["c-1".to_owned(), "c-2".to_owned()];
+        assert!(leader_verdict(Some("c-1"), Some(3), 15, &ready).ok);
+        assert!(
+            !leader_verdict(Some("c-1"), Some(30), 15, &ready).ok,
+            "stale renewal"
+        );
+        assert!(
+            !leader_verdict(Some("gone"), Some(1), 15, &ready).ok,
+            "holder not ready"
+        );
+        assert!(!leader_verdict(None, None, 15, &ready).ok);
+    }
+
+    #[test]
+    fn proxies() {
+        let info = |pod: &str, acked: u64| ProxyInfo {
+            namespace: "shop".into(),
+            pod: pod.into(),
+            acked_version: acked,
+            sent_version: acked,
+            ..Default::default()
+        };
+        let statuses = [ProxyStatusResponse {
+            proxies: vec![info("a", 5), info("b", 4)],
+            latest_version: 5,
+            replica: "c-1".into(),
+        }];
+        let meshed = [
+            ("shop/a".to_owned(), true),
+            ("shop/b".to_owned(), true),
+            ("shop/c".to_owned(), true),
+            ("shop/d".to_owned(), false),
+        ];
+        let v = proxy_verdicts(&meshed, &statuses);
+        assert_eq!(
+            v.iter().map(|c| c.ok).collect::<Vec<_>>(),
+            [true, false, false, false]
+        );
+        assert!(v[2].detail.contains("not connected"));
+        assert!(v[3].detail.contains("no proxy") && v[3].hint.contains("delete pod d"));
+        let text = render(&v, false);
+        assert!(
+            text.contains("✔ proxy of shop/a")
+                && text.contains("✘ proxy of shop/d")
+                && text.contains("3 check(s) failed")
+        );
+        let j: serde_json::Value = serde_json::from_str(&render(&v, true)).unwrap();
+        assert_eq!(j["ok"], false);
+        assert_eq!(j["checks"].as_array().unwrap().len(), 4);
+    }
+}
