@@ -22,22 +22,27 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
-echo "== CRD drift (crds/ against the Rust types)"
+echo "== CRD drift (crds/ against the Rust types, helm/strait/crds/ against crds/)"
 cargo run --locked -q -p strait-control-plane --bin crdgen -- --check
+diff -r crds helm/strait/crds || { echo "helm/strait/crds/ differs from crds/: cp crds/*.yaml helm/strait/crds/"; exit 1; }
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --workspace --exclude strait-cluster-tests 2>&1 | tee "$log"
 
 # The real single-node cluster (tests/cluster): its tools and images are
-# built on first use and cached; the node tests run on it, then the
-# teardown test takes it down and checks that nothing is left.
+# built on first use and cached; the node tests run on it, then the mesh
+# test (helm install, injection, routing, the controller scaled to 0,
+# upgrade, uninstall), then the teardown test takes it down and checks that
+# nothing is left.
 echo "== the cluster (tests/cluster/up.sh)"
 trap 'rm -f "$log"; tests/cluster/down.sh >/dev/null 2>&1' EXIT
 t0=$(date +%s)
 tests/cluster/up.sh >/dev/null
 echo "cluster up in $(( $(date +%s) - t0 ))s (tools and images included)"
+cargo build --locked -q -p strait-cli
 cargo test --locked -p strait-cluster-tests --test node 2>&1 | tee -a "$log"
+cargo test --locked -p strait-cluster-tests --test mesh 2>&1 | tee -a "$log"
 cargo test --locked -p strait-cluster-tests --test teardown 2>&1 | tee -a "$log"
 
 # One closing line for the whole run (cargo prints one per test binary).

@@ -80,6 +80,10 @@ struct Args {
     /// controller's Service, strait-controller.<namespace>.svc.cluster.local:8086).
     #[arg(long, env = "STRAIT_INJECT_CONTROL_PLANE")]
     inject_control_plane: Option<String>,
+    /// The controller's own Deployment: the Lease and the webhook's Secret
+    /// are made its dependents, so deleting it (helm uninstall) removes them.
+    #[arg(long, env = "STRAIT_OWNER_DEPLOYMENT")]
+    owner_deployment: Option<String>,
     /// Audience of the ServiceAccount token projected into injected pods.
     #[arg(
         long,
@@ -146,6 +150,15 @@ async fn main() -> anyhow::Result<()> {
                 identity_audience: args.identity_audience.clone(),
                 defaults: strait_api::inject::knobs::Knobs::default(),
             };
+            if let Some(d) = args.owner_deployment.clone() {
+                tokio::spawn(k8s::owner::run(
+                    client.clone(),
+                    args.lease_namespace.clone(),
+                    d,
+                    args.lease_name.clone(),
+                    args.webhook_secret.clone(),
+                ));
+            }
             let admit = Arc::new(webhook::server::Admit {
                 client: Some(client),
                 settings,

@@ -8,10 +8,13 @@
 //!   to its `Accepted` / `ResolvedRefs` conditions;
 //! * [`leader`]: a Lease, so that of several replicas (all of which serve
 //!   config streams) only one writes status;
-//! * [`status`]: the writer that patches conditions when they change.
+//! * [`status`]: the writer that patches conditions when they change;
+//! * [`owner`]: the Lease and the webhook's Secret belong to the
+//!   controller's Deployment, so an uninstall removes them.
 
 pub mod conditions;
 pub mod leader;
+pub mod owner;
 pub mod pods;
 pub mod status;
 pub mod watch;

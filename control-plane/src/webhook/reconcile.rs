@@ -1,7 +1,7 @@
 //! Keeps the webhook's certificate and its MutatingWebhookConfiguration in
 //! step, every 30 seconds:
 //!
-//! 1. the Secret (`kubernetes.io/tls`, plus `ca.crt` and `ca.key`) exists:
+//! 1. the Secret (`tls.crt`, `tls.key`, `ca.crt`, `ca.key`) exists:
 //!    if not, any replica creates it with a new CA and serving certificate
 //!    (a replica that loses the race reads the winner's);
 //! 2. the serving certificate is renewed by the leader once less than a
@@ -92,7 +92,9 @@ fn to_secret(name: &str, ca: &Pem, tls: &Pem) -> Secret {
             labels: Some([("app.kubernetes.io/part-of".to_owned(), "strait".to_owned())].into()),
             ..Default::default()
         },
-        type_: Some("kubernetes.io/tls".into()),
+        // Opaque, not kubernetes.io/tls: the chart creates it empty (so
+        // that `helm uninstall` removes it), and a type cannot change.
+        type_: Some("Opaque".into()),
         data: Some(data),
         ..Default::default()
     }

@@ -23,6 +23,53 @@ pub fn image(name: &str) -> String {
     format!("docker.io/strait/{name}:{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// The directory with the cluster's tools (helm, kube-apiserver, ...), from
+/// `tests/cluster/install.sh` (a cache hit after the first build).
+pub fn tools_bin() -> PathBuf {
+    let out = Command::new(repo().join("tests/cluster/install.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tests/cluster/install.sh: {e}"));
+    assert!(out.status.success(), "tests/cluster/install.sh failed");
+    PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim(),
+    )
+}
+
+/// The `strait` CLI of this workspace (built by `cargo build -p strait-cli`,
+/// which scripts/test.sh runs before the cluster tests).
+pub fn strait_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let bin = target.join("debug/strait");
+    assert!(
+        bin.exists(),
+        "{} is missing: run cargo build -p strait-cli",
+        bin.display()
+    );
+    bin
+}
+
+/// `GET http://addr/path` over a plain TCP connection (the host reaches pod
+/// addresses directly); the whole response, head and body.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
 /// A running cluster.
 pub struct Cluster {
     /// The admin kubeconfig.

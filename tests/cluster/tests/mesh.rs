@@ -1,0 +1,524 @@
+//! Install and inject, on the real cluster, as a user would: `helm lint`,
+//! `helm template` against the API server, `helm install` with no `--set`,
+//! `strait check`; annotate a namespace (and, elsewhere, one Deployment's
+//! pod template) and see every new pod run the proxy; a request from one
+//! meshed pod to another's Service passes both proxies; a TrafficRoute
+//! applied with kubectl changes what the client sees; the controller scaled
+//! to 0 and back; `helm upgrade`; `helm uninstall` leaves only the CRDs.
+//!
+//! One test, in phases: each phase stands on the one before.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+use strait_cluster_tests::{
+    Cluster, Namespace, http_get, image, repo, strait_bin, tools_bin, wait_until,
+};
+
+const NS: &str = "strait-system";
+
+struct Tools {
+    cluster: &'static Cluster,
+    helm: PathBuf,
+    strait: PathBuf,
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+impl Tools {
+    fn helm(&self, args: &[&str]) -> Output {
+        Command::new(&self.helm)
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
+            .args(args)
+            .output()
+            .expect("run helm")
+    }
+    fn helm_ok(&self, args: &[&str]) -> String {
+        let o = self.helm(args);
+        assert!(o.status.success(), "helm {}: {}", args.join(" "), text(&o));
+        text(&o)
+    }
+    fn check(&self, args: &[&str]) -> (bool, String) {
+        let o = Command::new(&self.strait)
+            .env("KUBECONFIG", &self.cluster.kubeconfig)
+            .arg("check")
+            .args(args)
+            .output()
+            .expect("run strait check");
+        (o.status.success(), text(&o))
+    }
+}
+
+fn app(name: &str, version: &str, template_annotations: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: "@NS@"}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata:
+      labels: {{app: {name}, service: web, version: "{version}"}}
+      annotations: {{{template_annotations}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: app
+          image: "{image}"
+          env:
+            - {{name: VERSION, value: "{version}"}}
+            - name: POD_NAME
+              valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+          ports: [{{name: http, containerPort: 8080}}]
+          readinessProbe:
+            httpGet: {{path: /healthz, port: 8080}}
+            periodSeconds: 1
+"#,
+        image = image("strait-testapp")
+    )
+}
+
+const SERVICES: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: "@NS@"}
+spec: {selector: {service: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v1, namespace: "@NS@"}
+spec: {selector: {service: web, version: v1}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v2, namespace: "@NS@"}
+spec: {selector: {service: web, version: v2}, ports: [{name: http, port: 80, targetPort: 8080}]}
+"#;
+
+fn route(w1: u32, w2: u32) -> String {
+    format!(
+        r#"
+apiVersion: strait.dev/v1alpha1
+kind: TrafficRoute
+metadata: {{name: web, namespace: "@NS@"}}
+spec:
+  parentRef: {{name: web, port: 80}}
+  rules:
+    - name: split
+      backends: [{{name: web-v1, port: 80, weight: {w1}}}, {{name: web-v2, port: 80, weight: {w2}}}]
+"#
+    )
+}
+
+/// Running pods of a label selector: (name, IP, has the proxy).
+fn pods(ns: &Namespace, selector: &str) -> Vec<(String, String, bool)> {
+    ns.get_json(&["pods", "-l", selector])["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|p| {
+            p["metadata"]["deletionTimestamp"].is_null() && p["status"]["phase"] == "Running"
+        })
+        .map(|p| {
+            let proxied = p["spec"]["initContainers"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["name"] == "strait-proxy" && c["restartPolicy"] == "Always")
+            });
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                p["status"]["podIP"].as_str().unwrap_or_default().to_owned(),
+                proxied,
+            )
+        })
+        .collect()
+}
+
+/// The sum of `strait_requests_total` lines of a proxy that contain every
+/// one of `needles`.
+fn requests(pod_ip: &str, needles: &[&str]) -> u64 {
+    let m = http_get(&format!("{pod_ip}:4191"), "/metrics").unwrap_or_default();
+    m.lines()
+        .filter(|l| {
+            l.starts_with("strait_requests_total{") && needles.iter().all(|n| l.contains(n))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// `strait-testapp load` from the client pod: its JSON report.
+fn load(ns: &Namespace, client: &str, n: u32) -> serde_json::Value {
+    let (ok, out) = ns.exec(
+        client,
+        &[
+            "strait-testapp",
+            "load",
+            "http://web/",
+            "--requests",
+            &n.to_string(),
+            "--concurrency",
+            "2",
+        ],
+    );
+    assert!(ok, "load from {client}: {out}");
+    let line = out.lines().find(|l| l.starts_with('{')).unwrap_or("");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn bare_pod(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: \"@NS@\"}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers: [{{name: app, image: \"{}\"}}]\n",
+        image("strait-testapp")
+    )
+}
+
+fn injected(ns: &Namespace, pod: &str) -> bool {
+    ns.get_json(&["pod", pod])["spec"]["initContainers"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["name"] == "strait-proxy"))
+}
+
+#[test]
+fn install_inject_route_and_operate() {
+    let cluster = Cluster::get();
+    let t = Tools {
+        cluster,
+        helm: tools_bin().join("helm"),
+        strait: strait_bin(),
+    };
+    let chart = repo().join("helm/strait");
+    let chart = chart.to_str().expect("path");
+    // A clean slate (an earlier run that failed half-way).
+    let _ = t.helm(&["uninstall", "strait", "-n", NS, "--wait"]);
+
+    // 1. The chart lints, and what it renders is valid for the real API server.
+    t.helm_ok(&["lint", chart]);
+    let rendered = t.helm_ok(&["template", "strait", chart, "-n", NS]);
+    cluster.kubectl_ok(&["create", "namespace", NS, "--dry-run=client", "-o", "name"]);
+    let dry = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["apply", "--dry-run=server", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(rendered.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("kubectl apply --dry-run=server");
+    // The namespaced objects need their namespace; everything else must pass.
+    let dry_text = text(&dry);
+    for line in dry_text.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.contains("(server dry run)")
+                || line.contains(&format!("namespaces \"{NS}\" not found")),
+            "kubectl apply --dry-run=server of the rendered chart: {dry_text}"
+        );
+    }
+    // A wrong value is refused by the schema, naming it.
+    let bad = t.helm(&[
+        "template",
+        "strait",
+        chart,
+        "--set",
+        "controller.replicas=0",
+    ]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("replicas"),
+        "schema: {}",
+        text(&bad)
+    );
+
+    // 2. Install with no --set: the controller becomes Ready, strait check passes.
+    t.helm_ok(&[
+        "install",
+        "strait",
+        chart,
+        "-n",
+        NS,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "4m",
+    ]);
+    let (ok, out) = wait_until(
+        "strait check to pass after install",
+        Duration::from_secs(90),
+        || {
+            let (ok, out) = t.check(&[]);
+            ok.then_some((ok, out))
+        },
+    );
+    assert!(ok && out.contains("Status check results are ✔"), "{out}");
+
+    // 3. A namespace annotated for injection: every new pod runs the proxy.
+    let ns = cluster.namespace("mesh-ns");
+    ns.kubectl_ok(&[
+        "annotate",
+        "namespace",
+        &ns.name,
+        "strait.dev/inject=enabled",
+    ]);
+    ns.apply(SERVICES);
+    ns.apply(&app("web-v1", "v1", ""));
+    ns.apply(&app("web-v2", "v2", ""));
+    ns.apply(&app("client", "client", ""));
+    for d in ["web-v1", "web-v2", "client"] {
+        ns.kubectl_ok(&[
+            "rollout",
+            "status",
+            &format!("deploy/{d}"),
+            "--timeout=180s",
+        ]);
+    }
+    let all = pods(&ns, "app");
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        all.iter().all(|(_, _, proxied)| *proxied),
+        "every pod runs the proxy: {all:?}"
+    );
+    // ... and, in a namespace that is not annotated, only the Deployment
+    // whose pod template is.
+    let tpl = cluster.namespace("mesh-tpl");
+    tpl.apply(&app("solo", "v1", "strait.dev/inject: enabled"));
+    tpl.apply(&app("plain", "v1", ""));
+    tpl.kubectl_ok(&["rollout", "status", "deploy/solo", "--timeout=180s"]);
+    tpl.kubectl_ok(&["rollout", "status", "deploy/plain", "--timeout=180s"]);
+    assert!(
+        pods(&tpl, "app=solo").iter().all(|p| p.2),
+        "the annotated template is meshed"
+    );
+    assert!(
+        pods(&tpl, "app=plain").iter().all(|p| !p.2),
+        "the other is not"
+    );
+    let proxies = wait_until("every proxy SYNCED", Duration::from_secs(60), || {
+        let (ok, out) = t.check(&["--proxies"]);
+        ok.then_some(out)
+    });
+    assert!(
+        proxies.contains("✔ proxy of mesh-ns/") && proxies.contains("✔ proxy of mesh-tpl/solo"),
+        "{proxies}"
+    );
+
+    // 4. A request from the client pod to the web Service passes the
+    // client's outbound proxy and the server's inbound proxy.
+    let client = pods(&ns, "app=client").remove(0);
+    let (ok, out) = ns.exec(
+        &client.0,
+        &["strait-testapp", "get", "http://web/through-the-mesh"],
+    );
+    assert!(ok && out.starts_with("200"), "{out}");
+    let body: serde_json::Value =
+        serde_json::from_str(out.lines().nth(1).unwrap_or("")).expect("JSON");
+    let server = all
+        .iter()
+        .find(|p| body["pod"] == p.0.as_str())
+        .unwrap_or_else(|| panic!("answered by {body}"));
+    let service = format!("service=\"{}/web:80\"", ns.name);
+    assert!(
+        requests(
+            &client.1,
+            &["direction=\"outbound\"", &service, "code=\"200\""]
+        ) >= 1,
+        "the client's proxy counted it outbound"
+    );
+    assert!(
+        requests(&server.1, &["direction=\"inbound\"", "code=\"200\""]) >= 1,
+        "the server's proxy counted it inbound"
+    );
+
+    // 5. A TrafficRoute applied with kubectl changes the split the client sees.
+    for (w1, w2, want) in [(0, 100, "v2"), (100, 0, "v1")] {
+        ns.apply(&route(w1, w2));
+        let report = wait_until(
+            &format!("all traffic on {want}"),
+            Duration::from_secs(60),
+            || {
+                let r = load(&ns, &client.0, 40);
+                (r["version"]
+                    .as_object()
+                    .map(|v| v.keys().cloned().collect::<Vec<_>>())
+                    == Some(vec![want.to_owned()]))
+                .then_some(r)
+            },
+        );
+        assert_eq!(report["status"]["200"], 40, "{report}");
+    }
+    ns.apply(&route(50, 50));
+    let report = wait_until("both versions answering", Duration::from_secs(60), || {
+        let r = load(&ns, &client.0, 100);
+        (r["version"].as_object().is_some_and(|v| v.len() == 2)).then_some(r)
+    });
+    assert_eq!(report["status"]["200"], 100, "{report}");
+
+    // 6. The controller scaled to 0: traffic keeps flowing on the last
+    // config; check fails with a hint; new pods are admitted unmeshed and
+    // --proxies lists them. Scaled back: new pods are meshed again.
+    cluster.kubectl_ok(&[
+        "-n",
+        NS,
+        "scale",
+        "deploy/strait-controller",
+        "--replicas=0",
+    ]);
+    wait_until("no controller pod", Duration::from_secs(60), || {
+        cluster.get_json(&[
+            "-n",
+            NS,
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=strait-controller",
+        ])["items"]
+            .as_array()
+            .is_some_and(|i| i.is_empty())
+            .then_some(())
+    });
+    let report = load(&ns, &client.0, 50);
+    assert_eq!(
+        report["status"]["200"], 50,
+        "traffic without a controller: {report}"
+    );
+    let (ok, out) = t.check(&[]);
+    assert!(
+        !ok && out.contains("✘ controller pods are ready") && out.contains("hint:"),
+        "{out}"
+    );
+    ns.apply(&bare_pod("late"));
+    ns.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/late",
+        "--timeout=120s",
+    ]);
+    assert!(
+        !injected(&ns, "late"),
+        "admitted without the proxy while no controller runs"
+    );
+    cluster.kubectl_ok(&[
+        "-n",
+        NS,
+        "scale",
+        "deploy/strait-controller",
+        "--replicas=2",
+    ]);
+    cluster.kubectl_ok(&[
+        "-n",
+        NS,
+        "rollout",
+        "status",
+        "deploy/strait-controller",
+        "--timeout=180s",
+    ]);
+    let out = wait_until(
+        "check --proxies to see the controller again",
+        Duration::from_secs(60),
+        || {
+            let (_, out) = t.check(&["--proxies"]);
+            out.contains("✔ controller pods are ready").then_some(out)
+        },
+    );
+    assert!(
+        out.contains(&format!("✘ proxy of {}/late", ns.name)) && out.contains("no proxy"),
+        "{out}"
+    );
+    ns.apply(&bare_pod("again"));
+    assert!(
+        injected(&ns, "again"),
+        "meshed again once the controller is back"
+    );
+
+    // 7. helm upgrade with a changed value keeps admission working.
+    t.helm_ok(&[
+        "upgrade",
+        "strait",
+        chart,
+        "-n",
+        NS,
+        "--set",
+        "controller.logLevel=debug",
+        "--wait",
+        "--timeout",
+        "4m",
+    ]);
+    ns.apply(&bare_pod("after-upgrade"));
+    assert!(
+        injected(&ns, "after-upgrade"),
+        "admission works after helm upgrade"
+    );
+    let (ok, out) = wait_until("check after the upgrade", Duration::from_secs(90), || {
+        let (ok, out) = t.check(&[]);
+        ok.then_some((ok, out))
+    });
+    assert!(ok && out.contains("✔ webhook caBundle matches"), "{out}");
+    drop(ns);
+    drop(tpl);
+
+    // 8. helm uninstall removes everything but the CRDs.
+    t.helm_ok(&["uninstall", "strait", "-n", NS, "--wait"]);
+    let left = wait_until(
+        "the controller's objects to go",
+        Duration::from_secs(90),
+        || {
+            let mut left = BTreeSet::new();
+            for kind in [
+                "deployments",
+                "replicasets",
+                "pods",
+                "services",
+                "secrets",
+                "leases",
+                "serviceaccounts",
+                "roles",
+                "rolebindings",
+                "poddisruptionbudgets",
+                "configmaps",
+            ] {
+                let out = cluster.kubectl_ok(&["-n", NS, "get", kind, "-o", "name"]);
+                left.extend(out.lines().map(str::to_owned));
+            }
+            for kind in [
+                "clusterroles",
+                "clusterrolebindings",
+                "mutatingwebhookconfigurations",
+                "crds",
+            ] {
+                let out = cluster.kubectl_ok(&["get", kind, "-o", "name"]);
+                left.extend(
+                    out.lines()
+                        .filter(|l| l.contains("strait"))
+                        .map(str::to_owned),
+                );
+            }
+            // What every namespace has.
+            left.remove("serviceaccount/default");
+            left.remove("configmap/kube-root-ca.crt");
+            let want: BTreeSet<String> = [
+                "customresourcedefinition.apiextensions.k8s.io/destinationpolicies.strait.dev",
+                "customresourcedefinition.apiextensions.k8s.io/trafficroutes.strait.dev",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+            (left == want).then_some(left)
+        },
+    );
+    eprintln!("left after helm uninstall (Helm keeps CRDs): {left:?}");
+}
