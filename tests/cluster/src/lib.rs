@@ -128,13 +128,13 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `kubectl apply -f -` of `yaml`.
-    pub fn apply(&self, yaml: &str) {
+    /// `kubectl ARGS` with `input` on its standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
         let mut child = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["apply", "-f", "-"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -144,9 +144,14 @@ impl Cluster {
             .stdin
             .take()
             .expect("stdin is piped")
-            .write_all(yaml.as_bytes())
-            .expect("write manifests to kubectl");
-        let out = child.wait_with_output().expect("kubectl apply");
+            .write_all(input.as_bytes())
+            .expect("write to kubectl");
+        child.wait_with_output().expect("kubectl")
+    }
+
+    /// `kubectl apply -f -` of `yaml`.
+    pub fn apply(&self, yaml: &str) {
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], yaml);
         assert!(
             out.status.success(),
             "kubectl apply failed: {}\n---\n{yaml}",

@@ -206,23 +206,7 @@ fn install_inject_route_and_operate() {
     t.helm_ok(&["lint", chart]);
     let rendered = t.helm_ok(&["template", "strait", chart, "-n", NS]);
     cluster.kubectl_ok(&["create", "namespace", NS, "--dry-run=client", "-o", "name"]);
-    let dry = std::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args(["apply", "--dry-run=server", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(rendered.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("kubectl apply --dry-run=server");
+    let dry = cluster.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered);
     // The namespaced objects need their namespace; everything else must pass.
     let dry_text = text(&dry);
     for line in dry_text.lines().filter(|l| !l.trim().is_empty()) {
@@ -443,6 +427,24 @@ fn install_inject_route_and_operate() {
     assert!(
         injected(&ns, "again"),
         "meshed again once the controller is back"
+    );
+    // A bad knob does not block the pod: kubectl prints the webhook's warning.
+    let bad = bare_pod("bad-knob")
+        .replace(
+            "metadata: {name: bad-knob,",
+            "metadata: {annotations: {config.strait.dev/skip-inbound-ports: abc}, name: bad-knob,",
+        )
+        .replace("@NS@", &ns.name);
+    let applied = cluster.kubectl_stdin(&["apply", "-f", "-"], &bad);
+    let said = text(&applied);
+    assert!(applied.status.success(), "{said}");
+    assert!(
+        said.contains("Warning: annotation config.strait.dev/skip-inbound-ports: \"abc\""),
+        "kubectl prints the webhook's warning: {said}"
+    );
+    assert!(
+        injected(&ns, "bad-knob"),
+        "admitted, and meshed with the default for that knob"
     );
 
     // 7. helm upgrade with a changed value keeps admission working.
