@@ -10,8 +10,8 @@
 //! * [`pool`] keeps HTTP/1.1 connections to endpoints alive for reuse.
 //! * [`errors`] is the one place a proxy error becomes a status code, a
 //!   `strait-proxy-error` header and a metric code.
-//! * [`trace_ctx`] propagates W3C and B3 trace headers and sets
-//!   `x-request-id`.
+//! * [`trace_ctx`] passes W3C and B3 trace headers through untouched (no
+//!   span is reported yet) and sets `x-request-id`.
 
 pub mod attempt;
 pub mod errors;
