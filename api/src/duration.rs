@@ -1,26 +1,39 @@
-//! Durations as written in manifests (`"500ms"`, `"2s"`, `"1m30s"`, `"1h"`).
+//! Durations as written in manifests and flags (`"500ms"`, `"2s"`,
+//! `"1m30s"`, `"1h"`): Gateway API's GEP-2257 grammar, the one parser every
+//! Strait component uses (the proxy, the controller, the CLI).
 //!
-//! The grammar is the Gateway API one: one or more `<integer><unit>` pairs with
-//! units `h`, `m`, `s`, `ms`. Negative, fractional and unit-less values are
-//! rejected with a message that says what was expected.
+//! One to four `<number><unit>` pairs; each number has one to five digits;
+//! units are `h`, `m`, `s`, `ms`. So `123456s`, `1s1s1s1s1s`, `1.5s`, `-1s`
+//! and `10` are refused, each with a message that says why.
 
 use std::time::Duration;
 
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {reason} (expected e.g. \"500ms\", \"2s\", \"1m30s\")")]
+#[error(
+    "invalid duration {input:?}: {reason} (expected 1-4 <number><unit> pairs such as \"500ms\", \"2s\", \"1m30s\"; units h, m, s, ms)"
+)]
 pub struct DurationError {
     input: String,
     reason: &'static str,
 }
 
-/// The grammar [`parse`] reads, as a regular expression that RE2, Go and
-/// ECMA engines agree on. The CRD schemas use it, so the API server refuses
-/// what the proxy would refuse. (`parse` also trims surrounding whitespace;
-/// the pattern does not allow it.)
-pub const PATTERN: &str = "^([0-9]+(h|m|s|ms))+$";
+/// The grammar [`parse`] reads, GEP-2257's regular expression (RE2, Go and
+/// ECMA engines agree on it). The CRD schemas use it, so the API server
+/// refuses what the proxy would refuse. (`parse` also trims surrounding
+/// whitespace; the pattern does not allow it.)
+pub const PATTERN: &str = "^([0-9]{1,5}(h|m|s|ms)){1,4}$";
 
-/// Parses a Gateway-API style duration.
+/// Most pairs in one duration.
+const MAX_PAIRS: usize = 4;
+/// Most digits in one number.
+const MAX_DIGITS: usize = 5;
+/// The longest duration: `99999h59m59s999ms`, so that [`format`] can
+/// always write it back in GEP-2257's grammar (each field sets its own,
+/// usually much lower, bound on top).
+pub const MAX: Duration = Duration::from_millis(99_999 * 3_600_000 + 3_599_999);
+
+/// Parses a GEP-2257 duration.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
     let err = |reason| DurationError {
         input: input.to_string(),
@@ -32,6 +45,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     }
     let bytes = s.as_bytes();
     let mut i = 0;
+    let mut pairs = 0;
     let mut total = Duration::ZERO;
     while i < bytes.len() {
         let start = i;
@@ -39,35 +53,64 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
             i += 1;
         }
         if start == i {
-            return Err(err("a number must come before each unit"));
+            return Err(err(match bytes[i] {
+                b'-' => "negative durations are not allowed",
+                b'+' => "a sign is not allowed",
+                _ => "a number must come before each unit",
+            }));
         }
-        let n: u64 = s[start..i].parse().map_err(|_| err("number too large"))?;
+        if bytes.get(i) == Some(&b'.') {
+            return Err(err("fractions are not allowed (write 1500ms, not 1.5s)"));
+        }
+        if i - start > MAX_DIGITS {
+            return Err(err("a number has at most 5 digits (use a larger unit)"));
+        }
+        pairs += 1;
+        if pairs > MAX_PAIRS {
+            return Err(err("at most 4 <number><unit> pairs"));
+        }
+        // At most 5 digits: always fits.
+        let n: u64 = s[start..i].parse().map_err(|_| err("not a number"))?;
         let unit_start = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
         }
         let part = match &s[unit_start..i] {
-            "h" => n.checked_mul(3600).map(Duration::from_secs),
-            "m" => n.checked_mul(60).map(Duration::from_secs),
-            "s" => Some(Duration::from_secs(n)),
-            "ms" => Some(Duration::from_millis(n)),
-            "" => return Err(err("missing unit")),
+            "h" => Duration::from_secs(n * 3600),
+            "m" => Duration::from_secs(n * 60),
+            "s" => Duration::from_secs(n),
+            "ms" => Duration::from_millis(n),
+            "" => return Err(err("missing unit (h, m, s or ms)")),
             _ => return Err(err("unknown unit (use h, m, s or ms)")),
-        }
-        .ok_or_else(|| err("too long"))?;
-        total = total.checked_add(part).ok_or_else(|| err("too long"))?;
+        };
+        total += part;
+    }
+    if total > MAX {
+        return Err(err("too long (at most 99999h59m59s999ms)"));
     }
     Ok(total)
 }
 
-/// Formats a duration the way [`parse`] reads it (used in `/config` output).
+/// Formats a duration the way [`parse`] reads it (used in `/config`
+/// output): hours, minutes, seconds and milliseconds, zero parts left out,
+/// so at most four pairs of at most five digits. Durations longer than
+/// [`MAX`] (which `parse` refuses) are printed as `MAX`.
 pub fn format(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) {
-        format!("{ms}ms")
-    } else {
-        format!("{}s", ms / 1000)
+    let ms = d.min(MAX).as_millis();
+    if ms == 0 {
+        return "0s".into();
     }
+    let parts = [
+        (ms / 3_600_000, "h"),
+        (ms / 60_000 % 60, "m"),
+        (ms / 1000 % 60, "s"),
+        (ms % 1000, "ms"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -84,6 +127,9 @@ mod tests {
             ("0s", 0),
             (" 25ms ", 25),
             ("1s500ms", 1500),
+            ("99999h", 99_999 * 3_600_000),
+            ("1h1m1s1ms", 3_661_001),
+            ("59999ms", 59_999),
         ];
         for (input, ms) in ok {
             assert_eq!(parse(input), Ok(Duration::from_millis(ms)), "{input}");
@@ -99,6 +145,11 @@ mod tests {
             "ms5",
             "99999999999999999h",
             "99999999999999999999s",
+            "123456s",
+            "1s1s1s1s1s",
+            "1h1m1s1ms1ms",
+            "+1s",
+            "99999h99999h",
         ];
         for input in bad {
             assert!(parse(input).is_err(), "{input:?} should be rejected");
@@ -130,6 +181,11 @@ mod tests {
             "1M",
             "1msx",
             "1mss",
+            "123456s",
+            "12345s",
+            "1s1s1s1s",
+            "1s1s1s1s1s",
+            "99999h59m59s999ms",
         ];
         for input in inputs {
             assert_eq!(re.is_match(input), parse(input).is_ok(), "{input:?}");
@@ -137,9 +193,19 @@ mod tests {
     }
 
     #[test]
-    fn error_says_what_is_expected() {
-        let e = parse("10").unwrap_err().to_string();
-        assert!(e.contains("missing unit") && e.contains("\"2s\""), "{e}");
+    fn each_error_says_why() {
+        for (input, why) in [
+            ("10", "missing unit"),
+            ("1.5s", "fractions are not allowed"),
+            ("-1s", "negative"),
+            ("123456s", "at most 5 digits"),
+            ("1s1s1s1s1s", "at most 4"),
+            ("1d", "unknown unit"),
+            ("", "empty"),
+        ] {
+            let e = parse(input).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("\"2s\""), "{input:?}: {e}");
+        }
     }
 
     #[test]
@@ -151,11 +217,18 @@ mod tests {
             1000,
             1500,
             90_000,
+            3_661_001,
             4_294_968_001,
-            4_294_967_295 * 3_600_000,
+            99_999 * 3_600_000 + 3_599_999,
         ] {
             let d = Duration::from_millis(ms);
-            assert_eq!(parse(&format(d)), Ok(d));
+            let text = format(d);
+            assert_eq!(parse(&text), Ok(d), "{text}");
+            assert!(
+                regex::Regex::new(PATTERN).unwrap().is_match(&text),
+                "{text}"
+            );
         }
+        assert_eq!(format(Duration::from_millis(90_500)), "1m30s500ms");
     }
 }

@@ -147,17 +147,9 @@ fn transform(
     Ok(())
 }
 
+/// The one duration parser of every Strait component (GEP-2257's grammar).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (e.g. 5s, 500ms)"))?;
-    match unit {
-        "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration {s:?} (e.g. 5s, 500ms)")),
-    }
+    strait_api::duration::parse(s).map_err(|e| e.to_string())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -262,5 +254,23 @@ fn main() -> anyhow::Result<()> {
                 proxy_bin,
             }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flags_read_durations_as_manifests_do() {
+        // The CLI used to have its own parser that refused 1m30s.
+        assert_eq!(
+            super::parse_duration("1m30s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            super::parse_duration("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        let e = super::parse_duration("1.5s").unwrap_err();
+        assert!(e.contains("fractions are not allowed"), "{e}");
     }
 }

@@ -90,7 +90,19 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "timeout is a duration",
         ROUTE,
         "{parentRef: {name: web}, rules: [{backends: [{name: a}], timeout: 2 seconds}]}",
-        "spec.rules[0].timeout in body should match '^([0-9]+(h|m|s|ms))+$'",
+        "spec.rules[0].timeout in body should match '^([0-9]{1,5}(h|m|s|ms)){1,4}$'",
+    ),
+    (
+        "at most 5 digits per number (GEP-2257)",
+        ROUTE,
+        "{parentRef: {name: web}, rules: [{backends: [{name: a}], timeout: 123456s}]}",
+        "spec.rules[0].timeout in body should match",
+    ),
+    (
+        "at most 4 pairs (GEP-2257)",
+        ROUTE,
+        "{parentRef: {name: web}, rules: [{backends: [{name: a}], timeout: 1s1s1s1s1s}]}",
+        "spec.rules[0].timeout in body should match",
     ),
     (
         "no fractional durations",
