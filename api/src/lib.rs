@@ -21,6 +21,7 @@ pub mod inject;
 pub mod manifest;
 pub mod model;
 pub mod parts;
+pub mod process;
 pub mod route;
 pub mod split;
 pub mod translate;

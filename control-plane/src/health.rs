@@ -1,7 +1,8 @@
 //! The controller's health port (9990): `/live` answers while the process
 //! runs, `/ready` once it can do its job (its sources are synced and, in a
-//! cluster, the webhook has its certificate). Kubelet probes and `strait
-//! check` read them.
+//! cluster, the webhook has its certificate), `/metrics` the controller's
+//! gauges and the usual `process_*` metrics in OpenMetrics text. Kubelet
+//! probes, `strait check` and Prometheus read them.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -16,9 +17,11 @@ use std::time::Duration;
 
 /// Why the controller is not ready, or `None` when it is.
 pub type Readiness = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+/// The controller's own metric families, OpenMetrics text without `# EOF`.
+pub type Gauges = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Serves until the process ends.
-pub async fn serve(addr: SocketAddr, ready: Readiness) -> std::io::Result<()> {
+pub async fn serve(addr: SocketAddr, ready: Readiness, gauges: Gauges) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "health listening");
     loop {
@@ -26,13 +29,21 @@ pub async fn serve(addr: SocketAddr, ready: Readiness) -> std::io::Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let ready = ready.clone();
+        let (ready, gauges) = (ready.clone(), gauges.clone());
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let ready = ready.clone();
+                let (ready, gauges) = (ready.clone(), gauges.clone());
                 async move {
                     let (status, body) = match req.uri().path() {
                         "/live" => (StatusCode::OK, "live\n".to_owned()),
+                        "/metrics" => {
+                            let mut text = gauges();
+                            if let Some(p) = strait_api::process::read() {
+                                strait_api::process::render(&p, &mut text);
+                            }
+                            text.push_str("# EOF\n");
+                            (StatusCode::OK, text)
+                        }
                         "/ready" => match ready() {
                             None => (StatusCode::OK, "ready\n".to_owned()),
                             Some(why) => (

@@ -183,9 +183,25 @@ async fn main() -> anyhow::Result<()> {
             }
         })
     };
+    let gauges: health::Gauges = {
+        let shared = shared.clone();
+        Arc::new(move || {
+            let s = shared.status();
+            format!(
+                "# HELP strait_controller_proxies_connected Proxies holding a config stream to this replica.\n\
+                 # TYPE strait_controller_proxies_connected gauge\n\
+                 strait_controller_proxies_connected {}\n\
+                 # HELP strait_controller_config_version The newest config version this replica published.\n\
+                 # TYPE strait_controller_config_version gauge\n\
+                 strait_controller_config_version {}\n",
+                s.proxies.len(),
+                s.latest_version
+            )
+        })
+    };
     let health_addr = args.health_addr;
     tokio::spawn(async move {
-        if let Err(e) = health::serve(health_addr, ready).await {
+        if let Err(e) = health::serve(health_addr, ready, gauges).await {
             tracing::error!(addr = %health_addr, "health listener stopped: {e}");
         }
     });

@@ -177,3 +177,56 @@ fn explain_gets_the_whole_set_every_time() {
         );
     }
 }
+
+/// The controller's health port: `/live`, `/ready` once its manifests are
+/// read, and `/metrics` with its gauges and the `process_*` metrics.
+#[test]
+fn health_port_serves_probes_and_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("mesh.yaml"),
+        manifests(free_port(), free_port(), 1, 1),
+    )
+    .unwrap();
+    let (cp_port, health) = (free_port(), free_port());
+    let _cp = mesh::Proc(
+        Command::new(bin("strait-controller"))
+            .arg("--local")
+            .arg(&dir)
+            .args(["--config-addr", &format!("127.0.0.1:{cp_port}")])
+            .args(["--health-addr", &format!("127.0.0.1:{health}")])
+            .stderr(std::fs::File::create(tmp.path().join("cp.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let curl = |path: &str| {
+        let o = Command::new("curl")
+            .args([
+                "-s",
+                "-m",
+                "2",
+                "-w",
+                "\n%{http_code}",
+                &format!("http://127.0.0.1:{health}{path}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    wait_for("/ready", || curl("/ready").ends_with("200"));
+    assert!(curl("/live").ends_with("200"));
+    let m = curl("/metrics");
+    for name in [
+        "strait_controller_proxies_connected 0",
+        "strait_controller_config_version 1",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+        "# EOF",
+    ] {
+        assert!(m.contains(name), "{name} in {m}");
+    }
+}

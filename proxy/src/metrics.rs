@@ -264,6 +264,7 @@ impl Metrics {
         let mut out = String::with_capacity(16 * 1024);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        strait_api::process::append(&mut out);
         out
     }
 

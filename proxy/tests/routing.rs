@@ -305,3 +305,22 @@ async fn round_robin_from_destination_policy() {
     let a_count = seq.iter().filter(|n| *n == "a").count();
     assert_eq!(a_count, 3, "{seq:?}");
 }
+
+/// The `process_*` metrics Prometheus users expect are on /metrics, inside
+/// the OpenMetrics document (before `# EOF`), with plausible values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_metrics_on_the_admin_port() {
+    let m = mesh().await;
+    let text = m.proxy.metrics().await;
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    for (name, min) in [
+        ("process_resident_memory_bytes", 1e6),
+        ("process_open_fds", 3.0),
+        ("process_max_fds", 64.0),
+        ("process_start_time_seconds", 1.6e9),
+        ("process_cpu_seconds_total", 0.0),
+    ] {
+        let v = m.proxy.metric(name).await;
+        assert!(v >= min, "{name} = {v}");
+    }
+}

@@ -76,6 +76,9 @@ pub fn controller(dir: &Path, port: u16, log: &Path) -> Proc {
                 &format!("127.0.0.1:{port}"),
                 "--replica",
                 "cp-0",
+                // Tests run controllers side by side.
+                "--health-addr",
+                &format!("127.0.0.1:{}", free_port()),
             ])
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
