@@ -210,6 +210,7 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
+        let re = regex::Regex::new(PATTERN).unwrap();
         // Found by fuzzing: format used to print values parse refused.
         for ms in [
             0,
