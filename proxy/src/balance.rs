@@ -313,8 +313,9 @@ impl Balancer {
                     return Change::None;
                 }
                 let d = b.eject(cfg, now, rand::rng().random());
+                let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
                 e.ejected_until
-                    .store(now + d.as_millis() as u64, Ordering::Relaxed);
+                    .store(now.saturating_add(ms), Ordering::Relaxed);
                 e.probing.store(false, Ordering::Release);
                 Change::Ejected(d)
             }

@@ -90,7 +90,8 @@ impl Breaker {
     /// Ejects the endpoint; returns how long. `jitter` in `[0, 1)`.
     pub fn eject(&mut self, cfg: &Config, now: u64, jitter: f64) -> Duration {
         if self.ejected_until.is_none()
-            && now.saturating_sub(self.last_ejection_end) > cfg.max_ejection_time.as_millis() as u64
+            && now.saturating_sub(self.last_ejection_end)
+                > u64::try_from(cfg.max_ejection_time.as_millis()).unwrap_or(u64::MAX)
         {
             self.ejections = 0;
         }
@@ -98,10 +99,16 @@ impl Breaker {
         let grown = cfg
             .base_ejection_time
             .saturating_mul(1 << (self.ejections - 1));
-        let d = grown
-            .mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0))
-            .min(cfg.max_ejection_time);
-        self.ejected_until = Some(now + d.as_millis() as u64);
+        // Bounded before the jitter multiplies it: a huge base (a
+        // DestinationPolicy can say 99999h) must not overflow Duration's
+        // float conversion, which panics.
+        let max = cfg.max_ejection_time;
+        let factor = 0.9 + 0.2 * jitter.clamp(0.0, 1.0);
+        let d = Duration::try_from_secs_f64(grown.min(max).as_secs_f64() * factor)
+            .unwrap_or(max)
+            .min(max);
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.ejected_until = Some(now.saturating_add(ms));
         self.consecutive = 0;
         self.sr = Default::default();
         d
@@ -133,6 +140,36 @@ mod tests {
             max_ejection_time: Duration::from_secs(30),
             max_ejected_percent: 50,
             success_rate: None,
+        }
+    }
+
+    /// The security review's case: `baseEjectionTime:
+    /// 18446744073709551615s` made the jitter's float conversion panic,
+    /// which also poisoned the breaker's lock. Any base, however large, now
+    /// gives an ejection no longer than the maximum.
+    #[test]
+    fn a_huge_base_ejection_time_does_not_panic() {
+        for (base, max) in [
+            (Duration::MAX, Duration::MAX),
+            (Duration::MAX, Duration::from_secs(60)),
+            (
+                Duration::from_secs(99_999 * 3600),
+                Duration::from_secs(99_999 * 3600),
+            ),
+        ] {
+            let c = Config {
+                base_ejection_time: base,
+                max_ejection_time: max,
+                ..cfg()
+            };
+            let mut b = Breaker::default();
+            for n in 0..25 {
+                for jitter in [0.0, 0.5, 0.999] {
+                    let d = b.eject(&c, n * 1000, jitter);
+                    assert!(d <= max, "{d:?} > {max:?}");
+                    b.restore(n * 1000);
+                }
+            }
         }
     }
 
