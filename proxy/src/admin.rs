@@ -5,8 +5,13 @@
 //! | `/metrics`  | Prometheus / OpenMetrics text                               |
 //! | `/ready`    | 200 once a config is applied and while not draining, else 503 |
 //! | `/live`     | 200 while the process serves                                |
-//! | `/config`   | the applied config, its version and source, as JSON         |
+//! | `/config`   | loopback only: the applied config, its version and source, as JSON |
 //! | `/shutdown` | `POST` from loopback only: drain and exit                   |
+//!
+//! The port listens on the pod address because scrapers and kubelet probes
+//! come from there; `/config` (every route, endpoint and header value) and
+//! `/shutdown` answer only a peer on loopback, so a neighbour on the pod
+//! network reads metrics and probes, nothing more.
 
 use crate::Proxy;
 use crate::http::{Body, full};
@@ -48,6 +53,12 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>) {
     }
 }
 
+/// Whether `ip` is this host's loopback, IPv4-mapped (`::ffff:127.0.0.1`,
+/// as an IPv4 peer appears on a `[::]` listener) included.
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
 /// Answers one admin request. Pure apart from `/shutdown`'s side effect.
 pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let text = |status: StatusCode, body: String| {
@@ -75,6 +86,10 @@ pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Respon
         }
         (&Method::GET, "/ready") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
         (&Method::GET, "/live") => text(StatusCode::OK, "live\n".into()),
+        (&Method::GET, "/config") if !is_loopback(peer.ip()) => text(
+            StatusCode::FORBIDDEN,
+            "/config is only served to loopback (it shows every route and endpoint)\n".into(),
+        ),
         (&Method::GET, "/config") => {
             let mut r = text(StatusCode::OK, proxy.state.load().to_json());
             r.headers_mut().insert(
@@ -83,7 +98,7 @@ pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Respon
             );
             r
         }
-        (&Method::POST, "/shutdown") if peer.ip().is_loopback() => {
+        (&Method::POST, "/shutdown") if is_loopback(peer.ip()) => {
             tracing::info!("shutdown requested on the admin port");
             proxy.state.set_draining();
             proxy.drain.start();
@@ -101,5 +116,23 @@ pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Respon
             StatusCode::NOT_FOUND,
             "not found; try /metrics, /ready, /live, /config, /shutdown\n".into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_peers() {
+        for (ip, want) in [
+            ("127.0.0.1", true),
+            ("127.9.9.9", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("10.244.0.7", false),
+            ("::ffff:10.244.0.7", false),
+            ("fe80::1", false),
+        ] {
+            assert_eq!(super::is_loopback(ip.parse().unwrap()), want, "{ip}");
+        }
     }
 }

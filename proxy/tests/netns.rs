@@ -191,6 +191,38 @@ fn interception_between_two_pods() {
         1.0,
         "{mb}"
     );
+    // A neighbour on the pod network reads B's metrics and probes, not its
+    // config; B itself (loopback) does.
+    let admin_b = format!("http://{}:4191", p.ip_b());
+    let code = |ns: &str, url: &str| {
+        exec(
+            ns,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "2",
+                url,
+            ],
+        )
+        .1
+    };
+    assert_eq!(code(&a, &format!("{admin_b}/metrics")), "200");
+    assert_eq!(code(&a, &format!("{admin_b}/ready")), "200");
+    assert_eq!(
+        code(&a, &format!("{admin_b}/config")),
+        "403",
+        "config from the pod network"
+    );
+    assert_eq!(
+        code(&b, "http://127.0.0.1:4191/config"),
+        "200",
+        "config on loopback"
+    );
 
     // 2. A destination that is no Service passes through unchanged (no HTTP
     //    metrics on A), and still arrives through B's inbound proxy.
