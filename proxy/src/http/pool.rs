@@ -89,13 +89,26 @@ impl H1Pool {
                 // Closed while idle; nothing was sent on it.
                 continue;
             }
+            // A bodiless idempotent request on a reused connection can be
+            // sent again if the endpoint closed that connection under it
+            // (its close crossed our write: a reset, no response byte), as
+            // browsers and Go's transport do. Anything else is never sent
+            // twice.
+            let replay = (reused && is_idempotent(req.method()) && req.body().is_end_stream())
+                .then(|| head_only(&req));
             match tx.try_send_request(req).await {
                 Ok(resp) => return Ok(self.track(addr, tx, resp)),
                 Err(mut e) => match e.take_message() {
                     // Not written: the endpoint closed an idle connection
                     // as we picked it. Safe to send again, on a new one.
                     Some(back) if reused => req = back,
-                    _ => return Err(upstream(addr, &e.into_error())),
+                    _ => {
+                        let e = e.into_error();
+                        match replay {
+                            Some(again) if closed_under_us(&e) => req = again,
+                            _ => return Err(upstream(addr, &e)),
+                        }
+                    }
                 },
             }
         }
@@ -120,6 +133,47 @@ impl H1Pool {
             })
         })
     }
+}
+
+/// Methods a client expects may be retried (RFC 9110 §9.2.2).
+fn is_idempotent(m: &http::Method) -> bool {
+    use http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(m)
+}
+
+/// A copy of a bodiless request, to send again.
+fn head_only(req: &Request<Body>) -> Request<Body> {
+    let mut again = Request::new(boxed(http_body_util::Empty::<Bytes>::new()));
+    *again.method_mut() = req.method().clone();
+    *again.uri_mut() = req.uri().clone();
+    *again.version_mut() = req.version();
+    *again.headers_mut() = req.headers().clone();
+    again
+}
+
+/// The connection was closed or reset before any response came: the
+/// endpoint closed it as the request went out.
+fn closed_under_us(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted);
+        }
+        source = s.source();
+    }
+    false
 }
 
 impl Inner {
