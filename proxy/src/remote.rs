@@ -103,11 +103,15 @@ pub async fn run(addr: String, id: Identity, state: Arc<State>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let started = Instant::now();
-        match session(&addr, &id, &state, &mut objects).await {
-            Ok(()) => {
-                tracing::warn!(%addr, "control plane closed the config stream; serving the last config")
-            }
-            Err(e) => tracing::warn!(error = %e, "config stream down; serving the last config"),
+        let result = session(&addr, &id, &state, &mut objects).await;
+        // Say what is served meanwhile: the last config, or nothing yet.
+        let serving = match state.load().version {
+            0 => "no config yet: not ready until one arrives".to_owned(),
+            v => format!("serving the last config (version {v})"),
+        };
+        match result {
+            Ok(()) => tracing::warn!(%addr, "control plane closed the config stream; {serving}"),
+            Err(e) => tracing::warn!(error = %e, "config stream down; {serving}"),
         }
         if started.elapsed() > Duration::from_secs(10) {
             backoff = Duration::from_millis(100);

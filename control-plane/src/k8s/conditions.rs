@@ -24,8 +24,27 @@ fn is_unresolved_ref(message: &str) -> bool {
     message.contains(" not found") || message.contains(" has no port ")
 }
 
-/// The `Accepted` and `ResolvedRefs` conditions for an object.
-pub fn desired(rejection: Option<&Rejection>, version: u64) -> [Desired; 2] {
+/// What an accepted object says that the mesh does not do yet, for its
+/// `Accepted` message (a user must not believe a setting protects them when
+/// it does nothing).
+pub fn caveat(object: &strait_api::manifest::Object) -> Option<String> {
+    match object {
+        strait_api::manifest::Object::DestinationPolicy(p)
+            if p.spec.tls.as_ref().is_some_and(|t| t.mode == "Strict") =>
+        {
+            Some(
+                "tls.mode Strict is not enforced yet: until workload identity and mTLS land, \
+                 traffic to this Service stays plaintext and plaintext clients are not refused."
+                    .into(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// The `Accepted` and `ResolvedRefs` conditions for an object; `caveat`
+/// (see [`caveat`]) is appended to an accepted object's message.
+pub fn desired(rejection: Option<&Rejection>, version: u64, caveat: Option<&str>) -> [Desired; 2] {
     let d = |type_, status, reason, message: String| Desired {
         type_,
         status,
@@ -38,7 +57,12 @@ pub fn desired(rejection: Option<&Rejection>, version: u64) -> [Desired; 2] {
                 "Accepted",
                 "True",
                 "Accepted",
-                format!("In force on every proxy from config version {version}."),
+                match caveat {
+                    None => format!("In force on every proxy from config version {version}."),
+                    Some(c) => {
+                        format!("In force on every proxy from config version {version}. {c}")
+                    }
+                },
             ),
             d(
                 "ResolvedRefs",
@@ -114,12 +138,30 @@ mod tests {
 
     #[test]
     fn table() {
-        let ok = desired(None, 7);
+        let ok = desired(None, 7, None);
         assert_eq!((ok[0].status, ok[1].status), ("True", "True"));
         assert!(ok[0].message.contains("version 7"));
+        // tls.mode Strict is accepted, and its message says it does nothing yet.
+        for (mode, warned) in [("Strict", true), ("Permissive", false), ("Disabled", false)] {
+            let yaml = format!(
+                "apiVersion: strait.dev/v1alpha1\nkind: DestinationPolicy\nmetadata: {{name: p, namespace: ns}}\nspec:\n  targetRef: {{name: web}}\n  tls: {{mode: {mode}}}\n"
+            );
+            let (objects, errors) = strait_api::manifest::parse_file("p.yaml", &yaml);
+            assert!(errors.is_empty(), "{errors:?}");
+            let note = caveat(&objects[0].object);
+            assert_eq!(note.is_some(), warned, "{mode}");
+            let c = desired(None, 3, note.as_deref());
+            assert_eq!(c[0].status, "True");
+            assert_eq!(
+                c[0].message.contains("not enforced yet"),
+                warned,
+                "{mode}: {}",
+                c[0].message
+            );
+        }
         // Missing backend Service → ResolvedRefs False (message pinned).
         let r = rejection_for("    - backends: [{name: ghost}]\n");
-        let c = desired(Some(&r), 7);
+        let c = desired(Some(&r), 7, None);
         assert_eq!(
             (c[0].status, c[0].reason, c[1].status, c[1].reason),
             ("False", "UnresolvedRefs", "False", "BackendNotFound")
@@ -131,12 +173,12 @@ mod tests {
         );
         // Missing port too.
         let r = rejection_for("    - backends: [{name: web, port: 81}]\n");
-        assert_eq!(desired(Some(&r), 1)[1].reason, "BackendNotFound");
+        assert_eq!(desired(Some(&r), 1, None)[1].reason, "BackendNotFound");
         // A bad regex is invalid, not a reference problem.
         let r = rejection_for(
             "    - matches: [{path: {type: RegularExpression, value: \"([\"}}]\n      backends: [{name: web}]\n",
         );
-        let c = desired(Some(&r), 1);
+        let c = desired(Some(&r), 1, None);
         assert_eq!((c[0].reason, c[1].status), ("Invalid", "True"));
         assert!(
             c[0].message.contains("does not compile") && c[0].message.contains("Not in force"),

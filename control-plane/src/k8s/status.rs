@@ -56,7 +56,11 @@ pub async fn run(client: Client, shared: Arc<Shared>, is_leader: Arc<AtomicBool>
                     (
                         k.clone(),
                         generation,
-                        desired(store.rejections().get(k), version),
+                        desired(
+                            store.rejections().get(k),
+                            version,
+                            super::conditions::caveat(o).as_deref(),
+                        ),
                     )
                 })
                 .filter(|(k, g, d)| {
