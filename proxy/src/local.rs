@@ -112,7 +112,11 @@ pub async fn watch(dir: PathBuf, state: std::sync::Arc<State>) {
                 }
                 Err(e) => {
                     state.metrics.reload(false);
-                    tracing::error!(%source, "config update refused; keeping version {}: {e}", state.load().version);
+                    let kept = match state.load().version {
+                        0 => "no config applied yet".to_owned(),
+                        v => format!("keeping version {v}"),
+                    };
+                    tracing::error!(%source, "config update refused; {kept}: {e}");
                 }
             }
             last = Some(fp);

@@ -12,13 +12,17 @@ pub async fn run(server: Arc<ApiServer>) {
     let files = example_files();
     assert!(!files.is_empty(), "no examples found");
 
-    // Files with a Namespace first: kubectl applies a file's documents in
-    // order, but knows nothing about dependencies between files.
-    let mut ordered = files.clone();
-    ordered.sort_by_key(|(_, text)| !text.contains("kind: Namespace"));
-    for (path, _) in &ordered {
+    // Each example directory as a user applies it, in one command: kubectl
+    // takes the files in name order, so the Namespace must come first
+    // (`00-namespace.yaml`).
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .filter_map(|(p, _)| p.parent().map(PathBuf::from))
+        .collect();
+    dirs.dedup();
+    for dir in &dirs {
         let out = server
-            .kubectl(&["apply", "-f", path.to_str().unwrap()], None)
+            .kubectl(&["apply", "-f", dir.to_str().unwrap()], None)
             .ok();
         eprintln!("{}", out.trim_end());
     }
