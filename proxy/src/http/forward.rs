@@ -189,8 +189,23 @@ fn classify(addr: SocketAddr, e: &hyper_util::client::legacy::Error) -> ProxyErr
     }
 }
 
+/// Protocols an `Upgrade` may switch a connection to. After a `101` the
+/// connection is spliced raw, so every later byte on it skips routing and
+/// header rules: only protocols meant to become opaque are allowed.
+/// `h2c` (which would carry further requests past the route rules) and
+/// made-up tokens are not: their `Upgrade` is stripped and the request goes
+/// on as a plain one.
+const UPGRADES: [&str; 1] = ["websocket"];
+
 fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
+    let mut protocols = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
+        .map(|t| t.trim().split('/').next().unwrap_or(""))
+        .peekable();
+    protocols.peek().is_some()
+        && protocols.all(|p| UPGRADES.iter().any(|u| p.eq_ignore_ascii_case(u)))
         && headers
             .get_all(header::CONNECTION)
             .iter()
@@ -226,6 +241,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .map(str::trim)
         .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        // `Connection: host` must not make the request lose its Host.
+        .filter(|n| n != header::HOST)
         .collect();
     for name in named {
         headers.remove(name);
@@ -272,6 +289,53 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("gzip"));
         strip_hop_by_hop(&mut h);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn only_websocket_upgrades_are_spliced() {
+        let h = |upgrade: &str, connection: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::UPGRADE, HeaderValue::from_str(upgrade).unwrap());
+            h.insert(
+                header::CONNECTION,
+                HeaderValue::from_str(connection).unwrap(),
+            );
+            h
+        };
+        for (upgrade, connection, want) in [
+            ("websocket", "Upgrade", true),
+            ("WebSocket", "keep-alive, upgrade", true),
+            ("websocket/13", "upgrade", true),
+            ("h2c", "Upgrade, HTTP2-Settings", false),
+            ("websocket, h2c", "upgrade", false),
+            ("made-up", "upgrade", false),
+            ("websocket", "keep-alive", false),
+        ] {
+            assert_eq!(
+                is_upgrade(&h(upgrade, connection)),
+                want,
+                "{upgrade} / {connection}"
+            );
+        }
+        // What is not spliced loses its Upgrade on the way: a plain request.
+        let mut r = h("h2c", "Upgrade, HTTP2-Settings");
+        r.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQCAAAAAAIAAAAA"),
+        );
+        strip_hop_by_hop(&mut r);
+        assert!(r.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn connection_cannot_strip_host() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("web.shop"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("host, x-a"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.get(header::HOST).unwrap(), "web.shop");
+        assert!(h.get("x-a").is_none());
     }
 
     #[test]
