@@ -144,3 +144,29 @@ async fn backend_reset_is_a_502_not_a_crash() {
     }
     still_serves(&p).await;
 }
+
+/// One request, one authority: two Host headers get 400 (nginx and HAProxy
+/// answer so), and an absolute-form target's authority is the Host the
+/// upstream receives, not the different Host the client also sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_confusion_is_refused_or_resolved() {
+    let (p, _up) = proxy().await;
+    let out = exchange(
+        &p,
+        b"GET / HTTP/1.1\r\nHost: web\r\nHost: admin\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("strait-proxy-error: bad-authority"), "{out}");
+    let out = exchange(
+        &p,
+        b"GET http://web/x HTTP/1.1\r\nHost: admin.internal\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(
+        out.contains("\"host\":\"web\""),
+        "the upstream sees the routed authority: {out}"
+    );
+    still_serves(&p).await;
+}

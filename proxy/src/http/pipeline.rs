@@ -106,13 +106,38 @@ pub async fn outbound(
     Ok(resp)
 }
 
+/// One authority per request, the one that routes it: two `Host` headers
+/// are refused (as nginx and HAProxy do), and on HTTP/1 an absolute-form
+/// target's authority replaces `Host` (RFC 9112 §3.2.2), so the upstream
+/// receives the authority the request was routed by.
+fn settle_host<B>(req: &mut Request<B>) -> Result<(), ProxyError> {
+    if req
+        .headers()
+        .get_all(http::header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(ProxyError::BadAuthority("two Host headers".into()));
+    }
+    if req.version() != http::Version::HTTP_2
+        && let Some(a) = req.uri().authority()
+    {
+        let v = http::HeaderValue::from_str(a.as_str())
+            .map_err(|_| ProxyError::BadAuthority(a.to_string()))?;
+        req.headers_mut().insert(http::header::HOST, v);
+    }
+    Ok(())
+}
+
 async fn route_and_forward<'a>(
     proxy: &Proxy,
     applied: &'a Applied,
     target: &Target,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     labels: &mut Labels<'a>,
 ) -> Result<Response<Body>, ProxyError> {
+    settle_host(&mut req)?;
     // 1. resolve
     let service = match target {
         Target::Service(key) => applied.snapshot.service(key).ok_or_else(|| {
@@ -376,5 +401,45 @@ fn record(proxy: &Proxy, direction: &'static str, labels: &Labels, code: u16, st
         Some(series) => series.record(m, code, secs),
         // Failed before a backend was found: a one-off lookup.
         None => RequestSeries::new(m, labels.strings(direction)).record(m, code, secs),
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    #[test]
+    fn one_host_the_routed_one() {
+        // Two Host headers: refused.
+        let mut r = Request::get("/")
+            .header("host", "a")
+            .header("host", "b")
+            .body(())
+            .unwrap();
+        assert!(matches!(
+            settle_host(&mut r),
+            Err(ProxyError::BadAuthority(_))
+        ));
+        // Absolute form: its authority replaces Host.
+        let mut r = Request::get("http://web.shop/x")
+            .header("host", "admin.shop")
+            .body(())
+            .unwrap();
+        settle_host(&mut r).unwrap();
+        assert_eq!(r.headers()["host"], "web.shop");
+        // Origin form: Host stays.
+        let mut r = Request::get("/x")
+            .header("host", "web.shop")
+            .body(())
+            .unwrap();
+        settle_host(&mut r).unwrap();
+        assert_eq!(r.headers()["host"], "web.shop");
+        // HTTP/2 keeps :authority as it is.
+        let mut r = Request::get("http://web.shop/x")
+            .version(http::Version::HTTP_2)
+            .body(())
+            .unwrap();
+        settle_host(&mut r).unwrap();
+        assert!(r.headers().get("host").is_none());
     }
 }
