@@ -324,3 +324,46 @@ async fn process_metrics_on_the_admin_port() {
         assert!(v >= min, "{name} = {v}");
     }
 }
+
+/// Paths are normalised before routing and forwarded as matched:
+/// `/api/../x` does not pass the `/api` rule, `/%61pi/...` does, and the
+/// upstream receives the path that was routed; a path that climbs above
+/// the root or has a bad escape gets 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_are_normalised_before_routing() {
+    let m = mesh().await;
+    let post = |path: &'static str| {
+        let c = &m.client;
+        async move { c.send("POST", "web", path, &[], "{}".into()).await.unwrap() }
+    };
+    // The POST /api rule sets x-route: api.
+    let r = post("/%61pi/orders").await;
+    let j = r.json();
+    assert_eq!(
+        (r.status, j["headers"]["x-route"].as_str()),
+        (200, Some("api")),
+        "{j}"
+    );
+    assert_eq!(
+        j["path"], "/api/orders",
+        "the upstream gets the routed path"
+    );
+    let r = post("/api/../admin").await;
+    let j = r.json();
+    assert!(
+        j["headers"].get("x-route").is_none(),
+        "/api/../admin is not under /api: {j}"
+    );
+    assert_eq!(j["path"], "/admin");
+    let r = post("/api/%2e%2e/admin").await;
+    assert!(r.json()["headers"].get("x-route").is_none());
+    for bad in ["/../etc/passwd", "/api/%zz"] {
+        let r = post(bad).await;
+        assert_eq!(
+            (r.status, r.headers["strait-proxy-error"].to_str().unwrap()),
+            (400, "bad-path"),
+            "{bad}: {}",
+            r.body
+        );
+    }
+}

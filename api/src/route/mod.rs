@@ -5,6 +5,8 @@
 //! every request. Header names are case-insensitive, values and query
 //! parameters case-sensitive; regexes are anchored to the whole value.
 
+pub mod path;
+
 use crate::model::{PathMatch, Route, RouteMatch, ValueMatch};
 use http::{HeaderMap, Method};
 

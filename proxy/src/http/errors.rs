@@ -31,6 +31,14 @@ pub enum ProxyError {
         "the request's authority {0:?} does not name a Service (use svc, svc.ns or svc.ns.svc.cluster.local)"
     )]
     BadAuthority(String),
+    /// The path cannot be normalised safely (RFC 3986).
+    #[error("the request path {path:?} cannot be routed: {reason}")]
+    BadPath {
+        /// The path as sent.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The Service is not in the config.
     #[error("no Service {0} is known to this proxy")]
     UnknownService(String),
@@ -94,7 +102,9 @@ impl ProxyError {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadAuthority(_) | ProxyError::BadRequestBody(_) => StatusCode::BAD_REQUEST,
+            ProxyError::BadAuthority(_)
+            | ProxyError::BadPath { .. }
+            | ProxyError::BadRequestBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::UnknownService(_) | ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ProxyError::NoBackend(_) | ProxyError::NoEndpoints(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -112,6 +122,7 @@ impl ProxyError {
     pub fn reason(&self) -> &'static str {
         match self {
             ProxyError::BadAuthority(_) => "bad-authority",
+            ProxyError::BadPath { .. } => "bad-path",
             ProxyError::BadRequestBody(_) => "bad-request-body",
             ProxyError::UnknownService(_) => "unknown-service",
             ProxyError::NoRoute { .. } => "no-route",

@@ -130,6 +130,36 @@ fn settle_host<B>(req: &mut Request<B>) -> Result<(), ProxyError> {
     Ok(())
 }
 
+/// Routes see, and upstreams get, the path normalised per RFC 3986
+/// (`strait_api::route::path`): no `..` past a prefix rule, no escaped
+/// letters around one. Most paths need nothing and are not touched.
+fn normalize_path<B>(req: &mut Request<B>) -> Result<(), ProxyError> {
+    let normal = match strait_api::route::path::normalize(req.uri().path()) {
+        Ok(std::borrow::Cow::Borrowed(_)) => return Ok(()),
+        Ok(std::borrow::Cow::Owned(p)) => p,
+        Err(e) => {
+            return Err(ProxyError::BadPath {
+                path: req.uri().path().to_owned(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    let pq = match req.uri().query() {
+        Some(q) => format!("{normal}?{q}"),
+        None => normal,
+    };
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+    parts.path_and_query = Some(pq.parse().map_err(|_| ProxyError::BadPath {
+        path: pq.clone(),
+        reason: "not a valid path after normalising".into(),
+    })?);
+    *req.uri_mut() = http::Uri::from_parts(parts).map_err(|e| ProxyError::BadPath {
+        path: pq,
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
 async fn route_and_forward<'a>(
     proxy: &Proxy,
     applied: &'a Applied,
@@ -138,6 +168,7 @@ async fn route_and_forward<'a>(
     labels: &mut Labels<'a>,
 ) -> Result<Response<Body>, ProxyError> {
     settle_host(&mut req)?;
+    normalize_path(&mut req)?;
     // 1. resolve
     let service = match target {
         Target::Service(key) => applied.snapshot.service(key).ok_or_else(|| {
