@@ -76,6 +76,13 @@ pub fn load(dir: &Path) -> Result<Snapshot, LoadError> {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
                 let (o, e) = manifest::parse_file(&name, &text);
+                for skip in manifest::skipped(&text) {
+                    tracing::info!(
+                        "{name}:{}: skipping {} (not a kind the mesh reads)",
+                        skip.line,
+                        skip.kind
+                    );
+                }
                 objects.extend(o);
                 errors.extend(e);
             }

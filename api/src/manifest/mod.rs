@@ -91,32 +91,106 @@ struct TypeMeta {
     kind: Option<String>,
 }
 
-/// Splits a YAML stream into documents, keeping each one's 1-based start line.
+/// Splits a YAML stream into documents, keeping each one's 1-based start
+/// line (the line of its `---`, or of its first content for an implicit
+/// first document).
 ///
-/// Splitting by hand (rather than letting the YAML parser do it) keeps the
-/// line numbers of errors inside later documents right.
-fn documents(text: &str) -> Vec<(usize, String)> {
+/// The YAML library's event parser finds the boundaries, so a document that
+/// starts on its `---` line (`--- {apiVersion: v1, ...}`) keeps that
+/// content, and a `---` inside a block scalar is not a boundary. Each
+/// document is then parsed from its own text, so an error's line is right
+/// whatever the documents around it hold; a document with a syntax error is
+/// still handed on whole, for `parse_document` to report.
+pub fn documents(text: &str) -> Vec<(usize, String)> {
+    use granit_parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
-    let mut current = String::new();
-    let mut start = 1;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_end();
-        if t == "---" || t.starts_with("--- ") || t.starts_with("---\t") {
-            docs.push((start, std::mem::take(&mut current)));
-            start = i + 2;
-            continue;
+    // (byte offset, line) where the open document's text starts.
+    let mut open: Option<(usize, usize)> = None;
+    let close = |open: &mut Option<(usize, usize)>, end: usize, docs: &mut Vec<(usize, String)>| {
+        if let Some((from, line)) = open.take() {
+            docs.push((
+                line,
+                text.get(from..end.max(from))
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
         }
-        current.push_str(line);
-        current.push('\n');
+    };
+    while let Some(event) = parser.next_event() {
+        match event {
+            Ok((Event::DocumentStart(explicit, _), span)) => {
+                let at = |m: &granit_parser::Marker| m.byte_offset().unwrap_or(0);
+                close(&mut open, at(&span.start), &mut docs);
+                let line = span.start.line().max(1);
+                open = Some(if !explicit {
+                    (at(&span.start), line)
+                } else {
+                    // After `---`: the rest of its line, if it holds
+                    // content; else the document starts on the next line.
+                    let after = at(&span.end);
+                    let rest = text.get(after..).unwrap_or_default();
+                    match rest.find('\n') {
+                        Some(nl) if rest[..nl].trim().is_empty() => (after + nl + 1, line + 1),
+                        _ => (after, line),
+                    }
+                });
+            }
+            Ok((Event::DocumentEnd, span)) => {
+                let end = span.start.byte_offset().unwrap_or(text.len());
+                // An implicit end ends where the next thing starts; keep the
+                // text up to there (trailing comments are harmless).
+                close(&mut open, end, &mut docs);
+            }
+            Ok((Event::StreamEnd, _)) => break,
+            Ok(_) => {}
+            Err(_) => {
+                // A syntax error: this document's text runs to the next
+                // boundary; parse_document reports the error with its line.
+                if open.is_none() {
+                    open = Some((0, 1));
+                }
+                if !parser.proceed_next_document().unwrap_or(false) {
+                    break;
+                }
+            }
+        }
     }
-    docs.push((start, current));
+    close(&mut open, text.len(), &mut docs);
     docs.retain(|(_, d)| {
         d.lines().any(|l| {
             let t = l.trim();
-            !t.is_empty() && !t.starts_with('#') && t != "..."
+            !t.is_empty() && !t.starts_with('#') && t != "..." && t != "---"
         })
     });
     docs
+}
+
+/// A document of a kind the mesh does not read, skipped on purpose (so a
+/// directory of application manifests can be used as it is) but named, so
+/// that nothing is dropped without a word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// 1-based line where the document starts.
+    pub line: usize,
+    /// Its `apiVersion/kind`.
+    pub kind: String,
+}
+
+/// The documents of a file that [`parse_file`] skips, with their lines.
+pub fn skipped(text: &str) -> Vec<Skipped> {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    documents(&text)
+        .into_iter()
+        .filter(|(_, doc)| matches!(parse_document(doc), Ok(None)))
+        .filter_map(|(line, doc)| {
+            let meta: TypeMeta = serde_saphyr::from_str(&doc).ok()?;
+            Some(Skipped {
+                line,
+                kind: format!("{}/{}", meta.api_version?, meta.kind?),
+            })
+        })
+        .collect()
 }
 
 /// Parses every document of one file. Documents of kinds the mesh does not

@@ -142,3 +142,50 @@ fn cr_only_line_endings_split_documents_and_count_lines() {
     );
     assert_eq!(errors[0].line, 6, "{errors:?}");
 }
+
+#[test]
+fn documents_as_the_yaml_library_splits_them() {
+    // A document that starts on its `---` line, a `---` inside a block
+    // scalar (not a boundary), a broken document between two good ones.
+    let text = "--- {apiVersion: v1, kind: Service, metadata: {name: a, namespace: ns}, spec: {ports: [{port: 80}]}}\n\
+---\n\
+apiVersion: v1\n\
+kind: Service\n\
+metadata:\n  name: b\n  namespace: ns\n  annotations:\n    note: |\n      ---\n      not a boundary\n\
+spec: {ports: [{port: 80}]}\n\
+---\n\
+apiVersion: v1\n\
+kind: Service\n\
+metadata: {name: [broken\n\
+---\n\
+apiVersion: gateway.networking.k8s.io/v1\n\
+kind: HTTPRoute\n\
+metadata: {name: r}\n\
+---\n\
+apiVersion: v1\n\
+kind: Service\n\
+metadata: {name: c, namespace: ns}\n\
+spec: {ports: [{port: 80}]}\n";
+    let (objects, errors) = parse_file("f.yaml", text);
+    let names: Vec<(String, usize)> = objects
+        .iter()
+        .map(|o| (o.object.describe(), o.line))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("Service ns/a".to_string(), 1),
+            ("Service ns/b".to_string(), 3),
+            ("Service ns/c".to_string(), 22)
+        ]
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].line, 16, "{errors:?}");
+    assert_eq!(
+        skipped(text),
+        [Skipped {
+            line: 18,
+            kind: "gateway.networking.k8s.io/v1/HTTPRoute".into()
+        }]
+    );
+}

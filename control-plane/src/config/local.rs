@@ -57,6 +57,13 @@ pub fn read(dir: &Path, last_good: &mut LastGood) -> Vec<(Object, String)> {
         // parse_file does; slice documents out of that same text.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         let (objects, errors) = parse_file(&name, &text);
+        for skip in strait_api::manifest::skipped(&text) {
+            tracing::info!(
+                "{name}:{}: skipping {} (not a kind the mesh reads)",
+                skip.line,
+                skip.kind
+            );
+        }
         let mut file_objects = Vec::new();
         for o in objects {
             match to_json(&o.object, &text, o.line) {
@@ -81,17 +88,13 @@ pub fn read(dir: &Path, last_good: &mut LastGood) -> Vec<(Object, String)> {
     out
 }
 
-/// The object's own document as JSON (the wire form), from its YAML source.
+/// The object's own document as JSON (the wire form), from its YAML source
+/// (documents split as `parse_file` splits them).
 fn to_json(object: &Object, text: &str, line: usize) -> Option<String> {
-    let doc: String = text
-        .lines()
-        .skip(line.saturating_sub(1))
-        .take_while(|l| {
-            let t = l.trim_end();
-            !(t == "---" || t.starts_with("--- "))
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let doc = strait_api::manifest::documents(text)
+        .into_iter()
+        .find(|(start, _)| *start == line)?
+        .1;
     let value: serde_json::Value = serde_saphyr::from_str(&doc).ok()?;
     // Round-trip check: the JSON must parse back to the same kind.
     strait_api::manifest::parse_json(object.key().0, value.to_string()).ok()?;
