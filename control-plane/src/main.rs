@@ -102,6 +102,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let shared = server::Shared::new(&args.replica);
+    // Fires on SIGTERM or SIGINT: the leader releases its Lease, the
+    // config stream stops.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut leader_task = None;
     let resolver = Arc::new(webhook::tls::Resolver::default());
     match args.local.clone() {
         Some(dir) => drop(tokio::spawn(local::watch(dir, shared.clone()))),
@@ -113,13 +117,14 @@ async fn main() -> anyhow::Result<()> {
             )?;
             let leading = Arc::new(AtomicBool::new(false));
             tokio::spawn(k8s::watch::run(client.clone(), shared.clone()));
-            tokio::spawn(k8s::leader::run(
+            leader_task = Some(tokio::spawn(k8s::leader::run(
                 client.clone(),
                 args.lease_namespace.clone(),
                 args.lease_name.clone(),
                 args.replica.clone(),
                 leading.clone(),
-            ));
+                stop_rx.clone(),
+            )));
             tokio::spawn(k8s::status::run(
                 client.clone(),
                 shared.clone(),
@@ -211,13 +216,44 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding the config stream on {}", args.config_addr))?;
     tracing::info!(addr = %listener.local_addr()?, replica = %args.replica, "config stream listening");
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let mut stopping = stop_rx.clone();
+    let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
         .add_service(ConfigDiscoveryServer::new(server::Server(shared)))
-        .serve_with_incoming_shutdown(incoming, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("config stream server")?;
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+    // Streams are long-lived and a graceful stop waits for them all: give
+    // them a moment, then close them (proxies reconnect to another replica
+    // and serve their last config meanwhile).
+    tokio::select! {
+        result = server => result.context("config stream server")?,
+        _ = async {
+            let _ = stopping.changed().await;
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        } => tracing::info!("closing the config streams still open"),
+    }
+    // Let the leader hand its Lease over before the process ends.
+    if let Some(task) = leader_task {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
     Ok(())
+}
+
+/// SIGTERM (what Kubernetes sends) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -244,8 +244,26 @@ async fn controller_against_a_real_apiserver() {
     let holder = lease_holder(&server);
     assert_eq!(holder, "cp-a", "the first replica leads");
 
-    // 7. The leader stops: the other takes the Lease and writes status;
-    //    the proxy of the stopped one reconnects when it is back.
+    // 7. The leader stops (SIGTERM, a planned restart): it releases the
+    //    Lease on its way out, so the other takes it at its next look
+    //    instead of 15 s later, and writes status; the proxy of the stopped
+    //    one reconnects when it is back.
+    let mut cp = cp;
+    let pid = cp.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exited = cp.0.wait().unwrap();
+    assert!(exited.success(), "cp-a exits cleanly on SIGTERM: {exited}");
+    let after = lease_holder(&server);
+    assert!(
+        after.is_empty() || after == "cp-b",
+        "cp-a released the Lease on SIGTERM (holder now {after:?})"
+    );
     drop(cp);
     server
         .kubectl(&["apply", "-f", "-"], Some(&route(100, 0, "web-v2")))

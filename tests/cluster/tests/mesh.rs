@@ -183,6 +183,27 @@ fn bare_pod(name: &str) -> String {
     )
 }
 
+/// Waits until the API server's call to the webhook injects a pod in `ns`
+/// (a server-side dry run runs the mutating webhooks and stores nothing):
+/// controller pods can be Ready a moment before the API server routes to
+/// them, and with `failurePolicy: Ignore` a pod created in that moment is
+/// admitted without the proxy.
+fn wait_for_injection(ns: &Namespace) {
+    wait_until(
+        "the webhook to inject pods",
+        Duration::from_secs(90),
+        || {
+            let out = ns.cluster.kubectl_stdin(
+                &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+                &bare_pod("probe").replace("@NS@", &ns.name),
+            );
+            (out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains("\"strait-proxy\""))
+            .then_some(())
+        },
+    );
+}
+
 fn injected(ns: &Namespace, pod: &str) -> bool {
     ns.get_json(&["pod", pod])["spec"]["initContainers"]
         .as_array()
@@ -260,6 +281,7 @@ fn install_inject_route_and_operate() {
         &ns.name,
         "strait.dev/inject=enabled",
     ]);
+    wait_for_injection(&ns);
     ns.apply(SERVICES);
     ns.apply(&app("web-v1", "v1", ""));
     ns.apply(&app("web-v2", "v2", ""));
@@ -423,6 +445,7 @@ fn install_inject_route_and_operate() {
         out.contains(&format!("✘ proxy of {}/late", ns.name)) && out.contains("no proxy"),
         "{out}"
     );
+    wait_for_injection(&ns);
     ns.apply(&bare_pod("again"));
     assert!(
         injected(&ns, "again"),
@@ -460,6 +483,7 @@ fn install_inject_route_and_operate() {
         "--timeout",
         "4m",
     ]);
+    wait_for_injection(&ns);
     ns.apply(&bare_pod("after-upgrade"));
     assert!(
         injected(&ns, "after-upgrade"),
