@@ -149,14 +149,13 @@ pub fn proxy_verdicts(meshed: &[(String, bool)], statuses: &[ProxyStatusResponse
     let mut out = Vec::new();
     for (pod, injected) in meshed {
         let name = format!("proxy of {pod}");
+        let (pod_ns, pod_name) = pod.split_once('/').unwrap_or(("", pod.as_str()));
         if !injected {
             out.push(fail(
                 &name,
                 "no proxy: the pod started while the webhook could not inject it",
                 format!(
-                    "kubectl -n {} delete pod {} (its controller makes a meshed one)",
-                    pod.split('/').next().unwrap_or(""),
-                    pod.split('/').nth(1).unwrap_or("")
+                    "kubectl -n {pod_ns} delete pod {pod_name} (its controller makes a meshed one)"
                 ),
             ));
             continue;
@@ -180,11 +179,7 @@ pub fn proxy_verdicts(meshed: &[(String, bool)], statuses: &[ProxyStatusResponse
             None => out.push(fail(
                 &name,
                 "not connected to any control-plane replica",
-                format!(
-                    "kubectl -n {} logs {} -c {PROXY_CONTAINER}",
-                    pod.split('/').next().unwrap_or(""),
-                    pod.split('/').nth(1).unwrap_or("")
-                ),
+                format!("kubectl -n {pod_ns} logs {pod_name} -c {PROXY_CONTAINER}"),
             )),
         }
     }

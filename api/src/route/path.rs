@@ -35,7 +35,8 @@ fn hex(b: u8) -> Option<u8> {
 }
 
 fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|s| s == "." || s == "..")
+    // Every dot segment follows a '/': most paths have none, and are not split.
+    path.contains("/.") && path.split('/').any(|s| s == "." || s == "..")
 }
 
 /// The normalised form of an origin-form path (one that starts with `/`;
