@@ -217,6 +217,11 @@ fn health_port_serves_probes_and_metrics() {
     };
     wait_for("/ready", || curl("/ready").ends_with("200"));
     assert!(curl("/live").ends_with("200"));
+    // Ready means the manifests are read; the first version is published a
+    // few milliseconds later (the publisher coalesces changes).
+    wait_for("version 1 published", || {
+        curl("/metrics").contains("strait_controller_config_version 1")
+    });
     let m = curl("/metrics");
     for name in [
         "strait_controller_proxies_connected 0",
