@@ -11,7 +11,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use std::fmt::Write;
 use strait_api::Snapshot;
-use strait_api::manifest::{Located, parse_file, parse_json};
+use strait_api::manifest::{Located, parse_json};
 use strait_api::model::{Affinity, ServicePortKey};
 use strait_api::translate::translate;
 use strait_api::{authority, route, split};
@@ -217,28 +217,25 @@ fn describe_backend(o: &mut String, snap: &Snapshot, backend_key: &ServicePortKe
     );
 }
 
-/// Builds the snapshot from a manifest directory, as `strait-proxy --local` does.
-pub fn from_dir(dir: &std::path::Path) -> anyhow::Result<Snapshot> {
+/// Builds the snapshot from manifest directories, as `strait-proxy --local` does.
+pub fn from_dirs(dirs: &[std::path::PathBuf]) -> anyhow::Result<Snapshot> {
     let mut objects = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            let (o, errors) = parse_file(
-                &path.display().to_string(),
-                &std::fs::read_to_string(&path)?,
-            );
-            if let Some(e) = errors.first() {
-                anyhow::bail!("{e}");
-            }
-            objects.extend(o);
-        }
+    let mut errors = Vec::new();
+    for file in strait_api::manifest::dir::read(dirs)? {
+        objects.extend(file.objects);
+        errors.extend(file.errors);
     }
     let t = translate(&objects);
-    if let Some(e) = t.errors.first() {
-        anyhow::bail!("{e}");
+    errors.extend(t.errors);
+    if !errors.is_empty() {
+        // Every error, as the proxy reports them: fixing one at a time
+        // would take a run per typo.
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        anyhow::bail!(
+            "{} error(s) in manifests:\n{}",
+            errors.len(),
+            lines.join("\n")
+        );
     }
     Ok(t.snapshot)
 }
@@ -317,14 +314,8 @@ mod tests {
     use super::*;
 
     fn snap() -> Snapshot {
-        let yaml =
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/shop")).unwrap();
-        let mut objects = Vec::new();
-        for f in yaml {
-            let p = f.unwrap().path();
-            objects.extend(parse_file("x", &std::fs::read_to_string(p).unwrap()).0);
-        }
-        translate(&objects).snapshot
+        let shop = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/shop");
+        from_dirs(&[shop.into()]).unwrap()
     }
 
     fn run(method: &str, url: &str, hs: &[&str]) -> String {

@@ -39,12 +39,28 @@ enum Command {
         #[arg(long)]
         proxy_bin: Option<PathBuf>,
     },
-    /// Live per service / route / backend metrics from a proxy's admin port:
-    /// rps, success rate, p50/p95/p99, retries, ejected endpoints.
+    /// Live metrics summed over proxies, per direction, service, route and
+    /// backend: rps, success rate, p50/p95/p99, retries, ejected endpoints.
+    /// Reads every meshed pod matching -l/-n through the API server, or
+    /// proxies' admin ports given with --admin.
     Stat {
-        /// The proxy's admin address.
-        #[arg(long, default_value = "127.0.0.1:4191")]
-        admin: String,
+        /// A proxy's admin address (repeatable; default 127.0.0.1:4191 when
+        /// no selector is given).
+        #[arg(long, conflicts_with_all = ["selector", "namespace", "all_namespaces"])]
+        admin: Vec<String>,
+        /// Label selector of the meshed pods to read (e.g. app=web).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Namespace of the pods (default: the kubeconfig's).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Pods in every namespace.
+        #[arg(short = 'A', long, conflicts_with = "namespace")]
+        all_namespaces: bool,
+        /// Which side of the proxies: outbound (what the apps called),
+        /// inbound (what they served) or all.
+        #[arg(long, value_enum, default_value = "all")]
+        direction: stat::table::Direction,
         /// Refresh interval (e.g. 1s).
         #[arg(long, default_value = "1s", value_parser = parse_duration)]
         interval: Duration,
@@ -64,9 +80,10 @@ enum Command {
         /// The source pod, NAMESPACE/POD (bare Service names resolve in NAMESPACE).
         #[arg(long)]
         from: String,
-        /// Read the config from a manifest directory instead of the control plane.
-        #[arg(long)]
-        local: Option<PathBuf>,
+        /// Read the config from manifest directories instead of the control
+        /// plane (repeatable, or comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        local: Vec<PathBuf>,
         /// The control plane's config stream address.
         #[arg(long, env = "STRAIT_CONTROL_PLANE", default_value = "127.0.0.1:8086")]
         control_plane: String,
@@ -152,6 +169,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     strait_api::duration::parse(s).map_err(|e| e.to_string())
 }
 
+/// The kubeconfig's namespace, as kubectl picks it.
+async fn default_namespace() -> anyhow::Result<String> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| anyhow::anyhow!("no Kubernetes config (KUBECONFIG?): {e}"))?;
+    Ok(config.default_namespace)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -210,13 +235,15 @@ fn main() -> anyhow::Result<()> {
                 None if !from.is_empty() => (from.clone(), "strait-explain".to_string()),
                 _ => anyhow::bail!("--from {from:?}: expected NAMESPACE/POD, e.g. shop/web-0"),
             };
-            let snapshot =
-                match local {
-                    Some(dir) => explain::from_dir(&dir)?,
-                    None => tokio::runtime::Runtime::new()?.block_on(
-                        explain::from_control_plane(&control_plane, &namespace, &pod),
-                    )?,
-                };
+            let snapshot = if local.is_empty() {
+                tokio::runtime::Runtime::new()?.block_on(explain::from_control_plane(
+                    &control_plane,
+                    &namespace,
+                    &pod,
+                ))?
+            } else {
+                explain::from_dirs(&local)?
+            };
             let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())?;
             let uri: http::Uri = url
                 .parse()
@@ -235,9 +262,40 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Stat {
             admin,
+            selector,
+            namespace,
+            all_namespaces,
+            direction,
             interval,
             once,
-        } => tokio::runtime::Runtime::new()?.block_on(stat::run(&admin, interval, once)),
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let target = if selector.is_none() && namespace.is_none() && !all_namespaces {
+                let admin = if admin.is_empty() {
+                    vec!["127.0.0.1:4191".to_string()]
+                } else {
+                    admin
+                };
+                stat::scrape::Target::Admin(admin)
+            } else {
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                let namespace = match (all_namespaces, namespace) {
+                    (true, _) => None,
+                    (false, Some(ns)) => Some(ns),
+                    (false, None) => Some(rt.block_on(default_namespace())?),
+                };
+                stat::scrape::Target::Pods {
+                    namespace,
+                    selector: selector.unwrap_or_default(),
+                }
+            };
+            rt.block_on(stat::run(stat::Options {
+                target,
+                interval,
+                once,
+                direction,
+            }))
+        }
         Command::Demo {
             duration,
             concurrency,

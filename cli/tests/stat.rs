@@ -1,5 +1,5 @@
 //! `strait stat` against a real proxy carrying real traffic (curl through
-//! `strait-proxy` to a plain HTTP/1.1 upstream).
+//! `strait-proxy` to a plain HTTP/1.1 upstream), summed over two proxies.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -44,6 +44,20 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn wait_ready(admin: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{admin}/ready")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(Instant::now() < deadline, "proxy not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn stat_shows_rps_success_and_latency_of_live_traffic() {
     let strait = env!("CARGO_BIN_EXE_strait");
@@ -70,17 +84,7 @@ fn stat_shows_rps_success_and_latency_of_live_traffic() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{admin}/ready")])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(Instant::now() < deadline, "proxy not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_ready(admin);
     // Load for ~3 s from curl (keep-alive, many URLs in one process).
     let url = format!("http://127.0.0.1:{out}/");
     let load = std::thread::spawn(move || {
@@ -104,11 +108,30 @@ fn stat_shows_rps_success_and_latency_of_live_traffic() {
         }
     });
     std::thread::sleep(Duration::from_millis(300));
+    // A second, idle proxy: stat sums over every proxy it is given.
+    let idle_admin = free_port();
+    let mut idle = Command::new(&proxy_bin)
+        .arg("--local")
+        .arg(dir.path())
+        .args([
+            "--outbound-addr",
+            &format!("127.0.0.1:{}", free_port()),
+            "--inbound-addr",
+            &format!("127.0.0.1:{}", free_port()),
+            "--admin-addr",
+            &format!("127.0.0.1:{idle_admin}"),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(idle_admin);
     let stat = Command::new(strait)
         .args([
             "stat",
             "--admin",
             &format!("127.0.0.1:{admin}"),
+            "--admin",
+            &format!("127.0.0.1:{idle_admin}"),
             "--once",
             "--interval",
             "2s",
@@ -116,25 +139,28 @@ fn stat_shows_rps_success_and_latency_of_live_traffic() {
         .output()
         .unwrap();
     load.join().unwrap();
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    for p in [&mut proxy, &mut idle] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
     let text = String::from_utf8_lossy(&stat.stdout);
     assert!(
         stat.status.success(),
         "{text}{}",
         String::from_utf8_lossy(&stat.stderr)
     );
+    assert!(text.starts_with("2 proxies ("), "{text}");
     let row = text
         .lines()
-        .find(|l| l.starts_with("default/web:80"))
+        .find(|l| l.starts_with("outbound") && l.contains("default/web:80"))
         .unwrap_or_else(|| panic!("no row for the Service:\n{text}"));
     let cols: Vec<&str> = row.split_whitespace().collect();
-    // SERVICE ROUTE BACKEND RPS SUCCESS P50 P95 P99 RETRY/s EJECTED
-    assert_eq!(cols[1], "default");
-    let rps: f64 = cols[3].parse().unwrap();
+    // DIR SERVICE ROUTE BACKEND RPS SUCCESS P50 P95 P99 RETRY/s EJECTED
+    assert_eq!(cols[2], "default");
+    let rps: f64 = cols[4].parse().unwrap();
     assert!(rps > 10.0, "rps {rps}:\n{text}");
-    assert_eq!(cols[4], "100.00%");
-    assert!(cols[5].ends_with("ms") && cols[7].ends_with("ms"), "{row}");
+    assert_eq!(cols[5], "100.00%");
+    assert!(cols[6].ends_with("ms") && cols[8].ends_with("ms"), "{row}");
 }
 
 #[test]

@@ -25,9 +25,10 @@ use strait_control_plane::{health, k8s, webhook};
 #[derive(Parser, Debug)]
 #[command(name = "strait-controller", version, about)]
 struct Args {
-    /// Serve the objects in a directory of manifests (no Kubernetes).
-    #[arg(long, env = "STRAIT_LOCAL")]
-    local: Option<PathBuf>,
+    /// Serve the objects in a directory of manifests (no Kubernetes;
+    /// repeatable, or comma-separated: every directory's files together).
+    #[arg(long, env = "STRAIT_LOCAL", value_delimiter = ',')]
+    local: Vec<PathBuf>,
     /// Config stream listener (gRPC).
     #[arg(long, env = "STRAIT_CONFIG_ADDR", default_value = "0.0.0.0:8086")]
     config_addr: SocketAddr,
@@ -107,81 +108,84 @@ async fn main() -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut leader_task = None;
     let resolver = Arc::new(webhook::tls::Resolver::default());
-    match args.local.clone() {
-        Some(dir) => drop(tokio::spawn(local::watch(dir, shared.clone()))),
-        None => {
-            // One crypto provider for every TLS user in the process.
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            let client = kube::Client::try_default().await.context(
-                "connecting to Kubernetes (set KUBECONFIG, run in a cluster, or pass --local DIR)",
-            )?;
-            let leading = Arc::new(AtomicBool::new(false));
-            tokio::spawn(k8s::watch::run(client.clone(), shared.clone()));
-            leader_task = Some(tokio::spawn(k8s::leader::run(
+    let local_mode = !args.local.is_empty();
+    if local_mode {
+        drop(tokio::spawn(local::watch(
+            args.local.clone(),
+            shared.clone(),
+        )));
+    } else {
+        // One crypto provider for every TLS user in the process.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = kube::Client::try_default().await.context(
+            "connecting to Kubernetes (set KUBECONFIG, run in a cluster, or pass --local DIR)",
+        )?;
+        let leading = Arc::new(AtomicBool::new(false));
+        tokio::spawn(k8s::watch::run(client.clone(), shared.clone()));
+        leader_task = Some(tokio::spawn(k8s::leader::run(
+            client.clone(),
+            args.lease_namespace.clone(),
+            args.lease_name.clone(),
+            args.replica.clone(),
+            leading.clone(),
+            stop_rx.clone(),
+        )));
+        tokio::spawn(k8s::status::run(
+            client.clone(),
+            shared.clone(),
+            leading.clone(),
+        ));
+        let target = webhook::reconcile::Target {
+            namespace: args.lease_namespace.clone(),
+            secret: args.webhook_secret.clone(),
+            service: args.webhook_service.clone(),
+            configuration: args.webhook_configuration.clone(),
+        };
+        tokio::spawn(webhook::reconcile::run(
+            client.clone(),
+            target,
+            resolver.clone(),
+            leading,
+        ));
+        let settings = strait_api::inject::Settings {
+            image: args.proxy_image.clone(),
+            image_pull_policy: args.proxy_image_pull_policy.clone(),
+            control_plane: args.inject_control_plane.clone().unwrap_or_else(|| {
+                format!(
+                    "strait-controller.{}.svc.cluster.local:8086",
+                    args.lease_namespace
+                )
+            }),
+            version: env!("CARGO_PKG_VERSION").into(),
+            identity_audience: args.identity_audience.clone(),
+            defaults: strait_api::inject::knobs::Knobs::default(),
+        };
+        if let Some(d) = args.owner_deployment.clone() {
+            tokio::spawn(k8s::owner::run(
                 client.clone(),
                 args.lease_namespace.clone(),
+                d,
                 args.lease_name.clone(),
-                args.replica.clone(),
-                leading.clone(),
-                stop_rx.clone(),
-            )));
-            tokio::spawn(k8s::status::run(
-                client.clone(),
-                shared.clone(),
-                leading.clone(),
+                args.webhook_secret.clone(),
             ));
-            let target = webhook::reconcile::Target {
-                namespace: args.lease_namespace.clone(),
-                secret: args.webhook_secret.clone(),
-                service: args.webhook_service.clone(),
-                configuration: args.webhook_configuration.clone(),
-            };
-            tokio::spawn(webhook::reconcile::run(
-                client.clone(),
-                target,
-                resolver.clone(),
-                leading,
-            ));
-            let settings = strait_api::inject::Settings {
-                image: args.proxy_image.clone(),
-                image_pull_policy: args.proxy_image_pull_policy.clone(),
-                control_plane: args.inject_control_plane.clone().unwrap_or_else(|| {
-                    format!(
-                        "strait-controller.{}.svc.cluster.local:8086",
-                        args.lease_namespace
-                    )
-                }),
-                version: env!("CARGO_PKG_VERSION").into(),
-                identity_audience: args.identity_audience.clone(),
-                defaults: strait_api::inject::knobs::Knobs::default(),
-            };
-            if let Some(d) = args.owner_deployment.clone() {
-                tokio::spawn(k8s::owner::run(
-                    client.clone(),
-                    args.lease_namespace.clone(),
-                    d,
-                    args.lease_name.clone(),
-                    args.webhook_secret.clone(),
-                ));
-            }
-            let admit = Arc::new(webhook::server::Admit {
-                client: Some(client),
-                settings,
-            });
-            let (addr, resolver) = (args.webhook_addr, resolver.clone());
-            tokio::spawn(async move {
-                if let Err(e) = webhook::server::serve(addr, resolver, admit).await {
-                    tracing::error!(%addr, "injection webhook stopped: {e}");
-                }
-            });
         }
+        let admit = Arc::new(webhook::server::Admit {
+            client: Some(client),
+            settings,
+        });
+        let (addr, resolver) = (args.webhook_addr, resolver.clone());
+        tokio::spawn(async move {
+            if let Err(e) = webhook::server::serve(addr, resolver, admit).await {
+                tracing::error!(%addr, "injection webhook stopped: {e}");
+            }
+        });
     }
     let ready: health::Readiness = {
-        let (shared, resolver, local) = (shared.clone(), resolver.clone(), args.local.is_some());
+        let (shared, resolver) = (shared.clone(), resolver.clone());
         Arc::new(move || {
             if !shared.synced() {
                 Some("the initial lists are still loading".into())
-            } else if !local && !resolver.ready() {
+            } else if !local_mode && !resolver.ready() {
                 Some("the webhook has no certificate yet".into())
             } else {
                 None

@@ -1,97 +1,49 @@
-//! Local mode: config from a directory of manifests, watched while serving.
+//! Local mode: config from directories of manifests, watched while serving.
 //!
-//! Every `*.yaml` / `*.yml` file in the directory is read (multi-document
-//! files allowed), translated by the shared `strait_api::translate`, and
-//! applied. The directory is polled: a poll compares names, sizes and
-//! modification times, so it costs a few `stat` calls and needs no inotify
-//! (which does not see changes on some volume types, such as ConfigMaps
-//! mounted through symlinks). Any error in any file rejects the whole
-//! update, is logged with file, line and reason, and the last good config
-//! stays in force.
+//! Every `*.yaml` / `*.yml` file in the directories is read
+//! (`strait_api::manifest::dir`, multi-document files allowed), translated
+//! by the shared `strait_api::translate`, and applied. The directories are
+//! polled by fingerprint (names, sizes, modification times). Any error in
+//! any file rejects the whole update, is logged with file, line and reason,
+//! and the last good config stays in force.
 
 use crate::state::State;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
+use std::time::Duration;
 use strait_api::Snapshot;
-use strait_api::manifest::{self, ManifestError};
+use strait_api::manifest::ManifestError;
+use strait_api::manifest::dir::{self, DirError};
 use strait_api::translate::translate;
 
 /// How often the directory is checked.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
-
-/// Why a directory could not be loaded.
+/// Why the directories could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The directory could not be listed.
-    #[error("cannot read directory {dir}: {source}")]
-    Dir {
-        /// Directory.
-        dir: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
+    /// A directory could not be listed.
+    #[error(transparent)]
+    Dir(#[from] DirError),
     /// Files had errors.
     #[error("{} error(s) in manifests:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Manifests(Vec<ManifestError>),
 }
 
-fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir {
-        dir: dir.to_path_buf(),
-        source,
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-fn fingerprint(dir: &Path) -> Option<Fingerprint> {
-    let files = manifest_files(dir).ok()?;
-    Some(
-        files
-            .into_iter()
-            .map(|p| {
-                let meta = std::fs::metadata(&p).ok();
-                let len = meta.as_ref().map(|m| m.len()).unwrap_or(0);
-                let mtime = meta.and_then(|m| m.modified().ok());
-                (p, len, mtime)
-            })
-            .collect(),
-    )
-}
-
-/// Reads and translates every manifest in `dir`.
-pub fn load(dir: &Path) -> Result<Snapshot, LoadError> {
+/// Reads and translates every manifest in `dirs`.
+pub fn load(dirs: &[PathBuf]) -> Result<Snapshot, LoadError> {
     let mut objects = Vec::new();
     let mut errors = Vec::new();
-    for path in manifest_files(dir)? {
-        let name = path.display().to_string();
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                let (o, e) = manifest::parse_file(&name, &text);
-                for skip in manifest::skipped(&text) {
-                    tracing::info!(
-                        "{name}:{}: skipping {} (not a kind the mesh reads)",
-                        skip.line,
-                        skip.kind
-                    );
-                }
-                objects.extend(o);
-                errors.extend(e);
-            }
-            Err(e) => errors.push(ManifestError {
-                file: name,
-                line: 0,
-                message: format!("cannot read: {e}"),
-            }),
+    for file in dir::read(dirs)? {
+        for skip in &file.skipped {
+            tracing::info!(
+                "{}:{}: skipping {} (not a kind the mesh reads)",
+                file.path.display(),
+                skip.line,
+                skip.kind
+            );
         }
+        objects.extend(file.objects);
+        errors.extend(file.errors);
     }
     let t = translate(&objects);
     errors.extend(t.errors);
@@ -102,14 +54,20 @@ pub fn load(dir: &Path) -> Result<Snapshot, LoadError> {
     }
 }
 
-/// Loads `dir` now, then applies every change until the process exits.
-pub async fn watch(dir: PathBuf, state: std::sync::Arc<State>) {
-    let source = format!("local:{}", dir.display());
-    let mut last: Option<Option<Fingerprint>> = None;
+/// The source name in logs and `/config`: `local:DIR[,DIR…]`.
+pub fn source(dirs: &[PathBuf]) -> String {
+    let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    format!("local:{}", names.join(","))
+}
+
+/// Loads `dirs` now, then applies every change until the process exits.
+pub async fn watch(dirs: Vec<PathBuf>, state: std::sync::Arc<State>) {
+    let source = source(&dirs);
+    let mut last: Option<Option<dir::Fingerprint>> = None;
     loop {
-        let fp = fingerprint(&dir);
+        let fp = dir::fingerprint(&dirs);
         if last.as_ref() != Some(&fp) {
-            match load(&dir) {
+            match load(&dirs) {
                 Ok(snapshot) => {
                     let endpoints = snapshot.endpoint_count();
                     let services = snapshot.services.len();

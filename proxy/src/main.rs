@@ -25,9 +25,15 @@ use tokio::net::TcpListener;
 struct Args {
     #[command(subcommand)]
     command: Option<Cmd>,
-    /// Read config from a directory of Kubernetes/Strait manifests and watch it.
-    #[arg(long, env = "STRAIT_LOCAL", conflicts_with = "control_plane")]
-    local: Option<PathBuf>,
+    /// Read config from a directory of Kubernetes/Strait manifests and watch
+    /// it (repeatable, or comma-separated: every directory's files together).
+    #[arg(
+        long,
+        env = "STRAIT_LOCAL",
+        conflicts_with = "control_plane",
+        value_delimiter = ','
+    )]
+    local: Vec<PathBuf>,
     /// Follow the control plane's config stream at HOST:PORT.
     #[arg(long, env = "STRAIT_CONTROL_PLANE")]
     control_plane: Option<String>,
@@ -154,7 +160,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    if args.local.is_none() && args.control_plane.is_none() {
+    if args.local.is_empty() && args.control_plane.is_none() {
         anyhow::bail!(
             "no config source: pass --local DIR (a directory of manifests) or --control-plane HOST:PORT"
         );
@@ -188,13 +194,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         outbound = %outbound.local_addr()?,
         inbound = %inbound.local_addr()?,
         admin = %admin_listener.local_addr()?,
-        source = %args.local.as_ref().map(|d| format!("local:{}", d.display())).or(args.control_plane.clone()).unwrap_or_default(),
+        source = %args.control_plane.clone().unwrap_or_else(|| local::source(&args.local)),
         "strait-proxy listening"
     );
 
-    match (&args.local, &args.control_plane) {
-        (Some(dir), _) => drop(tokio::spawn(local::watch(dir.clone(), state.clone()))),
-        (None, Some(addr)) => {
+    match (args.local.is_empty(), &args.control_plane) {
+        (false, _) => drop(tokio::spawn(local::watch(
+            args.local.clone(),
+            state.clone(),
+        ))),
+        (true, Some(addr)) => {
             let id = strait_proxy::remote::Identity {
                 namespace: args.namespace.clone(),
                 pod: args.pod.clone(),
@@ -206,7 +215,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 state.clone(),
             )));
         }
-        (None, None) => {}
+        (true, None) => {}
     }
     tokio::spawn(admin::serve(admin_listener, proxy.clone()));
     let accept_out = tokio::spawn(listen::accept_loop(

@@ -8,6 +8,7 @@
 //! Kinds the mesh does not read (Deployments, ConfigMaps, …) are skipped, so a
 //! directory of ordinary application manifests can be used as it is.
 
+pub mod dir;
 mod kube;
 mod strait;
 

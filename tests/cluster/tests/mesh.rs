@@ -45,14 +45,33 @@ impl Tools {
         assert!(o.status.success(), "helm {}: {}", args.join(" "), text(&o));
         text(&o)
     }
+    fn strait(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.strait);
+        c.env("KUBECONFIG", &self.cluster.kubeconfig).args(args);
+        c
+    }
     fn check(&self, args: &[&str]) -> (bool, String) {
-        let o = Command::new(&self.strait)
-            .env("KUBECONFIG", &self.cluster.kubeconfig)
-            .arg("check")
+        let o = self
+            .strait(&["check"])
             .args(args)
             .output()
             .expect("run strait check");
         (o.status.success(), text(&o))
+    }
+    /// `strait stat ARGS --once` over a 4 s window in which the client pod
+    /// sends 200 requests to the web Service.
+    fn stat_under_load(&self, ns: &Namespace, client: &str, args: &[&str]) -> String {
+        let child = self
+            .strait(&["stat", "--once", "--interval", "4s"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run strait stat");
+        load(ns, client, 200);
+        let o = child.wait_with_output().expect("strait stat");
+        assert!(o.status.success(), "strait stat {args:?}: {}", text(&o));
+        text(&o)
     }
 }
 
@@ -326,12 +345,22 @@ fn install_inject_route_and_operate() {
 
     // 4. A request from the client pod to the web Service passes the
     // client's outbound proxy and the server's inbound proxy.
+    // The web pods have just become Ready: their addresses reach the
+    // EndpointSlice, kube-proxy and the controller a moment later (a first
+    // request was once reset in that moment), so allow them that moment.
     let client = pods(&ns, "app=client").remove(0);
-    let (ok, out) = ns.exec(
-        &client.0,
-        &["strait-testapp", "get", "http://web/through-the-mesh"],
+    let out = wait_until(
+        "a request through the mesh",
+        Duration::from_secs(30),
+        || {
+            let (ok, out) = ns.exec(
+                &client.0,
+                &["strait-testapp", "get", "http://web/through-the-mesh"],
+            );
+            println!("GET http://web/through-the-mesh: {out}");
+            (ok && out.starts_with("200")).then_some(out)
+        },
     );
-    assert!(ok && out.starts_with("200"), "{out}");
     let body: serde_json::Value =
         serde_json::from_str(out.lines().nth(1).unwrap_or("")).expect("JSON");
     let server = all
@@ -374,6 +403,57 @@ fn install_inject_route_and_operate() {
         (r["version"].as_object().is_some_and(|v| v.len() == 2)).then_some(r)
     });
     assert_eq!(report["status"]["200"], 100, "{report}");
+
+    // 5b. `strait stat` sums every proxy of a workload, read through the
+    // API server's pod proxy: the servers' inbound side and the client's
+    // outbound side, each row a rate over the window.
+    // The summed RPS column of the rows of one direction that mention `needle`.
+    let rps = |out: &str, dir: &str, needle: &str| -> f64 {
+        out.lines()
+            .filter(|l| l.starts_with(dir) && l.contains(needle))
+            .filter_map(|l| l.split_whitespace().nth(4)?.parse::<f64>().ok())
+            .sum()
+    };
+    let servers = wait_until("stat over both web pods", Duration::from_secs(60), || {
+        let out = t.stat_under_load(
+            &ns,
+            &client.0,
+            &["-n", &ns.name, "-l", "app in (web-v1,web-v2)"],
+        );
+        println!("strait stat over the web pods:\n{out}");
+        (rps(&out, "inbound", "") > 0.0).then_some(out)
+    });
+    assert!(servers.starts_with("2 proxies ("), "{servers}");
+    assert!(
+        !servers.lines().any(|l| l.starts_with("outbound")),
+        "the servers sent nothing out: {servers}"
+    );
+    let clients = wait_until("stat over the client", Duration::from_secs(60), || {
+        let out = t.stat_under_load(
+            &ns,
+            &client.0,
+            &[
+                "-n",
+                &ns.name,
+                "-l",
+                "app=client",
+                "--direction",
+                "outbound",
+            ],
+        );
+        // Shown if the wait times out.
+        println!("strait stat over the client:\n{out}");
+        let web = format!("{}/web:80", ns.name);
+        (rps(&out, "outbound", &web) > 0.0).then_some(out)
+    });
+    assert!(clients.starts_with("1 proxy ("), "{clients}");
+    assert!(!clients.contains("inbound"), "{clients}");
+    let none = t
+        .strait(&["stat", "-n", &ns.name, "-l", "app=nothing", "--once"])
+        .output()
+        .expect("strait stat");
+    let (ok, out) = (none.status.success(), text(&none));
+    assert!(!ok && out.contains("no proxies found"), "{out}");
 
     // 6. The controller scaled to 0: traffic keeps flowing on the last
     // config; check fails with a hint; new pods are admitted unmeshed and

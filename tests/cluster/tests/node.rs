@@ -85,6 +85,21 @@ fn web_pods(ns: &Namespace) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The ready addresses in a Service's EndpointSlices.
+fn ready_endpoints(ns: &Namespace, service: &str) -> BTreeSet<String> {
+    let label = format!("kubernetes.io/service-name={service}");
+    let slices = ns.get_json(&["endpointslices", "-l", &label]);
+    slices["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["conditions"]["ready"] == true)
+        .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
 #[test]
 fn the_node_is_ready() {
     let c = Cluster::get();
@@ -120,6 +135,24 @@ fn pods_run_with_cni_addresses_and_are_reached_by_cluster_ip_dns_and_grpc() {
     assert!(cluster_ip.starts_with("10.96."), "ClusterIP {cluster_ip}");
 
     let names: BTreeSet<_> = pods.iter().map(|(n, _)| n.clone()).collect();
+    // Ready pods are not yet a programmed Service: the EndpointSlice
+    // controller and then kube-proxy (minSyncPeriod 1 s) follow, and a
+    // connection before that is refused. Wait for both, as a client would.
+    wait_until(
+        "both web pods ready in the Service's EndpointSlice",
+        Duration::from_secs(30),
+        || (ready_endpoints(&ns, "web") == ips).then_some(()),
+    );
+    wait_until(
+        "kube-proxy to program the ClusterIP",
+        Duration::from_secs(30),
+        || {
+            let url = format!("http://{cluster_ip}/healthz");
+            ns.exec("client", &["strait-testapp", "get", &url])
+                .0
+                .then_some(())
+        },
+    );
     let urls = [
         format!("http://{cluster_ip}/by-ip"),
         "http://web/by-short-name".to_owned(),
@@ -229,18 +262,7 @@ fn exec_logs_and_port_forward_work() {
 fn a_deleted_pods_address_leaves_the_endpointslice() {
     let ns = Cluster::get().namespace("node-endpoints");
     let pods = deploy(&ns);
-    let addresses = |ns: &Namespace| -> BTreeSet<String> {
-        let slices = ns.get_json(&["endpointslices", "-l", "kubernetes.io/service-name=web"]);
-        slices["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
-            .filter(|e| e["conditions"]["ready"] == true)
-            .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
-            .filter_map(|a| a.as_str().map(str::to_owned))
-            .collect()
-    };
+    let addresses = |ns: &Namespace| ready_endpoints(ns, "web");
     let all: BTreeSet<_> = pods.iter().map(|(_, ip)| ip.clone()).collect();
     wait_until(
         "both pods in the EndpointSlice",
