@@ -32,7 +32,8 @@ trap 'rm -f "$failures"' EXIT
 
 # Each curl of the tour: runs as written, then its status is checked.
 curl() {
-  local headers status
+  local - headers status
+  set +x # the tour's own commands are traced, not this wrapper's
   headers=$(mktemp)
   local rc=0
   command curl -D "$headers" "$@" || rc=$?

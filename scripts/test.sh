@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: installs the system tools the tests
 # use, checks formatting, lints and CRD drift, then runs every test in the
 # workspace (the control-plane tests build kube-apiserver and etcd on first use),
-# then brings up the real single-node cluster and runs the tests on it.
+# runs the README's quick tour, then brings up the real single-node cluster
+# and runs the tests on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,10 @@ echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --workspace --exclude strait-cluster-tests 2>&1 | tee "$log"
+echo "== the README's quick tour, run as written (scripts/check-tour.sh)"
+tour_log=$(mktemp)
+scripts/check-tour.sh >"$tour_log" 2>&1 || { cat "$tour_log"; exit 1; }
+tail -1 "$tour_log"; rm -f "$tour_log"
 
 # The real single-node cluster (tests/cluster): its tools and images are
 # built on first use and cached; the node tests run on it, then the mesh

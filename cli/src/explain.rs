@@ -142,19 +142,27 @@ pub fn explain(
                 let _ = writeln!(o, "timeout   {t:?} for the whole request");
             }
             if let Some(r) = &rule.retry {
+                let per_try = r
+                    .per_try_timeout
+                    .map(|t| format!(", {t:?} per try"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     o,
-                    "retry     {} attempts on {:?}, per try {:?}, backoff {:?}",
-                    r.attempts, r.on, r.per_try_timeout, r.backoff
+                    "retry     up to {} attempts on {}{per_try}, backoff {:?}",
+                    r.attempts,
+                    r.on.join(", "),
+                    r.backoff
                 );
             }
             if let Some(f) = &rule.fault {
-                let _ = writeln!(
-                    o,
-                    "fault     delay {:?}, abort {:?}",
-                    f.delay.as_ref().map(|d| (d.percent, d.duration)),
-                    f.abort.as_ref().map(|a| (a.percent, a.status))
-                );
+                let mut parts = Vec::new();
+                if let Some(d) = &f.delay {
+                    parts.push(format!("{} % delayed {:?}", d.percent, d.duration));
+                }
+                if let Some(a) = &f.abort {
+                    parts.push(format!("{} % aborted with {}", a.percent, a.status));
+                }
+                let _ = writeln!(o, "fault     {}", parts.join(", "));
             }
             if let Some(m) = &rule.mirror {
                 let _ = writeln!(o, "mirror    {} % to {}", m.percent, m.backend);
@@ -364,8 +372,9 @@ mod tests {
             )
         );
         assert!(
-            a.contains("retry     2 attempts")
-                && a.contains("mirror    10 % to shop/web-shadow:80"),
+            a.contains(
+                "retry     up to 2 attempts on gateway-error, connect-failure, reset, 500ms per try"
+            ) && a.contains("mirror    10 % to shop/web-shadow:80"),
             "{a}"
         );
     }

@@ -44,7 +44,7 @@ struct Args {
     /// Log filter.
     #[arg(long, env = "STRAIT_LOG", default_value = "info")]
     log: String,
-    /// Health listener: /live and /ready.
+    /// Health and metrics listener: /live, /ready, /metrics.
     #[arg(long, env = "STRAIT_HEALTH_ADDR", default_value = "0.0.0.0:9990")]
     health_addr: SocketAddr,
     /// Injection webhook listener (HTTPS; Kubernetes mode only).

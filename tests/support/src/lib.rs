@@ -1,0 +1,23 @@
+//! What the tests of every Strait crate share, so that each helper exists
+//! once: a free loopback port ([`free_port`]) and the check that keeps a
+//! binary's `--help` and the flag tables of the docs identical
+//! ([`flags::check`]). A dev-dependency only; nothing here ships.
+
+pub mod flags;
+
+/// A loopback port that was free a moment ago (the listener is closed
+/// before returning, so a test binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback port")
+}
+
+/// The repository's root (this crate lives in `tests/support`).
+pub fn repo() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root")
+}
