@@ -36,13 +36,7 @@ fn upstream() -> u16 {
     port
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use strait_test_support::free_port;
 
 fn wait_ready(admin: u16) {
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -19,13 +19,7 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use strait_test_support::free_port;
 
 /// An HTTP/1.1 keep-alive server answering its name.
 pub fn upstream(name: &'static str) -> u16 {
