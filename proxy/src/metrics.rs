@@ -113,9 +113,73 @@ pub struct RouteKindLabels {
     pub kind: &'static str,
 }
 
+/// Labels of a label that ran out of distinct values.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OverflowLabels {
+    /// Which label: `inbound_backend`.
+    pub label: &'static str,
+}
+
+/// The value a label takes once its budget of distinct values is spent.
+pub const OVERFLOW_LABEL: &str = "overflow";
+
+/// The `service` label of requests for a Service the config does not know:
+/// what a client names is not a label value, or every made-up `Host` would
+/// add series forever.
+pub const UNKNOWN_SERVICE_LABEL: &str = "unknown";
+
+/// Distinct inbound `backend` label values (the app's `address:port`; a
+/// peer picks the port). Past this, requests share [`OVERFLOW_LABEL`].
+pub const INBOUND_BACKENDS_MAX: usize = 64;
+
+/// Distinct values admitted for a label whose values clients choose, up to
+/// a cap: every series costs memory for the life of the process, so a
+/// client must not be able to add them without bound. Values past the cap
+/// share [`OVERFLOW_LABEL`] and are counted in
+/// `strait_metric_label_overflow_total`.
+pub struct LabelBudget {
+    label: &'static str,
+    cap: usize,
+    admitted: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl LabelBudget {
+    /// A budget of `cap` distinct values for `label`.
+    pub fn new(label: &'static str, cap: usize) -> Self {
+        Self {
+            label,
+            cap,
+            admitted: Default::default(),
+        }
+    }
+
+    /// `value` if it is admitted (already, or now, within the cap), else
+    /// [`OVERFLOW_LABEL`], counted in `overflow`.
+    pub fn admit(&self, value: String, overflow: &Family<OverflowLabels, Counter>) -> String {
+        let Ok(mut admitted) = self.admitted.lock() else {
+            return OVERFLOW_LABEL.to_string();
+        };
+        if admitted.contains(&value) {
+            return value;
+        }
+        if admitted.len() < self.cap {
+            admitted.insert(value.clone());
+            return value;
+        }
+        overflow
+            .get_or_create(&OverflowLabels { label: self.label })
+            .inc();
+        OVERFLOW_LABEL.to_string()
+    }
+}
+
 /// Every metric the proxy exports.
 pub struct Metrics {
     registry: Registry,
+    /// `strait_metric_label_overflow_total`.
+    pub label_overflow: Family<OverflowLabels, Counter>,
+    /// The inbound `backend` label's budget.
+    pub inbound_backends: LabelBudget,
     /// `strait_requests_total`.
     pub requests: Family<RequestLabels, Counter>,
     /// `strait_request_duration_seconds`.
@@ -240,7 +304,15 @@ impl Metrics {
             "Requests copied to a mirror backend",
             mirrors.clone(),
         );
+        let label_overflow = Family::<OverflowLabels, Counter>::default();
+        registry.register(
+            "metric_label_overflow",
+            "Requests recorded under the label value `overflow` because a label that clients choose ran out of distinct values",
+            label_overflow.clone(),
+        );
         Self {
+            label_overflow,
+            inbound_backends: LabelBudget::new("inbound_backend", INBOUND_BACKENDS_MAX),
             retries,
             retry_attempts,
             retry_budget_remaining,
@@ -395,6 +467,23 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_budget_admits_up_to_its_cap_then_overflows_and_counts() {
+        let overflow = Family::<OverflowLabels, Counter>::default();
+        let budget = LabelBudget::new("inbound_backend", 2);
+        let got: Vec<String> = ["a", "b", "a", "c", "b", "d"]
+            .iter()
+            .map(|v| budget.admit(v.to_string(), &overflow))
+            .collect();
+        assert_eq!(got, ["a", "b", "a", OVERFLOW_LABEL, "b", OVERFLOW_LABEL]);
+        let counted = overflow
+            .get_or_create(&OverflowLabels {
+                label: "inbound_backend",
+            })
+            .get();
+        assert_eq!(counted, 2);
+    }
 
     fn labels(route: &str) -> RouteLabels {
         RouteLabels {

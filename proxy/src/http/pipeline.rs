@@ -23,7 +23,7 @@ use super::errors::ProxyError;
 use super::{Body, boxed, trace_ctx};
 use crate::Proxy;
 use crate::balance::Shed;
-use crate::metrics::{RequestSeries, RouteLabels};
+use crate::metrics::{RequestSeries, RouteLabels, UNKNOWN_SERVICE_LABEL};
 use crate::metrics::{RouteKindLabels, ShedLabels};
 use crate::resilience::fault;
 use crate::state::{Applied, HostError};
@@ -60,6 +60,8 @@ struct Labels<'a> {
     backend: Option<&'a ServicePortKey>,
     /// The request series, once the backend's runtime state is found.
     series: Option<Arc<RequestSeries>>,
+    /// The client named a Service the config does not have.
+    unknown_service: bool,
 }
 
 impl Labels<'_> {
@@ -70,11 +72,11 @@ impl Labels<'_> {
         }
         RouteLabels {
             direction,
-            service: self
-                .service
-                .as_ref()
-                .map(|k| k.to_string())
-                .unwrap_or_default(),
+            service: match &self.service {
+                _ if self.unknown_service => UNKNOWN_SERVICE_LABEL.to_string(),
+                Some(k) => k.to_string(),
+                None => String::new(),
+            },
             route: self.route.unwrap_or_default().to_string(),
             backend: self.backend.map(|k| k.to_string()).unwrap_or_default(),
         }
@@ -192,9 +194,10 @@ async fn route_and_forward<'a>(
                     return Err(ProxyError::BadAuthority(authority.to_string()));
                 }
                 Err(HostError::Unknown(key)) => {
-                    let e = ProxyError::UnknownService(key.to_string());
-                    labels.service = Some(Cow::Owned(key));
-                    return Err(e);
+                    // The answer names it; the metrics do not (any Host
+                    // a client makes up would be a new series for good).
+                    labels.unknown_service = true;
+                    return Err(ProxyError::UnknownService(key.to_string()));
                 }
             }
         }
@@ -350,11 +353,12 @@ pub async fn inbound(
     let series = proxy.state.inbound_series.get_or_insert(
         |a| *a == app,
         || {
+            let m = &proxy.state.metrics;
             let labels = RouteLabels {
                 direction: "inbound",
                 service: String::new(),
                 route: String::new(),
-                backend: app.to_string(),
+                backend: m.inbound_backends.admit(app.to_string(), &m.label_overflow),
             };
             (app, RequestSeries::new(&proxy.state.metrics, labels))
         },
