@@ -99,6 +99,7 @@ impl Default for Scope {
         Scope {
             audience: BTreeMap::new(),
             public: true,
+            named: BTreeSet::new(),
         }
     }
 }
@@ -110,7 +111,15 @@ pub struct Scope {
     /// Every published object is visible everywhere (no annotation limits
     /// anything, no orphans): every namespace's view is the same.
     public: bool,
+    /// Every namespace some audience names. Any other namespace sees
+    /// exactly the objects visible to everyone: one shared view, however
+    /// many made-up namespaces clients claim.
+    named: BTreeSet<String>,
 }
+
+/// The view key of every namespace no audience names (not a valid
+/// namespace name, so it cannot collide with one).
+pub const OTHERS: &str = "*";
 
 impl Scope {
     /// Computes every object's audience from the published objects.
@@ -173,7 +182,29 @@ impl Scope {
             .filter_map(|(key, service)| Some((key.clone(), services.get(&service)?.clone())))
             .collect();
         let public = audience.len() == count && audience.values().all(|a| *a == Audience::Everyone);
-        Scope { audience, public }
+        let mut named = BTreeSet::new();
+        for a in audience.values() {
+            if let Audience::Namespaces(set) = a
+                && !set.is_subset(&named)
+            {
+                named.extend(set.iter().cloned());
+            }
+        }
+        Scope {
+            audience,
+            public,
+            named,
+        }
+    }
+
+    /// The key of `namespace`'s view: itself when an audience names it,
+    /// else [`OTHERS`], shared by every namespace no audience names.
+    pub fn view_key<'a>(&self, namespace: &'a str) -> &'a str {
+        if self.named.contains(namespace) {
+            namespace
+        } else {
+            OTHERS
+        }
     }
 
     /// Whether every namespace sees every published object, so that one

@@ -10,7 +10,7 @@
 //! namespace's view of a version is the whole of it (the common case: no
 //! annotation limits anything), the one unnarrowed encoding is shared.
 
-use super::scope::{Transition, narrow};
+use super::scope::{OTHERS, Transition, narrow};
 use super::server::{Parts, to_parts};
 use super::store::{Delta, Store};
 use std::collections::HashMap;
@@ -66,10 +66,14 @@ impl Version {
         let Ok(mut cache) = self.by_namespace.lock() else {
             return build();
         };
-        cache
-            .entry(namespace.to_string())
-            .or_insert_with(build)
-            .clone()
+        // Namespaces that neither scope names all see the same delta: one
+        // entry for them all, so made-up namespaces cannot grow the cache.
+        let t = &self.transition;
+        let key = match t.before.view_key(namespace) {
+            OTHERS => t.after.view_key(namespace),
+            named => named,
+        };
+        cache.entry(key.to_string()).or_insert_with(build).clone()
     }
 
     /// Whether `namespace`'s delta is the whole delta: no visibility moved,
@@ -136,9 +140,9 @@ impl FullSets {
             self.version = store.version();
             self.by_namespace.clear();
         }
-        // `*` cannot be a namespace name, so it cannot collide with one.
-        let public = store.scope().public();
-        let slot = if public { "*" } else { namespace };
+        // Every namespace no audience names shares one view (all of them
+        // when the set is public), so made-up namespaces cannot grow this.
+        let slot = store.scope().view_key(namespace);
         self.by_namespace
             .entry(slot.to_string())
             .or_insert_with(|| Arc::new(to_parts(&store.full_for(namespace), true)))
@@ -221,6 +225,40 @@ mod tests {
         let v = publish(&mut s);
         assert!(!Arc::ptr_eq(&v.parts_for("a"), &v.parts_for("shop")));
         assert!(!Arc::ptr_eq(&full.get(&s, "a"), &full.get(&s, "shop")));
+    }
+
+    #[test]
+    fn namespaces_no_audience_names_share_one_view() {
+        let mut s = Store::default();
+        upsert(&mut s, &service("web", Some(".,billing")));
+        upsert(&mut s, &service("db", None));
+        publish(&mut s);
+        let mut full = FullSets::default();
+        let first = full.get(&s, "made-up-0");
+        for i in 1..1000 {
+            let view = full.get(&s, &format!("made-up-{i}"));
+            assert!(Arc::ptr_eq(&first, &view), "one view for them all");
+        }
+        assert_eq!(
+            seen(&first).0,
+            [key("Service", "db")],
+            "the public objects only"
+        );
+        assert_eq!(
+            seen(&full.get(&s, "billing")).0.len(),
+            2,
+            "a named namespace"
+        );
+        assert_eq!(full.by_namespace.len(), 2, "made-up-*, billing");
+        // The same for a version's deltas.
+        upsert(&mut s, &service("db", Some("*")).replace("80", "81"));
+        let v = publish(&mut s);
+        for i in 0..1000 {
+            v.parts_for(&format!("made-up-{i}"));
+        }
+        v.parts_for("shop");
+        let cached = v.by_namespace.lock().map(|c| c.len()).unwrap_or(0);
+        assert_eq!(cached, 2, "made-up-*, shop");
     }
 
     #[test]

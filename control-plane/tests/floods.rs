@@ -1,0 +1,100 @@
+//! Bounded floods against the controller's config stream: what it keeps
+//! stays bounded, and what it gives stays right.
+
+mod mesh;
+
+use mesh::{controller, free_port};
+use strait_api::wire::{
+    Hello, ProxyMessage, config_discovery_client::ConfigDiscoveryClient, proxy_message,
+};
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The names of the Services in the full set a proxy in `namespace` gets.
+async fn full_set(addr: &str, namespace: &str) -> Vec<String> {
+    let mut client = ConfigDiscoveryClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let hello = ProxyMessage {
+        kind: Some(proxy_message::Kind::Hello(Hello {
+            namespace: namespace.into(),
+            pod: "flood".into(),
+            ..Hello::default()
+        })),
+    };
+    let mut stream = client
+        .stream(futures_util::stream::iter([hello]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut pending = None;
+    let full = loop {
+        let part = stream.message().await.unwrap().expect("a part");
+        if let Some(whole) = strait_api::parts::assemble(&mut pending, part) {
+            break whole;
+        }
+    };
+    full.upserts
+        .into_iter()
+        .filter_map(|r| r.key)
+        .filter(|k| k.kind == "Service")
+        .map(|k| format!("{}/{}", k.namespace, k.name))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_namespaces_get_the_public_view_and_are_not_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    // One Service only its own namespace sees, and 300 public ones with
+    // some weight, so that a view per namespace would show in RSS.
+    let mut yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: private, namespace: shop, annotations: {strait.dev/export-to: \".\"}}\nspec: {ports: [{port: 80}]}\n".to_string();
+    for i in 0..300 {
+        yaml.push_str(&format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: public-{i}, namespace: shop, annotations: {{pad: \"{}\"}}}}\nspec: {{ports: [{{port: 80}}]}}\n",
+            "x".repeat(200)
+        ));
+    }
+    std::fs::write(dir.join("mesh.yaml"), yaml).unwrap();
+    let port = free_port();
+    let cp = controller(&dir, port, &tmp.path().join("cp.log"));
+    let addr = format!("127.0.0.1:{port}");
+    // Ready: the owner namespace sees the private Service.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let up = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            ConfigDiscoveryClient::connect(format!("http://{addr}")),
+        )
+        .await;
+        if matches!(up, Ok(Ok(_))) && full_set(&addr, "shop").await.len() == 301 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "controller not ready");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Warm up the allocator and the one shared view.
+    for i in 0..50 {
+        full_set(&addr, &format!("warm-{i}")).await;
+    }
+    let before = rss_kib(cp.0.id());
+    for i in 0..1000 {
+        let services = full_set(&addr, &format!("made-up-{i}")).await;
+        assert_eq!(services.len(), 300, "the public view");
+        assert!(!services.contains(&"shop/private".to_string()));
+    }
+    let after = rss_kib(cp.0.id());
+    assert!(
+        after < before + 16 * 1024,
+        "1,000 made-up namespaces grew the controller from {before} KiB to {after} KiB"
+    );
+    assert_eq!(full_set(&addr, "shop").await.len(), 301, "the owner's view");
+}
