@@ -219,7 +219,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the config stream on {}", args.config_addr))?;
     tracing::info!(addr = %listener.local_addr()?, replica = %args.replica, "config stream listening");
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = strait_control_plane::config::accept::talking(
+        listener,
+        strait_control_plane::config::accept::FIRST_BYTES,
+    );
     let mut stopping = stop_rx.clone();
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))

@@ -98,3 +98,52 @@ async fn made_up_namespaces_get_the_public_view_and_are_not_kept() {
     );
     assert_eq!(full_set(&addr, "shop").await.len(), 301, "the owner's view");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_to_the_config_stream_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("m.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 80}]}\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let _cp = controller(&dir, port, &tmp.path().join("cp.log"));
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(&addr).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "controller not up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        silent.push(tokio::spawn(async move {
+            // Until EOF or a reset: closed by the controller.
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink).await;
+            sink.len()
+        }));
+    }
+    // A proxy that talks is served meanwhile.
+    assert_eq!(full_set(&addr, "shop").await, ["shop/web"]);
+    for s in silent {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(20), s)
+            .await
+            .expect("a silent connection is closed")
+            .unwrap();
+        assert_eq!(
+            got, 0,
+            "a silent connection never reaches the HTTP/2 server"
+        );
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(9) && took < std::time::Duration::from_secs(15),
+        "closed after {took:?} (first bytes due within 10 s)"
+    );
+}

@@ -44,6 +44,7 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
                 io,
                 protocol == Protocol::Http2,
                 proxy.drain.clone(),
+                proxy.settings.client,
                 move |req| pipeline::inbound(p.clone(), app, req),
             )
             .await;

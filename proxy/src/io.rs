@@ -4,14 +4,18 @@
 //! stream, so the HTTP server or TCP forwarder sees the connection from its
 //! first byte. It also counts bytes in each direction into the
 //! `strait_tcp_bytes_total` counters, which is why every accepted connection
-//! goes through it.
+//! goes through it, and it fails a write that has made no progress for the
+//! send timeout (nginx's `send_timeout`): a client that stops reading would
+//! otherwise hold its connection, its upstream and their buffers for ever.
 
 use bytes::{Buf, BytesMut};
 use prometheus_client::metrics::counter::Counter;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 /// A stream with some already-read bytes in front, counting traffic.
 pub struct Prefixed<T> {
@@ -19,18 +23,59 @@ pub struct Prefixed<T> {
     inner: T,
     read_bytes: Counter,
     written_bytes: Counter,
+    send_timeout: Duration,
+    /// Armed while a write waits; only then (writes rarely wait).
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl<T> Prefixed<T> {
     /// Wraps `inner`, replaying `prefix` first. `read_bytes` counts bytes
-    /// from the peer (the prefix included), `written_bytes` bytes to it.
-    pub fn new(prefix: BytesMut, inner: T, read_bytes: Counter, written_bytes: Counter) -> Self {
+    /// from the peer (the prefix included), `written_bytes` bytes to it; a
+    /// write that cannot progress for `send_timeout` fails with `TimedOut`.
+    pub fn new(
+        prefix: BytesMut,
+        inner: T,
+        read_bytes: Counter,
+        written_bytes: Counter,
+        send_timeout: Duration,
+    ) -> Self {
         read_bytes.inc_by(prefix.len() as u64);
         Self {
             prefix,
             inner,
             read_bytes,
             written_bytes,
+            send_timeout,
+            stalled: None,
+        }
+    }
+
+    /// Counts a finished write, or starts (and checks) the stall timer.
+    fn written(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match res {
+            Poll::Ready(Ok(n)) => {
+                self.stalled = None;
+                self.written_bytes.inc_by(n as u64);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                let timeout = self.send_timeout;
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the peer read nothing for {timeout:?}"),
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            other => other,
         }
     }
 }
@@ -66,10 +111,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            this.written_bytes.inc_by(n as u64);
-        }
-        res
+        this.written(cx, res)
     }
 
     fn poll_write_vectored(
@@ -79,10 +121,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res {
-            this.written_bytes.inc_by(n as u64);
-        }
-        res
+        this.written(cx, res)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -107,7 +146,13 @@ mod tests {
     async fn replays_prefix_then_stream_and_counts() {
         let (mut peer, inner) = tokio::io::duplex(64);
         let (r, w) = (Counter::default(), Counter::default());
-        let mut io = Prefixed::new(BytesMut::from(&b"GET "[..]), inner, r.clone(), w.clone());
+        let mut io = Prefixed::new(
+            BytesMut::from(&b"GET "[..]),
+            inner,
+            r.clone(),
+            w.clone(),
+            Duration::from_secs(60),
+        );
         peer.write_all(b"/ HTTP/1.1").await.expect("write");
         drop(peer.shutdown().await);
         io.write_all(b"ok").await.expect("write back");
@@ -115,5 +160,48 @@ mod tests {
         io.read_to_end(&mut got).await.expect("read");
         assert_eq!(got, b"GET / HTTP/1.1");
         assert_eq!((r.get(), w.get()), (14, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_fails_the_write_after_the_send_timeout() {
+        let (peer, inner) = tokio::io::duplex(16);
+        let mut io = Prefixed::new(
+            BytesMut::new(),
+            inner,
+            Counter::default(),
+            Counter::default(),
+            Duration::from_secs(60),
+        );
+        let started = tokio::time::Instant::now();
+        // 16 bytes fit; the rest waits for a reader that never comes.
+        let e = io.write_all(&[0u8; 64]).await.expect_err("stalled");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+        drop(peer);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_that_keeps_reading_is_not_timed_out() {
+        let (mut peer, inner) = tokio::io::duplex(16);
+        let mut io = Prefixed::new(
+            BytesMut::new(),
+            inner,
+            Counter::default(),
+            Counter::default(),
+            Duration::from_secs(60),
+        );
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            let mut buf = [0u8; 16];
+            while got < 160 {
+                // 16 bytes every 50 s: slow, but never 60 s without progress.
+                tokio::time::sleep(Duration::from_secs(50)).await;
+                got += peer.read(&mut buf).await.expect("read");
+            }
+        });
+        io.write_all(&[0u8; 160])
+            .await
+            .expect("each write progresses in time");
+        reader.await.expect("reader");
     }
 }

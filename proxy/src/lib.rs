@@ -48,6 +48,24 @@ pub struct Settings {
     pub opaque_ports: Vec<u16>,
     /// Write a JSON access-log line per request to stdout.
     pub access_log: bool,
+    /// Timeouts that bound what a slow or idle client can hold.
+    pub client: ClientLimits,
+}
+
+/// What a client connection may hold, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLimits {
+    /// Time for a complete HTTP/1 request head, including the wait for the
+    /// next request on a kept-alive connection.
+    pub header_read_timeout: Duration,
+    /// An HTTP/2 connection with no request in flight for this long is
+    /// closed (GOAWAY).
+    pub idle_timeout: Duration,
+    /// The minimum rate of request bodies (gRPC streams exempt).
+    pub body: http::body_rate::MinRate,
+    /// A write to the client that makes no progress this long fails, and
+    /// the connection closes.
+    pub send_timeout: Duration,
 }
 
 /// Everything a connection handler needs.

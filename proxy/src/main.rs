@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use strait_proxy::{
-    Proxy, Settings, admin, drain::Drain, http::forward::Forwarders, listen, local, metrics, state,
+    ClientLimits, Proxy, Settings, admin, drain::Drain, http::body_rate::MinRate,
+    http::forward::Forwarders, listen, local, metrics, state,
 };
 use tokio::net::TcpListener;
 
@@ -67,6 +68,26 @@ struct Args {
     /// Idle timeout of pooled upstream connections.
     #[arg(long, env = "STRAIT_IDLE_TIMEOUT", default_value = "90s", value_parser = parse_duration)]
     idle_timeout: Duration,
+    /// Time for a complete HTTP/1 request head, including the wait for the
+    /// next request on a kept-alive client connection.
+    #[arg(long, env = "STRAIT_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// An HTTP/2 client connection with no request in flight this long is
+    /// closed (near nginx's keepalive_timeout).
+    #[arg(long, env = "STRAIT_CLIENT_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    client_idle_timeout: Duration,
+    /// Minimum rate of request bodies in bytes/s after --body-grace (as
+    /// Apache's mod_reqtimeout MinRate); gRPC streams exempt; 0 turns it off.
+    #[arg(long, env = "STRAIT_BODY_MIN_RATE", default_value_t = 500)]
+    body_min_rate: u64,
+    /// How long a request body may keep the proxy waiting before the
+    /// minimum rate counts.
+    #[arg(long, env = "STRAIT_BODY_GRACE", default_value = "10s", value_parser = parse_duration)]
+    body_grace: Duration,
+    /// A client that reads nothing of what the proxy sends it for this long
+    /// is disconnected (nginx's send_timeout).
+    #[arg(long, env = "STRAIT_SEND_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    send_timeout: Duration,
     /// Grace period for in-flight work on SIGTERM or /shutdown.
     #[arg(long, env = "STRAIT_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -180,6 +201,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             connect_timeout: args.connect_timeout,
             opaque_ports: args.opaque_ports.clone(),
             access_log: args.access_log,
+            client: ClientLimits {
+                header_read_timeout: args.header_read_timeout,
+                idle_timeout: args.client_idle_timeout,
+                body: MinRate {
+                    rate: args.body_min_rate,
+                    grace: args.body_grace,
+                },
+                send_timeout: args.send_timeout,
+            },
         },
     });
     let bind = |addr: SocketAddr, what: &'static str| async move {

@@ -51,6 +51,7 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
                 io,
                 protocol == Protocol::Http2,
                 proxy.drain.clone(),
+                proxy.settings.client,
                 move |req| pipeline::outbound(p.clone(), target.clone(), req),
             )
             .await;
@@ -79,9 +80,14 @@ async fn explicit(proxy: Arc<Proxy>, mut stream: TcpStream) {
             let io = wrap(&proxy, prefix, stream);
             let target = Arc::new(Target::Explicit);
             let px = proxy.clone();
-            crate::http::server::serve(io, p == Protocol::Http2, proxy.drain.clone(), move |req| {
-                pipeline::outbound(px.clone(), target.clone(), req)
-            })
+            let limits = proxy.settings.client;
+            crate::http::server::serve(
+                io,
+                p == Protocol::Http2,
+                proxy.drain.clone(),
+                limits,
+                move |req| pipeline::outbound(px.clone(), target.clone(), req),
+            )
             .await;
         }
         Ok((p, _)) => {
@@ -118,5 +124,5 @@ pub fn bytes_wrap(
             peer: "dst",
         })
         .clone();
-    Prefixed::new(prefix, stream, src, dst)
+    Prefixed::new(prefix, stream, src, dst, proxy.settings.client.send_timeout)
 }

@@ -8,8 +8,10 @@
 //! * [`identity`] holds the Pods the source has seen and checks a proxy's
 //!   Hello against them (pure);
 //! * [`server`] streams views to every proxy and records ACKs and NACKs;
+//! * [`accept`] hands it only connections that start talking in time;
 //! * [`local`] is the directory source (`--local DIR`).
 
+pub mod accept;
 pub mod identity;
 pub mod local;
 pub mod scope;

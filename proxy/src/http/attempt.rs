@@ -77,6 +77,9 @@ async fn buffer(mut body: Body, headers: &HeaderMap, limit: usize) -> Result<Req
         match body.frame().await {
             None => return Ok(ReqBody::Replayable(buf.freeze())),
             Some(Err(e)) => {
+                if super::body_rate::is_too_slow(e.as_ref()) {
+                    return Err(ProxyError::BodyTooSlow(e.to_string()));
+                }
                 return Err(ProxyError::BadRequestBody(e.to_string()));
             }
             Some(Ok(frame)) => match frame.into_data() {

@@ -181,12 +181,13 @@ impl Forwarder {
 }
 
 fn classify(addr: SocketAddr, e: &hyper_util::client::legacy::Error) -> ProxyError {
-    let reason = with_causes(e);
     if e.is_connect() {
-        ProxyError::Connect { addr, reason }
-    } else {
-        ProxyError::Upstream { addr, reason }
+        return ProxyError::Connect {
+            addr,
+            reason: with_causes(e),
+        };
     }
+    super::errors::forward_failed(e, |reason| ProxyError::Upstream { addr, reason })
 }
 
 /// Protocols an `Upgrade` may switch a connection to. After a `101` the

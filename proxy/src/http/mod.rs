@@ -8,12 +8,15 @@
 //! * [`attempt`] sends to a backend: retries within the budget, per-try
 //!   timeouts, circuit-breaker bookkeeping, mirroring.
 //! * [`pool`] keeps HTTP/1.1 connections to endpoints alive for reuse.
+//! * [`body_rate`] fails a request body that arrives slower than a
+//!   minimum rate (a client dribbling bytes to hold the request open).
 //! * [`errors`] is the one place a proxy error becomes a status code, a
 //!   `strait-proxy-error` header and a metric code.
 //! * [`trace_ctx`] passes W3C and B3 trace headers through untouched (no
 //!   span is reported yet) and sets `x-request-id`.
 
 pub mod attempt;
+pub mod body_rate;
 pub mod errors;
 pub mod forward;
 pub mod pipeline;

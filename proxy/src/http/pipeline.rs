@@ -19,6 +19,7 @@
 //! loopback. Both record `strait_requests_total` and the latency histogram.
 
 use super::attempt::{self, Plan};
+use super::body_rate::{MinRate, RateLimited};
 use super::errors::ProxyError;
 use super::{Body, boxed, trace_ctx};
 use crate::Proxy;
@@ -267,7 +268,7 @@ async fn route_and_forward<'a>(
             });
         }
     }
-    let mut req = req.map(boxed);
+    let mut req = with_body_limit(req, proxy.settings.client.body);
     if let Some(rule) = rule {
         rule.request_headers.apply(req.headers_mut());
     }
@@ -337,7 +338,7 @@ pub async fn inbound(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
-    let mut req = req.map(boxed);
+    let mut req = with_body_limit(req, proxy.settings.client.body);
     trace_ctx::propagate(req.headers_mut());
     let access = proxy.settings.access_log.then(|| AccessEntry::new(&req));
     let resp = match proxy
@@ -427,6 +428,20 @@ impl AccessEntry {
         // A full or closed stdout must not fail the request.
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
+}
+
+/// Boxes the request body, held to the minimum rate unless there is no
+/// body or it is a gRPC stream (which may pause between messages).
+fn with_body_limit(req: Request<Incoming>, limit: MinRate) -> Request<Body> {
+    use http_body::Body as _;
+    let grpc = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if limit.rate == 0 || grpc || req.body().is_end_stream() {
+        return req.map(boxed);
+    }
+    req.map(|b| boxed(RateLimited::new(b, limit)))
 }
 
 fn record(proxy: &Proxy, direction: &'static str, labels: &Labels, code: u16, started: Instant) {

@@ -13,7 +13,7 @@
 //! on a new connection; hyper hands such a request back untouched, so this
 //! never sends anything twice.
 
-use super::errors::{ProxyError, with_causes};
+use super::errors::ProxyError;
 use super::{Body, boxed};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+/// Largest read buffer of an upstream connection.
+pub const UPSTREAM_READ_BUF: usize = 16 * 1024;
 /// Keep-alive probes on upstream sockets (HTTP/1.1 and HTTP/2) start after
 /// this much silence.
 pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -229,6 +231,10 @@ impl Inner {
             // One send() per request instead of writev(): cheaper in the
             // kernel for the few small pieces of a typical request.
             .writev(false)
+            // What a response may have buffered here while its client is
+            // slow to read (hyper's default, ~400 KiB, made a client that
+            // stopped reading cost ~1 MiB of the proxy's memory).
+            .max_buf_size(UPSTREAM_READ_BUF)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| upstream(addr, &e))?;
@@ -263,10 +269,7 @@ async fn sweep(pool: Weak<Inner>) {
 }
 
 fn upstream(addr: SocketAddr, e: &hyper::Error) -> ProxyError {
-    ProxyError::Upstream {
-        addr,
-        reason: with_causes(e),
-    }
+    super::errors::forward_failed(e, |reason| ProxyError::Upstream { addr, reason })
 }
 
 /// Where a connection goes back to.

@@ -9,6 +9,8 @@
 //! | `/reset`          | the connection is dropped without a response             |
 //! | `/ws`             | `101` on an Upgrade request, then echoes bytes           |
 //! | `/stream`         | echoes each request body frame as a response frame, then trailers `grpc-status: 0` |
+//! | `/read-body`      | reads the whole request body first, then answers its length |
+//! | `/bytes/<n>`      | `n` bytes (`content-length` set), streamed in 64 KiB chunks |
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -168,6 +170,11 @@ async fn handle(
     if path == "/reset" {
         return Err(std::io::Error::other("reset requested"));
     }
+    if path == "/read-body" {
+        let body = req.into_body().collect().await;
+        let len = body.map(|b| b.to_bytes().len()).unwrap_or(0);
+        return Ok(Response::new(full(format!("{len}"))));
+    }
     if let Some(code) = path.strip_prefix("/status/") {
         let mut r = Response::new(full(format!("status {code}")));
         *r.status_mut() = StatusCode::from_u16(code.parse().unwrap_or(500))
@@ -196,6 +203,22 @@ async fn handle(
             .insert("upgrade", "websocket".parse().unwrap());
         r.headers_mut()
             .insert("connection", "upgrade".parse().unwrap());
+        return Ok(r);
+    }
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        let total: usize = n.parse().unwrap_or(0);
+        let chunk = Bytes::from(vec![b'b'; 64 * 1024]);
+        let stream = futures_util::stream::unfold(total, move |left| {
+            let chunk = chunk.clone();
+            async move {
+                (left > 0).then(|| {
+                    let n = left.min(chunk.len());
+                    (Ok::<_, Infallible>(Frame::data(chunk.slice(..n))), left - n)
+                })
+            }
+        });
+        let mut r = Response::new(StreamBody::new(stream.boxed()).boxed_unsync());
+        r.headers_mut().insert("content-length", total.into());
         return Ok(r);
     }
     if path == "/stream" {
