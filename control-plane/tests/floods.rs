@@ -8,6 +8,10 @@ use strait_api::wire::{
     Hello, ProxyMessage, config_discovery_client::ConfigDiscoveryClient, proxy_message,
 };
 
+/// One flood at a time: the connections of one must not take the port the
+/// other's controller is about to bind, nor its RSS measurement.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -51,6 +55,7 @@ async fn full_set(addr: &str, namespace: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn made_up_namespaces_get_the_public_view_and_are_not_kept() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("manifests");
     std::fs::create_dir(&dir).unwrap();
@@ -101,6 +106,7 @@ async fn made_up_namespaces_get_the_public_view_and_are_not_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_to_the_config_stream_are_closed() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     use tokio::io::AsyncReadExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("manifests");

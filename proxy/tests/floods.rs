@@ -8,6 +8,11 @@ mod support;
 use support::upstream::Upstream;
 use support::{HttpClient, ProxyProc, metric_value, services_yaml};
 
+/// One flood at a time: each opens hundreds of connections, whose
+/// ephemeral ports could take the port another test's proxy is about to
+/// bind, and RSS is measured best with nothing else running.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -26,6 +31,7 @@ fn series(metrics: &str, name: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distinct_made_up_hosts_add_no_series() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let up = Upstream::start("v1").await;
     let p = ProxyProc::start(&[("m.yaml", services_yaml(&[("web", &[up.port()])]))]).await;
     let client = HttpClient::new(p.outbound);
@@ -100,6 +106,7 @@ async fn impatient_proxy() -> (ProxyProc, Upstream) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_sent_a_byte_at_a_time_get_408_and_free_their_connections() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (p, _up) = impatient_proxy().await;
     let started = std::time::Instant::now();
@@ -154,6 +161,7 @@ async fn bodies_sent_a_byte_at_a_time_get_408_and_free_their_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_half_sent_http2_connections_are_closed() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (p, _up) = impatient_proxy().await;
     // 200 connections that finish the handshake and ask nothing, and 50
@@ -192,6 +200,7 @@ async fn idle_and_half_sent_http2_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_request_in_flight_is_not_idle() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // A response that takes longer than the idle timeout still arrives.
     let (p, _up) = impatient_proxy().await;
     let io = tokio::net::TcpStream::connect(p.outbound).await.unwrap();
@@ -210,6 +219,7 @@ async fn an_http2_request_in_flight_is_not_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_stop_reading_hold_bounded_memory_until_the_send_timeout() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     use tokio::io::AsyncWriteExt;
     let up = Upstream::start("v1").await;
     let p = ProxyProc::start_with(

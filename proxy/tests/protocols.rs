@@ -55,6 +55,10 @@ async fn curl_http1_and_http2() {
         j["version"], "HTTP/2.0",
         "HTTP/2 stays HTTP/2 to the upstream"
     );
+    assert_eq!(
+        j["authority"], "web",
+        "the client's :authority reaches the upstream, not the endpoint's address"
+    );
     // POST with a body, keep-alive reuse of several requests in one curl.
     let (out, _) = curl(&[
         "-H",

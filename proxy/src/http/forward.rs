@@ -7,15 +7,14 @@
 //! except on an `Upgrade` (WebSocket), where the proxy forwards the
 //! handshake and, on `101`, splices the two upgraded connections together.
 
-use super::errors::{ProxyError, with_causes};
-use super::pool::{H1Pool, TCP_KEEPALIVE};
-use super::{Body, boxed};
+use super::Body;
+use super::errors::ProxyError;
+use super::h2pool::H2Pool;
+use super::pool::H1Pool;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -77,31 +76,21 @@ fn endpoint_authority(addr: SocketAddr) -> Result<Authority, ProxyError> {
         })
 }
 
-/// Pooled clients: our own HTTP/1.1 pool ([`super::pool`]) and hyper-util's
-/// for HTTP/2, whose one multiplexed connection per endpoint needs no
-/// per-request bookkeeping.
+/// Pooled clients: HTTP/1.1 ([`super::pool`]) and HTTP/2
+/// ([`super::h2pool`]), both keyed by endpoint address.
 #[derive(Clone)]
 pub struct Forwarder {
     h1: H1Pool,
-    h2: Client<HttpConnector, Body>,
+    h2: H2Pool,
 }
 
 impl Forwarder {
     /// Builds the clients.
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_keepalive(Some(TCP_KEEPALIVE));
-        let h1 = H1Pool::new(connect_timeout, idle_timeout);
-        let h2 = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(idle_timeout)
-            .http2_only(true)
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .build(connector);
-        Self { h1, h2 }
+        Self {
+            h1: H1Pool::new(connect_timeout, idle_timeout),
+            h2: H2Pool::new(connect_timeout, idle_timeout),
+        }
     }
 
     /// Sends `req` to `addr` and returns the response head with its body
@@ -117,11 +106,22 @@ impl Forwarder {
             strip_hop_by_hop(req.headers_mut());
         }
         let mut resp = if req.version() == Version::HTTP_2 {
-            // The HTTP/2 client picks its connection by the URI's authority:
-            // the endpoint. The path is moved over as parsed, not rebuilt.
+            // The client's authority goes upstream as `:authority`; the
+            // pool picks the connection by endpoint address.
             let mut parts = std::mem::take(req.uri_mut()).into_parts();
-            parts.scheme = Some(Scheme::HTTP);
-            parts.authority = Some(endpoint_authority(addr)?);
+            if parts.scheme.is_none() {
+                parts.scheme = Some(Scheme::HTTP);
+            }
+            if parts.authority.is_none() {
+                let host = req
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| Authority::try_from(h.as_bytes()).ok());
+                parts.authority = Some(match host {
+                    Some(a) => a,
+                    None => endpoint_authority(addr)?,
+                });
+            }
             if parts.path_and_query.is_none() {
                 parts.path_and_query = Some(PathAndQuery::from_static("/"));
             }
@@ -129,11 +129,7 @@ impl Forwarder {
                 addr,
                 reason: format!("cannot build upstream URI: {e}"),
             })?;
-            self.h2
-                .request(req)
-                .await
-                .map_err(|e| classify(addr, &e))?
-                .map(boxed)
+            self.h2.send(addr, req).await?
         } else {
             *req.version_mut() = Version::HTTP_11;
             if !req.headers().contains_key(header::HOST) {
@@ -178,16 +174,6 @@ impl Forwarder {
         strip_hop_by_hop(resp.headers_mut());
         Ok(resp)
     }
-}
-
-fn classify(addr: SocketAddr, e: &hyper_util::client::legacy::Error) -> ProxyError {
-    if e.is_connect() {
-        return ProxyError::Connect {
-            addr,
-            reason: with_causes(e),
-        };
-    }
-    super::errors::forward_failed(e, |reason| ProxyError::Upstream { addr, reason })
 }
 
 /// Protocols an `Upgrade` may switch a connection to. After a `101` the

@@ -7,7 +7,8 @@
 //!   rule's policy → pick an endpoint → [`forward`].
 //! * [`attempt`] sends to a backend: retries within the budget, per-try
 //!   timeouts, circuit-breaker bookkeeping, mirroring.
-//! * [`pool`] keeps HTTP/1.1 connections to endpoints alive for reuse.
+//! * [`pool`] keeps HTTP/1.1 connections to endpoints alive for reuse;
+//!   [`h2pool`] keeps one multiplexed HTTP/2 connection per endpoint.
 //! * [`body_rate`] fails a request body that arrives slower than a
 //!   minimum rate (a client dribbling bytes to hold the request open).
 //! * [`errors`] is the one place a proxy error becomes a status code, a
@@ -19,6 +20,7 @@ pub mod attempt;
 pub mod body_rate;
 pub mod errors;
 pub mod forward;
+pub mod h2pool;
 pub mod pipeline;
 pub mod pool;
 pub mod server;

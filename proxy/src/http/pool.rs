@@ -208,25 +208,7 @@ impl Inner {
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<Body>, ProxyError> {
-        let failed = |reason: String| ProxyError::Connect { addr, reason };
-        let stream =
-            tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
-                .await
-                .map_err(|_| {
-                    failed(format!(
-                        "connect timed out after {:?}",
-                        self.connect_timeout
-                    ))
-                })?
-                .map_err(|e| failed(e.to_string()))?;
-        // Small requests and responses must not wait for Nagle.
-        stream
-            .set_nodelay(true)
-            .map_err(|e| failed(e.to_string()))?;
-        let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
-        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
-            tracing::debug!(%addr, error = %e, "cannot set TCP keep-alive");
-        }
+        let stream = connect_tcp(addr, self.connect_timeout).await?;
         let (tx, conn) = Builder::new()
             // One send() per request instead of writev(): cheaper in the
             // kernel for the few small pieces of a typical request.
@@ -268,7 +250,29 @@ async fn sweep(pool: Weak<Inner>) {
     }
 }
 
-fn upstream(addr: SocketAddr, e: &hyper::Error) -> ProxyError {
+/// A TCP connection to an endpoint as both clients want it: within the
+/// connect timeout, without Nagle, with keep-alive probes.
+pub async fn connect_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<tokio::net::TcpStream, ProxyError> {
+    let failed = |reason: String| ProxyError::Connect { addr, reason };
+    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| failed(format!("connect timed out after {timeout:?}")))?
+        .map_err(|e| failed(e.to_string()))?;
+    // Small requests and responses must not wait for Nagle.
+    stream
+        .set_nodelay(true)
+        .map_err(|e| failed(e.to_string()))?;
+    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+    if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(%addr, error = %e, "cannot set TCP keep-alive");
+    }
+    Ok(stream)
+}
+
+pub(super) fn upstream(addr: SocketAddr, e: &hyper::Error) -> ProxyError {
     super::errors::forward_failed(e, |reason| ProxyError::Upstream { addr, reason })
 }
 

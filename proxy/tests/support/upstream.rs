@@ -3,7 +3,7 @@
 //!
 //! | path              | answer                                                   |
 //! |-------------------|----------------------------------------------------------|
-//! | any               | 200, JSON `{name, method, path, version, headers}`       |
+//! | any               | 200, JSON `{name, method, path, version, authority, headers}` (`authority`: HTTP/2's `:authority`) |
 //! | `/delay/<ms>`     | the same, after sleeping                                 |
 //! | `/status/<code>`  | that status                                              |
 //! | `/reset`          | the connection is dropped without a response             |
@@ -259,6 +259,7 @@ async fn handle(
         "method": req.method().as_str(),
         "path": req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
         "version": format!("{:?}", req.version()),
+        "authority": req.uri().authority().map(|a| a.as_str()),
         "headers": headers,
     });
     let mut r = Response::new(full(body.to_string()));

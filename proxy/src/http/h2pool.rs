@@ -1,0 +1,99 @@
+//! HTTP/2 connections to endpoints: one multiplexed connection each,
+//! opened on first use and replaced when it closes.
+//!
+//! A pool of our own rather than hyper-util's: that one picks a connection
+//! by the request URI's authority, so the proxy had to put the endpoint's
+//! `ip:port` there, and the upstream received it as `:authority` (strict
+//! HTTP/2 servers and virtual hosting broke). Here the endpoint is chosen
+//! by address and the request keeps the authority the client sent, as
+//! Envoy and Linkerd do.
+
+use super::errors::ProxyError;
+use super::pool::{connect_tcp, upstream};
+use super::{Body, boxed};
+use http::{Request, Response};
+use hyper::client::conn::http2::{Builder, SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// HTTP/2 keep-alive PINGs to endpoints, so a dead one is noticed.
+const KEEP_ALIVE: Duration = Duration::from_secs(20);
+
+/// One HTTP/2 connection per endpoint.
+#[derive(Clone)]
+pub struct H2Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conns: Mutex<HashMap<SocketAddr, (SendRequest<Body>, Instant)>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl H2Pool {
+    /// An empty pool.
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                conns: Mutex::default(),
+                connect_timeout,
+                idle_timeout,
+            }),
+        }
+    }
+
+    /// Sends `req` (its URI as the client sent it) to the endpoint `addr`.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let mut tx = match self.open(addr) {
+            Some(tx) => tx,
+            None => self.connect(addr).await?,
+        };
+        tx.ready().await.map_err(|e| upstream(addr, &e))?;
+        let resp = tx.send_request(req).await.map_err(|e| upstream(addr, &e))?;
+        Ok(resp.map(boxed))
+    }
+
+    /// The endpoint's open connection, if any.
+    fn open(&self, addr: SocketAddr) -> Option<SendRequest<Body>> {
+        let mut conns = self.inner.conns.lock().ok()?;
+        let (tx, used) = conns.get_mut(&addr)?;
+        if tx.is_closed() {
+            conns.remove(&addr);
+            return None;
+        }
+        *used = Instant::now();
+        Some(tx.clone())
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<Body>, ProxyError> {
+        let stream = connect_tcp(addr, self.inner.connect_timeout).await?;
+        let (tx, conn) = Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(KEEP_ALIVE)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| upstream(addr, &e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%addr, error = %e, "upstream HTTP/2 connection ended");
+            }
+        });
+        if let Ok(mut conns) = self.inner.conns.lock() {
+            // Connecting is rare: the moment to forget closed connections
+            // and ones unused for the idle timeout (dropping the last
+            // sender closes the connection once its streams are done).
+            let idle = self.inner.idle_timeout;
+            conns.retain(|_, (tx, used)| !tx.is_closed() && used.elapsed() < idle);
+            conns.insert(addr, (tx.clone(), Instant::now()));
+        }
+        Ok(tx)
+    }
+}
