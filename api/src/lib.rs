@@ -16,6 +16,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod authority;
+pub mod bounds;
 pub mod duration;
 pub mod inject;
 pub mod manifest;

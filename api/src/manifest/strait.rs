@@ -88,7 +88,7 @@ pub struct RouteRule {
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('1h')", "message": "must be at most 1h"}]))
     )]
     pub timeout: Option<String>,
     /// Retries.
@@ -183,6 +183,7 @@ pub struct BackendRef {
     pub port: Option<u16>,
     /// Relative weight, default 1.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 1000000)))]
     pub weight: Option<u32>,
 }
 
@@ -215,13 +216,13 @@ pub struct SessionAffinity {
 pub struct RetrySpec {
     /// Total tries including the first.
     #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 10)))]
     pub attempts: Option<u32>,
     /// Timeout of each try.
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('1h')", "message": "must be at most 1h"}]))
     )]
     pub per_try_timeout: Option<String>,
     /// Retry-on classes.
@@ -236,7 +237,7 @@ pub struct RetrySpec {
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('1m')", "message": "must be at most 1m"}]))
     )]
     pub backoff: Option<String>,
     /// Allow retrying non-idempotent methods.
@@ -268,7 +269,7 @@ pub struct FaultDelaySpec {
     /// How long.
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('1h')", "message": "must be at most 1h"}]))
     )]
     pub duration: String,
 }
@@ -382,20 +383,20 @@ pub struct TargetRef {
 pub struct CircuitBreakerSpec {
     /// Consecutive failures that eject an endpoint.
     #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 10000)))]
     pub consecutive_failures: Option<u32>,
     /// First ejection time.
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('24h')", "message": "must be at most 24h"}]))
     )]
     pub base_ejection_time: Option<String>,
     /// Longest ejection time.
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('24h')", "message": "must be at most 24h"}]))
     )]
     pub max_ejection_time: Option<String>,
     /// Most endpoints ejected at once, percent.
@@ -426,11 +427,12 @@ pub struct SuccessRateSpec {
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('1h')", "message": "must be at most 1h"}]))
     )]
     pub window: Option<String>,
     /// Requests needed in the window before judging.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 1000000)))]
     pub min_requests: Option<u32>,
 }
 
@@ -441,12 +443,15 @@ pub struct SuccessRateSpec {
 pub struct LimitsSpec {
     /// Connections per endpoint.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 1000000)))]
     pub max_connections: Option<u32>,
     /// Requests waiting per backend.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 1000000)))]
     pub max_pending_requests: Option<u32>,
     /// Requests in flight per backend.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 1000000)))]
     pub max_requests: Option<u32>,
 }
 
@@ -455,17 +460,22 @@ pub struct LimitsSpec {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryBudgetSpec {
-    /// Retries as a share of requests, e.g. `"0.2"`.
+    /// Retries as a share of requests, e.g. `"0.2"`; at most `"1"`.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(extend("x-kubernetes-validations" = [{"rule": "double(self) <= 1.0", "message": "must be at most 1"}]))
+    )]
     pub ratio: Option<Decimal>,
     /// Retries always allowed per second.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(max = 10000)))]
     pub min_per_second: Option<u32>,
     /// Sliding window.
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('1h')", "message": "must be at most 1h"}]))
     )]
     pub window: Option<String>,
 }
@@ -479,14 +489,14 @@ pub struct TimeoutsSpec {
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('1h')", "message": "must be at most 1h"}]))
     )]
     pub connect: Option<String>,
     /// Idle timeout of pooled connections.
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
-        schemars(pattern(crate::duration::PATTERN), length(max = 32))
+        schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('24h')", "message": "must be at most 24h"}]))
     )]
     pub idle: Option<String>,
 }

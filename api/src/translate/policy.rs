@@ -2,11 +2,11 @@
 //! every duration, decimal and percentage checked.
 
 use super::rule::percent;
-use crate::duration;
 use crate::manifest::{Decimal, DestinationPolicySpec};
 use crate::model::{
     CircuitBreaker, Limits, LoadBalancer, Policy, RetryBudget, SuccessRate, TlsMode,
 };
+use crate::{bounds, duration};
 use std::time::Duration;
 
 /// Converts a DestinationPolicy spec.
@@ -22,13 +22,19 @@ pub(crate) fn convert(spec: &DestinationPolicySpec) -> Result<Policy, String> {
             ));
         }
     };
-    let dur = |field: &str, v: &Option<String>, default: Duration| {
+    let dur = |field: &str, v: &Option<String>, default: Duration, max: Duration| {
         v.as_deref()
-            .map(duration::parse)
+            .map(|v| {
+                duration::parse(v)
+                    .map_err(|e| e.to_string())
+                    .and_then(|d| bounds::duration(d, max))
+            })
             .transpose()
             .map(|d| d.unwrap_or(default))
             .map_err(|e| format!("{field}: {e}"))
     };
+    let count =
+        |field: &str, v: u32, max: u32| bounds::count(v, max).map_err(|e| format!("{field}: {e}"));
     let circuit_breaker = match &spec.circuit_breaker {
         None => None,
         Some(cb) => {
@@ -36,11 +42,13 @@ pub(crate) fn convert(spec: &DestinationPolicySpec) -> Result<Policy, String> {
                 "circuitBreaker.baseEjectionTime",
                 &cb.base_ejection_time,
                 Duration::from_secs(5),
+                bounds::EJECTION_TIME,
             )?;
             let max = dur(
                 "circuitBreaker.maxEjectionTime",
                 &cb.max_ejection_time,
                 Duration::from_secs(60),
+                bounds::EJECTION_TIME,
             )?;
             if max < base {
                 return Err(
@@ -61,11 +69,20 @@ pub(crate) fn convert(spec: &DestinationPolicySpec) -> Result<Policy, String> {
                         "circuitBreaker.successRate.window",
                         &sr.window,
                         Duration::from_secs(10),
+                        bounds::WINDOW,
                     )?,
-                    min_requests: sr.min_requests.unwrap_or(20),
+                    min_requests: count(
+                        "circuitBreaker.successRate.minRequests",
+                        sr.min_requests.unwrap_or(20),
+                        bounds::MIN_REQUESTS,
+                    )?,
                 }),
             };
-            let consecutive_failures = cb.consecutive_failures.unwrap_or(5);
+            let consecutive_failures = count(
+                "circuitBreaker.consecutiveFailures",
+                cb.consecutive_failures.unwrap_or(5),
+                bounds::CONSECUTIVE_FAILURES,
+            )?;
             if consecutive_failures == 0 {
                 return Err("circuitBreaker.consecutiveFailures: must be at least 1".into());
             }
@@ -79,29 +96,36 @@ pub(crate) fn convert(spec: &DestinationPolicySpec) -> Result<Policy, String> {
             })
         }
     };
-    let limits = spec
-        .limits
-        .as_ref()
-        .map(|l| Limits {
-            max_connections: l.max_connections,
-            max_pending_requests: l.max_pending_requests,
-            max_requests: l.max_requests,
-        })
-        .unwrap_or_default();
+    let limit = |field: &str, v: Option<u32>| {
+        v.map(|v| count(&format!("limits.{field}"), v, bounds::LIMIT))
+            .transpose()
+    };
+    let limits = match &spec.limits {
+        None => Limits::default(),
+        Some(l) => Limits {
+            max_connections: limit("maxConnections", l.max_connections)?,
+            max_pending_requests: limit("maxPendingRequests", l.max_pending_requests)?,
+            max_requests: limit("maxRequests", l.max_requests)?,
+        },
+    };
     let retry_budget = match &spec.retry_budget {
         None => RetryBudget::default(),
         Some(b) => RetryBudget {
             ratio: match &b.ratio {
-                Some(r) => decimal("retryBudget.ratio", r, 0.0, 1000.0)?,
+                Some(r) => decimal("retryBudget.ratio", r, 0.0, bounds::RETRY_RATIO)?,
                 None => defaults.retry_budget.ratio,
             },
-            min_per_second: b
-                .min_per_second
-                .unwrap_or(defaults.retry_budget.min_per_second),
+            min_per_second: count(
+                "retryBudget.minPerSecond",
+                b.min_per_second
+                    .unwrap_or(defaults.retry_budget.min_per_second),
+                bounds::RETRIES_PER_SECOND,
+            )?,
             window: dur(
                 "retryBudget.window",
                 &b.window,
                 defaults.retry_budget.window,
+                bounds::WINDOW,
             )?,
         },
     };
@@ -122,8 +146,13 @@ pub(crate) fn convert(spec: &DestinationPolicySpec) -> Result<Policy, String> {
         connect_timeout: opt_dur(
             "timeouts.connect",
             &timeouts.and_then(|t| t.connect.clone()),
+            bounds::TIMEOUT,
         )?,
-        idle_timeout: opt_dur("timeouts.idle", &timeouts.and_then(|t| t.idle.clone()))?,
+        idle_timeout: opt_dur(
+            "timeouts.idle",
+            &timeouts.and_then(|t| t.idle.clone()),
+            bounds::IDLE,
+        )?,
         circuit_breaker,
         limits,
         retry_budget,
@@ -131,9 +160,13 @@ pub(crate) fn convert(spec: &DestinationPolicySpec) -> Result<Policy, String> {
     })
 }
 
-fn opt_dur(field: &str, v: &Option<String>) -> Result<Option<Duration>, String> {
+fn opt_dur(field: &str, v: &Option<String>, max: Duration) -> Result<Option<Duration>, String> {
     v.as_deref()
-        .map(duration::parse)
+        .map(|v| {
+            duration::parse(v)
+                .map_err(|e| e.to_string())
+                .and_then(|d| bounds::duration(d, max))
+        })
         .transpose()
         .map_err(|e| format!("{field}: {e}"))
 }

@@ -3,7 +3,6 @@
 //! Services and ports exist, timeouts are well formed and consistent.
 
 use super::ServiceIndex;
-use crate::duration;
 use crate::manifest::{
     HeaderModifierSpec, PathMatchSpec, RouteMatchSpec, RouteRule, TrafficRoute, ValueMatchSpec,
 };
@@ -12,6 +11,7 @@ use crate::model::{
     Pattern, QueryMatch, RetryPolicy, Route, RouteMatch, ServicePortKey, ValueMatch,
     WeightedBackend,
 };
+use crate::{bounds, duration};
 use http::{HeaderName, HeaderValue, Method};
 use std::time::Duration;
 
@@ -97,7 +97,8 @@ fn convert_rule(
                 .map_err(|e| format!(".backends[{j}]: {e}"))?;
             Ok(WeightedBackend {
                 backend,
-                weight: b.weight.unwrap_or(1),
+                weight: bounds::count(b.weight.unwrap_or(1), bounds::WEIGHT)
+                    .map_err(|e| format!(".backends[{j}].weight: {e}"))?,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -114,11 +115,12 @@ fn convert_rule(
             _ => return Err(".sessionAffinity: set exactly one of header or cookie".into()),
         }),
     };
-    let timeout = opt_duration(&r.timeout).map_err(|e| format!(".timeout: {e}"))?;
+    let timeout =
+        opt_duration(&r.timeout, bounds::TIMEOUT).map_err(|e| format!(".timeout: {e}"))?;
     let retry = match &r.retry {
         None => None,
         Some(rs) => {
-            let per_try_timeout = opt_duration(&rs.per_try_timeout)
+            let per_try_timeout = opt_duration(&rs.per_try_timeout, bounds::TIMEOUT)
                 .map_err(|e| format!(".retry.perTryTimeout: {e}"))?;
             if let (Some(p), Some(t)) = (per_try_timeout, timeout)
                 && p > t
@@ -135,7 +137,11 @@ fn convert_rule(
                 }
             }
             Some(RetryPolicy {
-                attempts: rs.attempts.unwrap_or(2),
+                attempts: match rs.attempts.unwrap_or(2) {
+                    0 => return Err(".retry.attempts: must be at least 1".into()),
+                    n => bounds::count(n, bounds::ATTEMPTS)
+                        .map_err(|e| format!(".retry.attempts: {e}"))?,
+                },
                 per_try_timeout,
                 on: if rs.on.is_empty() {
                     vec![
@@ -147,7 +153,7 @@ fn convert_rule(
                     rs.on.clone()
                 },
                 retriable_codes: rs.retriable_codes.clone(),
-                backoff: opt_duration(&rs.backoff)
+                backoff: opt_duration(&rs.backoff, bounds::BACKOFF)
                     .map_err(|e| format!(".retry.backoff: {e}"))?
                     .unwrap_or(Duration::from_millis(25)),
                 non_idempotent: rs.non_idempotent.unwrap_or(false),
@@ -163,6 +169,8 @@ fn convert_rule(
                     percent: percent(d.percent)
                         .map_err(|e| format!(".fault.delay.percent: {e}"))?,
                     duration: duration::parse(&d.duration)
+                        .map_err(|e| e.to_string())
+                        .and_then(|d| bounds::duration(d, bounds::TIMEOUT))
                         .map_err(|e| format!(".fault.delay.duration: {e}"))?,
                 }),
             },
@@ -338,11 +346,14 @@ fn modifier(spec: &Option<HeaderModifierSpec>) -> Result<HeaderModifier, String>
     })
 }
 
-fn opt_duration(s: &Option<String>) -> Result<Option<Duration>, String> {
+fn opt_duration(s: &Option<String>, max: Duration) -> Result<Option<Duration>, String> {
     s.as_deref()
-        .map(duration::parse)
+        .map(|v| {
+            duration::parse(v)
+                .map_err(|e| e.to_string())
+                .and_then(|d| bounds::duration(d, max))
+        })
         .transpose()
-        .map_err(|e| e.to_string())
 }
 
 pub(crate) fn percent(p: u32) -> Result<u32, String> {

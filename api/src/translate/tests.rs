@@ -327,6 +327,111 @@ fn route_and_policy_reference_errors() {
 }
 
 #[test]
+fn every_count_ratio_and_duration_has_an_upper_bound() {
+    let route = |rule: &str| {
+        format!(
+            "apiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: r, namespace: shop}}\nspec:\n  parentRef: {{name: web}}\n  rules:\n    - {rule}\n"
+        )
+    };
+    let policy = |spec: &str| {
+        format!(
+            "apiVersion: strait.dev/v1alpha1\nkind: DestinationPolicy\nmetadata: {{name: p, namespace: shop}}\nspec:\n  targetRef: {{name: web}}\n  {spec}\n"
+        )
+    };
+    let b = "backends: [{name: web}]";
+    // (manifest at the bound: accepted; past it: refused naming the field)
+    let table = [
+        (
+            route(&format!("{{{b}, retry: {{attempts: 10}}}}")),
+            route(&format!("{{{b}, retry: {{attempts: 1000000000}}}}")),
+            ".retry.attempts: 1000000000 is above the maximum, 10",
+        ),
+        (
+            route(&format!("{{{b}, retry: {{attempts: 1}}}}")),
+            route(&format!("{{{b}, retry: {{attempts: 0}}}}")),
+            ".retry.attempts: must be at least 1",
+        ),
+        (
+            route("{backends: [{name: web, weight: 1000000}]}"),
+            route("{backends: [{name: web, weight: 1000001}]}"),
+            ".backends[0].weight: 1000001 is above the maximum",
+        ),
+        (
+            route(&format!("{{{b}, timeout: 1h}}")),
+            route(&format!("{{{b}, timeout: 1h1ms}}")),
+            ".timeout: 3600.001s is above the maximum, 3600s",
+        ),
+        (
+            route(&format!("{{{b}, retry: {{backoff: 1m}}}}")),
+            route(&format!("{{{b}, retry: {{backoff: 61s}}}}")),
+            ".retry.backoff: 61s is above the maximum",
+        ),
+        (
+            route(&format!(
+                "{{{b}, fault: {{delay: {{percent: 1, duration: 1h}}}}}}"
+            )),
+            route(&format!(
+                "{{{b}, fault: {{delay: {{percent: 1, duration: 2h}}}}}}"
+            )),
+            ".fault.delay.duration: 7200s is above the maximum",
+        ),
+        (
+            policy("circuitBreaker: {baseEjectionTime: 24h, maxEjectionTime: 24h}"),
+            policy("circuitBreaker: {baseEjectionTime: 99999h}"),
+            "circuitBreaker.baseEjectionTime: 359996400s is above the maximum",
+        ),
+        (
+            policy("circuitBreaker: {consecutiveFailures: 10000}"),
+            policy("circuitBreaker: {consecutiveFailures: 10001}"),
+            "circuitBreaker.consecutiveFailures: 10001 is above the maximum",
+        ),
+        (
+            policy("circuitBreaker: {successRate: {threshold: \"0.5\", minRequests: 1000000}}"),
+            policy("circuitBreaker: {successRate: {threshold: \"0.5\", minRequests: 1000001}}"),
+            "circuitBreaker.successRate.minRequests: 1000001 is above the maximum",
+        ),
+        (
+            policy("retryBudget: {ratio: \"1\"}"),
+            policy("retryBudget: {ratio: \"1000\"}"),
+            "retryBudget.ratio",
+        ),
+        (
+            policy("retryBudget: {minPerSecond: 10000, window: 1h}"),
+            policy("retryBudget: {minPerSecond: 10001}"),
+            "retryBudget.minPerSecond: 10001 is above the maximum",
+        ),
+        (
+            policy("retryBudget: {window: 1h}"),
+            policy("retryBudget: {window: 2h}"),
+            "retryBudget.window: 7200s is above the maximum",
+        ),
+        (
+            policy(
+                "limits: {maxConnections: 1000000, maxRequests: 1000000, maxPendingRequests: 1000000}",
+            ),
+            policy("limits: {maxPendingRequests: 4294967295}"),
+            "limits.maxPendingRequests: 4294967295 is above the maximum",
+        ),
+        (
+            policy("timeouts: {connect: 1h, idle: 24h}"),
+            policy("timeouts: {idle: 25h}"),
+            "timeouts.idle: 90000s is above the maximum",
+        ),
+    ];
+    for (at, past, fragment) in table {
+        let ok = translate_str(&format!("{BASE}---\n{at}"));
+        assert!(ok.errors.is_empty(), "{at}: {:?}", ok.errors);
+        let t = translate_str(&format!("{BASE}---\n{past}"));
+        assert_eq!(t.errors.len(), 1, "{past}: {:?}", t.errors);
+        assert!(
+            t.errors[0].message.contains(fragment),
+            "{past}: {}",
+            t.errors[0]
+        );
+    }
+}
+
+#[test]
 fn routes_merge_in_name_order_and_portless_parent_covers_all_ports() {
     let yaml = format!(
         "{BASE}---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: zzz, namespace: shop}}\nspec:\n  parentRef: {{name: db}}\n  rules: [{{name: last, matches: [{{path: {{value: /z}}}}], backends: [{{name: web}}]}}]\n---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: aaa, namespace: shop}}\nspec:\n  parentRef: {{name: db}}\n  rules: [{{name: first, backends: [{{name: web}}]}}]\n"

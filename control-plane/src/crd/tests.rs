@@ -148,3 +148,74 @@ fn examples_read_the_same_as_the_local_loader() {
         local
     );
 }
+
+/// The schema's numeric and duration bounds are the ones translation
+/// enforces (`strait_api::bounds`): attributes repeat them as literals.
+#[test]
+fn schema_bounds_are_the_translation_bounds() {
+    use strait_api::bounds;
+    let gep = |d: std::time::Duration| match d.as_secs() {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    };
+    let numbers: &[(&str, u32)] = &[
+        ("attempts", bounds::ATTEMPTS),
+        ("weight", bounds::WEIGHT),
+        ("consecutiveFailures", bounds::CONSECUTIVE_FAILURES),
+        ("minRequests", bounds::MIN_REQUESTS),
+        ("maxConnections", bounds::LIMIT),
+        ("maxPendingRequests", bounds::LIMIT),
+        ("maxRequests", bounds::LIMIT),
+        ("minPerSecond", bounds::RETRIES_PER_SECOND),
+    ];
+    let durations: &[(&str, std::time::Duration)] = &[
+        ("timeout", bounds::TIMEOUT),
+        ("perTryTimeout", bounds::TIMEOUT),
+        ("duration", bounds::TIMEOUT),
+        ("connect", bounds::TIMEOUT),
+        ("backoff", bounds::BACKOFF),
+        ("baseEjectionTime", bounds::EJECTION_TIME),
+        ("maxEjectionTime", bounds::EJECTION_TIME),
+        ("window", bounds::WINDOW),
+        ("idle", bounds::IDLE),
+    ];
+    let mut nodes = Vec::new();
+    let schemas: Vec<Value> = all().iter().map(schema_of).collect();
+    for s in &schemas {
+        walk(String::new(), s, &mut nodes);
+    }
+    let field = |name: &str| -> Vec<&Value> {
+        let suffix = format!("/properties/{name}");
+        nodes
+            .iter()
+            .filter(|(p, _)| p.ends_with(&suffix))
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    for (name, max) in numbers {
+        let found = field(name);
+        assert!(!found.is_empty(), "{name} in the schemas");
+        for v in found {
+            assert_eq!(v["maximum"].as_f64(), Some(f64::from(*max)), "{name}: {v}");
+        }
+    }
+    for (name, max) in durations {
+        let found = field(name);
+        assert!(!found.is_empty(), "{name} in the schemas");
+        let rule = format!("duration(self) <= duration('{}')", gep(*max));
+        for v in found {
+            assert_eq!(
+                v["x-kubernetes-validations"][0]["rule"],
+                rule.as_str(),
+                "{name}: {v}"
+            );
+        }
+    }
+    let ratio = field("ratio");
+    assert_eq!(ratio.len(), 1);
+    assert_eq!(
+        ratio[0]["x-kubernetes-validations"][0]["rule"],
+        format!("double(self) <= {:.1}", bounds::RETRY_RATIO)
+    );
+}

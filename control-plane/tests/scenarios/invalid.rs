@@ -209,6 +209,49 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
         "{parentRef: {name: web}, rules: [{backends: [{name: a}], retry: {attempts: 0}}]}",
         "spec.rules[0].retry.attempts in body should be greater than or equal to 1",
     ),
+    // Upper bounds (api/src/bounds.rs).
+    (
+        "attempts at most 10",
+        ROUTE,
+        "{parentRef: {name: web}, rules: [{backends: [{name: a}], retry: {attempts: 1000000000}}]}",
+        "spec.rules[0].retry.attempts in body should be less than or equal to 10",
+    ),
+    (
+        "weight at most 1,000,000",
+        ROUTE,
+        "{parentRef: {name: web}, rules: [{backends: [{name: a, weight: 1000001}]}]}",
+        "spec.rules[0].backends[0].weight in body should be less than or equal to 1000000",
+    ),
+    (
+        "route timeout at most 1h",
+        ROUTE,
+        "{parentRef: {name: web}, rules: [{backends: [{name: a}], timeout: 1h1s}]}",
+        r#"spec.rules[0].timeout: Invalid value: "1h1s": must be at most 1h"#,
+    ),
+    (
+        "backoff at most 1m",
+        ROUTE,
+        "{parentRef: {name: web}, rules: [{backends: [{name: a}], retry: {backoff: 90s}}]}",
+        r#"spec.rules[0].retry.backoff: Invalid value: "90s": must be at most 1m"#,
+    ),
+    (
+        "ejection time at most 24h",
+        POLICY,
+        "{targetRef: {name: web}, circuitBreaker: {baseEjectionTime: 99999h}}",
+        r#"spec.circuitBreaker.baseEjectionTime: Invalid value: "99999h": must be at most 24h"#,
+    ),
+    (
+        "retry budget ratio at most 1",
+        POLICY,
+        "{targetRef: {name: web}, retryBudget: {ratio: \"1000\"}}",
+        r#"spec.retryBudget.ratio: Invalid value: "1000": must be at most 1"#,
+    ),
+    (
+        "limits at most 1,000,000",
+        POLICY,
+        "{targetRef: {name: web}, limits: {maxConnections: 4294967295}}",
+        "spec.limits.maxConnections in body should be less than or equal to 1000000",
+    ),
     // Unknown fields (kubectl asks for strict field validation).
     (
         "typos are refused",
