@@ -1,8 +1,13 @@
 //! Inbound connections: the mesh calling this pod's app.
 //!
-//! The original destination's port is the app's port; the proxy forwards to
-//! the app on loopback at that port. HTTP is proxied (and measured), anything
-//! else — including TLS the app terminates itself — is copied as bytes.
+//! The proxy forwards to the original destination itself, the pod's own
+//! address and the app's port, as Istio does since 1.10: an app that bound
+//! a port to loopback only is not reachable from the network through the
+//! proxy, as it would not be without one. A connection aimed at one of the
+//! proxy's own ports (its outbound listener would otherwise be an open
+//! proxy for the pod network) is refused. HTTP is proxied (and measured),
+//! anything else, including TLS the app terminates itself, is copied as
+//! bytes.
 
 use crate::Proxy;
 use crate::detect::{self, Protocol};
@@ -10,7 +15,6 @@ use crate::http::pipeline;
 use crate::listen::Accepted;
 use crate::outbound::bytes_wrap;
 use bytes::BytesMut;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 /// Handles one inbound connection to its end.
@@ -19,11 +23,11 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
         tracing::info!(peer = %conn.peer, "closing inbound connection without an original destination (is the iptables redirect installed?)");
         return;
     };
-    let loopback = match dst.ip() {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-    };
-    let app = SocketAddr::new(loopback, dst.port());
+    if proxy.settings.proxy_ports.contains(&dst.port()) {
+        tracing::info!(peer = %conn.peer, %dst, "refusing inbound connection to one of the proxy's own ports");
+        return;
+    }
+    let app = dst;
     let mut stream = conn.stream;
     let (protocol, prefix) = if proxy.settings.opaque_ports.contains(&dst.port()) {
         (Protocol::Opaque, BytesMut::new())

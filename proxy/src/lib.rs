@@ -50,6 +50,9 @@ pub struct Settings {
     pub access_log: bool,
     /// Timeouts that bound what a slow or idle client can hold.
     pub client: ClientLimits,
+    /// The proxy's own listening ports, which inbound connections may not
+    /// be forwarded to.
+    pub proxy_ports: Vec<u16>,
 }
 
 /// What a client connection may hold, and for how long.

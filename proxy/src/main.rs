@@ -210,6 +210,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 },
                 send_timeout: args.send_timeout,
             },
+            proxy_ports: vec![
+                args.outbound_addr.port(),
+                args.inbound_addr.port(),
+                args.admin_addr.port(),
+            ],
         },
     });
     let bind = |addr: SocketAddr, what: &'static str| async move {

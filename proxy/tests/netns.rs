@@ -4,7 +4,8 @@
 //! talk to real servers (Python HTTP, a server-speaks-first banner,
 //! `openssl s_server`). This exercises `SO_ORIGINAL_DST`, routing by Service
 //! clusterIP, outbound passthrough, opaque ports, TLS passthrough and the
-//! inbound path to the app on loopback.
+//! inbound path to the app at the pod's own address (never to what the app
+//! bound to loopback only, never to the proxy's own ports).
 
 mod support;
 
@@ -24,7 +25,13 @@ def banner():
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 9000)); s.listen(16)
     while True:
         c, _ = s.accept(); c.sendall(b"HELLO strait\n"); c.close()
+def private():
+    # Bound to loopback only: not for the network.
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 7070)); s.listen(16)
+    while True:
+        c, _ = s.accept(); c.sendall(b"PRIVATE\n"); c.close()
 threading.Thread(target=banner, daemon=True).start()
+threading.Thread(target=private, daemon=True).start()
 http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
 "#;
 
@@ -186,7 +193,10 @@ fn interception_between_two_pods() {
     assert_eq!(
         metric_value(
             &mb,
-            "strait_requests_total{direction=\"inbound\",service=\"\",route=\"\",backend=\"127.0.0.1:8080\",code=\"200\"}"
+            &format!(
+                "strait_requests_total{{direction=\"inbound\",service=\"\",route=\"\",backend=\"{}:8080\",code=\"200\"}}",
+                p.ip_b()
+            )
         ),
         1.0,
         "{mb}"
@@ -248,9 +258,55 @@ fn interception_between_two_pods() {
     assert_eq!(
         metric_value(
             &metrics(&b),
-            "strait_requests_total{direction=\"inbound\",service=\"\",route=\"\",backend=\"127.0.0.1:8080\",code=\"200\"}"
+            &format!(
+                "strait_requests_total{{direction=\"inbound\",service=\"\",route=\"\",backend=\"{}:8080\",code=\"200\"}}",
+                p.ip_b()
+            )
         ),
         2.0
+    );
+
+    // 2b. What B's app bound to loopback only, and B's proxy's own ports,
+    //     are not reachable from the pod network through B's inbound proxy.
+    let (_, out) = exec(
+        &b,
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "import socket; print(socket.create_connection(('127.0.0.1', 7070), timeout=2).recv(16).decode().strip())",
+        ],
+    );
+    assert_eq!(out.trim(), "PRIVATE", "the private server runs");
+    let client_py = tmp.path().join("banner-client.py");
+    std::fs::write(&client_py, BANNER_CLIENT).unwrap();
+    let (ok, out) = exec(
+        &a,
+        &[
+            "/usr/bin/python3",
+            client_py.to_str().unwrap(),
+            &p.ip_b(),
+            "7070",
+        ],
+    );
+    assert!(
+        !(ok && out.contains("PRIVATE")),
+        "a loopback-only server was reached from the network: {out}"
+    );
+    let (_, out) = exec(
+        &a,
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "-H",
+            "Host: web",
+            &format!("http://{}:4140/via-b-outbound", p.ip_b()),
+        ],
+    );
+    assert!(
+        !out.contains("pod-b"),
+        "B's outbound listener was used as an open proxy from the network: {out}"
     );
 
     // 3. A server-speaks-first protocol on an opaque port does not stall.
