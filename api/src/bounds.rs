@@ -1,5 +1,5 @@
 //! The upper bound of every count, ratio and duration a TrafficRoute or
-//! DestinationPolicy may set.
+//! DestinationPolicy may set, and of the size of what is read.
 //!
 //! A value past its bound is refused, by the CRD schema (the API server
 //! answers the `kubectl apply` with the field and the bound) and again in
@@ -41,6 +41,16 @@ pub const EJECTION_TIME: Duration = Duration::from_secs(24 * 3600);
 pub const WINDOW: Duration = Duration::from_secs(3600);
 /// `timeouts.idle`.
 pub const IDLE: Duration = Duration::from_secs(24 * 3600);
+
+/// One manifest document, or one object on the config stream: etcd's
+/// default request limit, the most a Kubernetes object can be. (A 50 MB
+/// annotation in a local file used to be read as it was.)
+pub const DOCUMENT_BYTES: usize = 3 << 19; // 1.5 MiB
+/// One file in a `--local` directory.
+pub const FILE_BYTES: u64 = 64 << 20;
+/// Services in one config (one proxy's view). 460,000 took a proxy 33 s
+/// and 1.2 GB; scope what each proxy sees with `strait.dev/export-to`.
+pub const SERVICES: usize = 100_000;
 
 /// `value`, or why it is past `max`.
 pub fn count(value: u32, max: u32) -> Result<u32, String> {

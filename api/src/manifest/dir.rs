@@ -91,7 +91,16 @@ pub fn read(dirs: &[PathBuf]) -> Result<Vec<File>, DirError> {
 
 fn read_file(path: PathBuf) -> File {
     let name = path.display().to_string();
-    match std::fs::read(&path) {
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let read = if size > crate::bounds::FILE_BYTES {
+        Err(std::io::Error::other(format!(
+            "{size} bytes, more than the {} a manifest file may have",
+            crate::bounds::FILE_BYTES
+        )))
+    } else {
+        std::fs::read(&path)
+    };
+    match read {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes)
                 .replace("\r\n", "\n")
@@ -176,6 +185,23 @@ mod tests {
             "{e}"
         );
         assert!(fingerprint(&[missing]).is_none());
+    }
+
+    #[test]
+    fn a_file_past_the_size_limit_is_an_error_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(d.path().join("huge.yaml")).unwrap();
+        // Sparse: the limit is checked before a byte is read.
+        f.set_len(crate::bounds::FILE_BYTES + 1).unwrap();
+        let files = read(&[d.path().to_path_buf()]).unwrap();
+        assert!(files[0].objects.is_empty());
+        assert!(
+            files[0].errors[0]
+                .message
+                .contains("more than the 67108864"),
+            "{}",
+            files[0].errors[0]
+        );
     }
 
     #[test]

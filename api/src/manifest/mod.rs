@@ -204,6 +204,18 @@ pub fn parse_file(file: &str, text: &str) -> (Vec<Located<Object>>, Vec<Manifest
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     for (start, doc) in documents(text) {
+        if doc.len() > crate::bounds::DOCUMENT_BYTES {
+            errors.push(ManifestError {
+                file: file.to_string(),
+                line: start,
+                message: format!(
+                    "the document is {} bytes, more than the {} a Kubernetes object may have",
+                    doc.len(),
+                    crate::bounds::DOCUMENT_BYTES
+                ),
+            });
+            continue;
+        }
         match parse_document(&doc) {
             Ok(Some(object)) => objects.push(Located {
                 file: file.to_string(),
@@ -260,6 +272,13 @@ fn parse_document(doc: &str) -> Result<Option<Object>, (usize, String)> {
 /// bytes that are not UTF-8 are refused like any other malformed JSON.
 pub fn parse_json(kind: &str, json: impl AsRef<[u8]>) -> Result<Object, String> {
     let json = json.as_ref();
+    if json.len() > crate::bounds::DOCUMENT_BYTES {
+        return Err(format!(
+            "{kind}: {} bytes, more than the {} a Kubernetes object may have",
+            json.len(),
+            crate::bounds::DOCUMENT_BYTES
+        ));
+    }
     let err = |e: serde_json::Error| format!("{kind}: {e}");
     Ok(match kind {
         "Service" => Object::Service(serde_json::from_slice(json).map_err(err)?),

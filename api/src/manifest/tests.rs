@@ -189,3 +189,25 @@ spec: {ports: [{port: 80}]}\n";
         }]
     );
 }
+
+#[test]
+fn a_document_or_object_larger_than_a_kubernetes_object_is_refused() {
+    let big = "x".repeat(crate::bounds::DOCUMENT_BYTES);
+    let text = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: ok}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: big, annotations: {{pad: \"{big}\"}}}}\nspec: {{ports: [{{port: 80}}]}}\n"
+    );
+    let (objects, errors) = parse_file("big.yaml", &text);
+    assert_eq!(objects.len(), 1, "the small document is still read");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].line, 6, "the big document starts after its ---");
+    assert!(
+        errors[0].message.contains("more than the 1572864"),
+        "{}",
+        errors[0]
+    );
+    let json = format!(
+        "{{\"metadata\": {{\"name\": \"big\", \"annotations\": {{\"pad\": \"{big}\"}}}}, \"spec\": {{\"ports\": [{{\"port\": 80}}]}}}}"
+    );
+    let e = parse_json("Service", &json).unwrap_err();
+    assert!(e.contains("more than the 1572864"), "{e}");
+}

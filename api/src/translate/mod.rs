@@ -95,6 +95,28 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
         message: format!("{}: {message}", o.object.describe()),
     };
 
+    // A set too large for one proxy is refused whole, before any work.
+    let service_count = objects
+        .iter()
+        .filter(|o| matches!(o.object, Object::Service(_)))
+        .count();
+    if service_count > crate::bounds::SERVICES {
+        let first = objects
+            .iter()
+            .find(|o| matches!(o.object, Object::Service(_)));
+        return Translation {
+            snapshot: Snapshot::default(),
+            errors: vec![ManifestError {
+                file: first.map(|o| o.file.clone()).unwrap_or_default(),
+                line: first.map(|o| o.line).unwrap_or(0),
+                message: format!(
+                    "{service_count} Services, more than the {} one proxy's config may hold; limit what each namespace sees with strait.dev/export-to",
+                    crate::bounds::SERVICES
+                ),
+            }],
+        };
+    }
+
     // Services first: everything else refers to them.
     let mut services: HashMap<NsName, &Service> = HashMap::new();
     let mut slices: Vec<&EndpointSlice> = Vec::new();

@@ -493,3 +493,37 @@ fn two_routes_claiming_the_same_match_on_a_parent_conflict() {
     let t = translate_str(&format!("{BASE}{}{}", route("a", "[]"), route("b", "[]")));
     assert_eq!(t.errors.len(), 1);
 }
+
+#[test]
+fn a_set_with_more_services_than_one_proxy_may_hold_is_refused_whole() {
+    let (objects, errors) = parse_file(
+        "t.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: shop}\nspec: {ports: [{port: 80}]}\n",
+    );
+    assert!(errors.is_empty());
+    let one = &objects[0];
+    let many = |n: usize| -> Vec<Located<Object>> {
+        (0..n)
+            .map(|i| {
+                let mut o = one.clone();
+                if let Object::Service(s) = &mut o.object {
+                    s.metadata.name = format!("s-{i}");
+                }
+                o
+            })
+            .collect()
+    };
+    let at = translate(&many(crate::bounds::SERVICES));
+    assert!(at.errors.is_empty(), "{:?}", at.errors.first());
+    assert_eq!(at.snapshot.services.len(), crate::bounds::SERVICES);
+    let past = translate(&many(crate::bounds::SERVICES + 1));
+    assert_eq!(past.errors.len(), 1);
+    assert!(
+        past.errors[0]
+            .message
+            .contains("100001 Services, more than the 100000"),
+        "{}",
+        past.errors[0]
+    );
+    assert!(past.snapshot.services.is_empty());
+}

@@ -44,9 +44,19 @@ pub fn read(dirs: &[PathBuf], last_good: &mut LastGood) -> Vec<(Object, String)>
                 skip.kind
             );
         }
+        // Each object's own document, found by its first line: the file is
+        // split once (splitting it again per object made reading a
+        // directory quadratic in its documents: 40,000 took over a minute).
+        let documents: std::collections::HashMap<usize, String> =
+            strait_api::manifest::documents(&file.text)
+                .into_iter()
+                .collect();
         let mut file_objects = Vec::new();
         for o in file.objects {
-            match to_json(&o.object, &file.text, o.line) {
+            match documents
+                .get(&o.line)
+                .and_then(|doc| to_json(&o.object, doc))
+            {
                 Some(json) => file_objects.push((o.object, json)),
                 None => tracing::error!(file = %name, line = o.line, "cannot re-encode object"),
             }
@@ -68,14 +78,9 @@ pub fn read(dirs: &[PathBuf], last_good: &mut LastGood) -> Vec<(Object, String)>
     out
 }
 
-/// The object's own document as JSON (the wire form), from its YAML source
-/// (documents split as `parse_file` splits them).
-fn to_json(object: &Object, text: &str, line: usize) -> Option<String> {
-    let doc = strait_api::manifest::documents(text)
-        .into_iter()
-        .find(|(start, _)| *start == line)?
-        .1;
-    let value: serde_json::Value = serde_saphyr::from_str(&doc).ok()?;
+/// The object's own document as JSON (the wire form).
+fn to_json(object: &Object, doc: &str) -> Option<String> {
+    let value: serde_json::Value = serde_saphyr::from_str(doc).ok()?;
     // Round-trip check: the JSON must parse back to the same kind.
     strait_api::manifest::parse_json(object.key().0, value.to_string()).ok()?;
     Some(value.to_string())
