@@ -170,3 +170,20 @@ async fn host_confusion_is_refused_or_resolved() {
     );
     still_serves(&p).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunk_is_the_clients_fault_400_not_502() {
+    let (p, _up) = proxy().await;
+    // A valid first chunk, then a chunk-size line that is not hex.
+    let reply = exchange(
+        &p,
+        b"POST /read-body HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\nboom\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply:?}");
+    assert!(
+        reply.contains("strait-proxy-error: bad-request-body"),
+        "{reply:?}"
+    );
+    still_serves(&p).await;
+}

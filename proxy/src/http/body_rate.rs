@@ -8,9 +8,11 @@
 //! poll it, and the client is not to blame. Past the allowance the body
 //! fails with [`BodyTooSlow`], which the client gets as `408`.
 //!
-//! gRPC streams are not held to it (the pipeline does not wrap them): a
+//! gRPC streams are not held to it (the pipeline gives them no rate): a
 //! client-streaming call may legitimately pause between messages for as
-//! long as the application likes.
+//! long as the application likes. Every body is wrapped all the same, so
+//! that an error reading it (a malformed chunk) is marked as the client's
+//! ([`ClientBodyError`], answered `400`) and not taken for the upstream's.
 
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
@@ -28,6 +30,12 @@ pub struct BodyTooSlow {
     /// The grace period.
     pub grace: Duration,
 }
+
+/// Reading the client's request body failed (a malformed chunk, a reset):
+/// the client's fault, answered `400` rather than blamed on the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the client's request body: {0}")]
+pub struct ClientBodyError(#[source] pub super::BoxError);
 
 /// The minimum rate and its grace period; `rate == 0` turns it off.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +109,9 @@ where
                 {
                     this.bytes += d.remaining() as u64;
                 }
-                Poll::Ready(frame.map(|r| r.map_err(Into::into)))
+                Poll::Ready(frame.map(|r| {
+                    r.map_err(|e| -> super::BoxError { Box::new(ClientBodyError(e.into())) })
+                }))
             }
             Poll::Pending => {
                 let now = Instant::now();
@@ -145,9 +155,18 @@ impl<B> RateLimited<B> {
 
 /// Whether `e`, or any error under it, is [`BodyTooSlow`].
 pub fn is_too_slow(e: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<BodyTooSlow>(e)
+}
+
+/// Whether `e`, or any error under it, is a [`ClientBodyError`].
+pub fn is_client_body(e: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<ClientBodyError>(e)
+}
+
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.is::<BodyTooSlow>() {
+        if err.is::<T>() {
             return true;
         }
         cur = err.source();

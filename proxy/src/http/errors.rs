@@ -21,13 +21,17 @@ pub fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 /// The error for a forward that failed: the client's own body being too
-/// slow is the client's fault (`408`), anything else the endpoint's.
+/// slow (`408`) or malformed (`400`) is the client's fault, anything else
+/// the endpoint's.
 pub fn forward_failed(
     e: &(dyn std::error::Error + 'static),
     upstream: impl FnOnce(String) -> ProxyError,
 ) -> ProxyError {
     if super::body_rate::is_too_slow(e) {
         return ProxyError::BodyTooSlow(with_causes(e));
+    }
+    if super::body_rate::is_client_body(e) {
+        return ProxyError::BadRequestBody(with_causes(e));
     }
     upstream(with_causes(e))
 }

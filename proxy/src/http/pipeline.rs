@@ -430,17 +430,23 @@ impl AccessEntry {
     }
 }
 
-/// Boxes the request body, held to the minimum rate unless there is no
-/// body or it is a gRPC stream (which may pause between messages).
+/// Boxes the request body, held to the minimum rate unless it is a gRPC
+/// stream (which may pause between messages), its read errors marked as
+/// the client's.
 fn with_body_limit(req: Request<Incoming>, limit: MinRate) -> Request<Body> {
     use http_body::Body as _;
     let grpc = req
         .headers()
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    if limit.rate == 0 || grpc || req.body().is_end_stream() {
+    if req.body().is_end_stream() {
         return req.map(boxed);
     }
+    let limit = if grpc {
+        MinRate { rate: 0, ..limit }
+    } else {
+        limit
+    };
     req.map(|b| boxed(RateLimited::new(b, limit)))
 }
 
