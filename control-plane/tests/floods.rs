@@ -3,6 +3,8 @@
 
 mod mesh;
 
+use strait_test_support::rss_kib;
+
 use mesh::{controller, free_port};
 use strait_api::wire::{
     Hello, ProxyMessage, config_discovery_client::ConfigDiscoveryClient, proxy_message,
@@ -11,15 +13,6 @@ use strait_api::wire::{
 /// One flood at a time: the connections of one must not take the port the
 /// other's controller is about to bind, nor its RSS measurement.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
 
 /// The names of the Services in the full set a proxy in `namespace` gets.
 async fn full_set(addr: &str, namespace: &str) -> Vec<String> {

@@ -5,6 +5,8 @@
 
 mod support;
 
+use strait_test_support::rss_kib;
+
 use support::upstream::Upstream;
 use support::{HttpClient, ProxyProc, metric_value, services_yaml};
 
@@ -12,15 +14,6 @@ use support::{HttpClient, ProxyProc, metric_value, services_yaml};
 /// ephemeral ports could take the port another test's proxy is about to
 /// bind, and RSS is measured best with nothing else running.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
 
 fn series(metrics: &str, name: &str) -> usize {
     metrics

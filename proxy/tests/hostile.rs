@@ -3,6 +3,8 @@
 
 mod support;
 
+use strait_test_support::rss_kib;
+
 use std::time::Duration;
 use support::upstream::Upstream;
 use support::{HttpClient, ProxyProc, services_yaml};
@@ -29,15 +31,6 @@ async fn exchange(proxy: &ProxyProc, bytes: &[u8]) -> String {
         .await
         .expect("proxy closed the connection");
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
 }
 
 async fn still_serves(proxy: &ProxyProc) {

@@ -1,7 +1,8 @@
 //! What the tests of every Strait crate share, so that each helper exists
-//! once: a free loopback port ([`free_port`]) and the check that keeps a
-//! binary's `--help` and the flag tables of the docs identical
-//! ([`flags::check`]). A dev-dependency only; nothing here ships.
+//! once: a free loopback port ([`free_port`]), a process's memory
+//! ([`rss_kib`]) and the check that keeps a binary's `--help` and the flag
+//! tables of the docs identical ([`flags::check`]). A dev-dependency only;
+//! nothing here ships.
 
 pub mod flags;
 
@@ -20,4 +21,15 @@ pub fn repo() -> std::path::PathBuf {
         .join("../..")
         .canonicalize()
         .expect("the repository root")
+}
+
+/// A process's resident memory (`VmRSS`), in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
 }
