@@ -162,16 +162,21 @@ mod tests {
         assert_eq!((r.get(), w.get()), (14, 2));
     }
 
+    fn with_send_timeout_60s(inner: tokio::io::DuplexStream) -> Prefixed<tokio::io::DuplexStream> {
+        let counter = Counter::default;
+        Prefixed::new(
+            BytesMut::new(),
+            inner,
+            counter(),
+            counter(),
+            Duration::from_secs(60),
+        )
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_stops_reading_fails_the_write_after_the_send_timeout() {
         let (peer, inner) = tokio::io::duplex(16);
-        let mut io = Prefixed::new(
-            BytesMut::new(),
-            inner,
-            Counter::default(),
-            Counter::default(),
-            Duration::from_secs(60),
-        );
+        let mut io = with_send_timeout_60s(inner);
         let started = tokio::time::Instant::now();
         // 16 bytes fit; the rest waits for a reader that never comes.
         let e = io.write_all(&[0u8; 64]).await.expect_err("stalled");
@@ -183,13 +188,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_reader_that_keeps_reading_is_not_timed_out() {
         let (mut peer, inner) = tokio::io::duplex(16);
-        let mut io = Prefixed::new(
-            BytesMut::new(),
-            inner,
-            Counter::default(),
-            Counter::default(),
-            Duration::from_secs(60),
-        );
+        let mut io = with_send_timeout_60s(inner);
         let reader = tokio::spawn(async move {
             let mut got = 0;
             let mut buf = [0u8; 16];
