@@ -119,8 +119,13 @@ async fn silent_connections_to_the_config_stream_are_closed() {
     }
     let started = std::time::Instant::now();
     let mut silent = Vec::new();
-    for _ in 0..200 {
+    for i in 0..200 {
         let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        if i % 2 == 1 {
+            // Half send the first byte of the preface and stop there.
+            use tokio::io::AsyncWriteExt;
+            s.write_all(b"P").await.unwrap();
+        }
         silent.push(tokio::spawn(async move {
             // Until EOF or a reset: closed by the controller.
             let mut sink = Vec::new();

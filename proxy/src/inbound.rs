@@ -5,7 +5,9 @@
 //! a port to loopback only is not reachable from the network through the
 //! proxy, as it would not be without one. A connection aimed at one of the
 //! proxy's own ports (its outbound listener would otherwise be an open
-//! proxy for the pod network) is refused. HTTP is proxied (and measured),
+//! proxy for the pod network), or at an address that is not the pod's
+//! (traffic routed through the pod to elsewhere), is refused. HTTP is
+//! proxied (and measured),
 //! anything else, including TLS the app terminates itself, is copied as
 //! bytes.
 
@@ -25,6 +27,16 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     };
     if proxy.settings.proxy_ports.contains(&dst.port()) {
         tracing::info!(peer = %conn.peer, %dst, "refusing inbound connection to one of the proxy's own ports");
+        return;
+    }
+    // REDIRECT gives the socket the receiving interface's own address; a
+    // destination that is not it was routed through this pod to somewhere
+    // else, and the proxy (exempt from the outbound redirect) must not
+    // relay it there.
+    if let Ok(local) = conn.stream.local_addr()
+        && local.ip() != dst.ip()
+    {
+        tracing::info!(peer = %conn.peer, %dst, "refusing inbound connection to an address that is not this pod's");
         return;
     }
     let app = dst;

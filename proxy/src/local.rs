@@ -13,7 +13,7 @@ use std::time::Duration;
 use strait_api::Snapshot;
 use strait_api::manifest::ManifestError;
 use strait_api::manifest::dir::{self, DirError};
-use strait_api::translate::translate;
+use strait_api::translate::translate_view;
 
 /// How often the directory is checked.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -45,7 +45,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<Snapshot, LoadError> {
         objects.extend(file.objects);
         errors.extend(file.errors);
     }
-    let t = translate(&objects);
+    let t = translate_view(&objects);
     errors.extend(t.errors);
     if errors.is_empty() {
         Ok(t.snapshot)

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use strait_api::Snapshot;
 use strait_api::manifest::{Located, Object, parse_json};
 use strait_api::parts::assemble;
-use strait_api::translate::translate;
+use strait_api::translate::translate_view;
 use strait_api::wire::config_discovery_client::ConfigDiscoveryClient;
 use strait_api::wire::{Ack, ConfigUpdate, Hello, Nack, ProxyMessage, proxy_message};
 use tokio::sync::mpsc;
@@ -84,7 +84,7 @@ impl Objects {
                 object: o.clone(),
             })
             .collect();
-        let t = translate(&located);
+        let t = translate_view(&located);
         if !t.errors.is_empty() {
             return Err(t
                 .errors

@@ -259,3 +259,68 @@ async fn clients_that_stop_reading_hold_bounded_memory_until_the_send_timeout() 
     }
     drop(stalled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_do_not_eject_healthy_endpoints() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let up = Upstream::start("v1").await;
+    let policy = "---\napiVersion: strait.dev/v1alpha1\nkind: DestinationPolicy\nmetadata: {name: web, namespace: default}\nspec:\n  targetRef: {name: web}\n  circuitBreaker: {consecutiveFailures: 2, baseEjectionTime: 60s}\n";
+    let p = ProxyProc::start_with(
+        &[(
+            "m.yaml",
+            format!("{}{policy}", services_yaml(&[("web", &[up.port()])])),
+        )],
+        &["--body-grace", "1s"],
+    )
+    .await;
+    // Five malformed chunked bodies and five dribbled ones: the client's
+    // fault each time, answered 400 / 408.
+    for _ in 0..5 {
+        let mut s = tokio::net::TcpStream::connect(p.outbound).await.unwrap();
+        s.write_all(b"POST /read-body HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply).await;
+        assert!(reply.starts_with("HTTP/1.1 400"), "{reply:?}");
+    }
+    // HTTP/2: the body stalls after one byte; the upstream client only sees
+    // a reset stream, and the answer is still the client's 408.
+    for _ in 0..5 {
+        let io = tokio::net::TcpStream::connect(p.outbound).await.unwrap();
+        let (mut tx, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let (body_tx, body_rx) = tokio::sync::mpsc::channel::<
+            Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+        >(1);
+        body_tx
+            .send(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(
+                b"x",
+            ))))
+            .await
+            .unwrap();
+        let body = http_body_util::StreamBody::new(Box::pin(futures_util::stream::unfold(
+            body_rx,
+            |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
+        )));
+        let req = http::Request::post("http://web/read-body")
+            .body(body)
+            .unwrap();
+        let resp = tx.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 408, "HTTP/2 dribbled body");
+        drop(body_tx);
+    }
+    let m = p.metrics().await;
+    assert_eq!(
+        metric_value(&m, "strait_ejections_total{backend=\"default/web:80\"}"),
+        0.0,
+        "{m}"
+    );
+    let client = HttpClient::new(p.outbound);
+    assert_eq!(client.get("web", "/", &[]).await.unwrap().status, 200);
+}

@@ -91,15 +91,21 @@ pub fn read(dirs: &[PathBuf]) -> Result<Vec<File>, DirError> {
 
 fn read_file(path: PathBuf) -> File {
     let name = path.display().to_string();
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let read = if size > crate::bounds::FILE_BYTES {
-        Err(std::io::Error::other(format!(
-            "{size} bytes, more than the {} a manifest file may have",
-            crate::bounds::FILE_BYTES
-        )))
-    } else {
-        std::fs::read(&path)
-    };
+    // Read at most one byte past the limit: a file that grows while it is
+    // read cannot get past it.
+    let read = std::fs::File::open(&path).and_then(|f| {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        f.take(crate::bounds::FILE_BYTES + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > crate::bounds::FILE_BYTES {
+            return Err(std::io::Error::other(format!(
+                "more than the {} bytes a manifest file may have",
+                crate::bounds::FILE_BYTES
+            )));
+        }
+        Ok(bytes)
+    });
     match read {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes)

@@ -86,16 +86,12 @@ impl ServiceIndex<'_> {
     }
 }
 
-/// Builds a snapshot from manifests. Pure; see the module docs.
-pub fn translate(objects: &[Located<Object>]) -> Translation {
-    let mut errors = Vec::new();
-    let err = |o: &Located<Object>, message: String| ManifestError {
-        file: o.file.clone(),
-        line: o.line,
-        message: format!("{}: {message}", o.object.describe()),
-    };
-
-    // A set too large for one proxy is refused whole, before any work.
+/// [`translate`] for what one proxy applies: a set with more Services than
+/// a proxy's config may hold ([`crate::bounds::SERVICES`]) is refused whole,
+/// before any work. The controller validates the whole cluster's objects
+/// with plain [`translate`], where the limit does not apply (each proxy
+/// receives only its namespace's view).
+pub fn translate_view(objects: &[Located<Object>]) -> Translation {
     let service_count = objects
         .iter()
         .filter(|o| matches!(o.object, Object::Service(_)))
@@ -116,6 +112,18 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
             }],
         };
     }
+
+    translate(objects)
+}
+
+/// Builds a snapshot from manifests. Pure; see the module docs.
+pub fn translate(objects: &[Located<Object>]) -> Translation {
+    let mut errors = Vec::new();
+    let err = |o: &Located<Object>, message: String| ManifestError {
+        file: o.file.clone(),
+        line: o.line,
+        message: format!("{}: {message}", o.object.describe()),
+    };
 
     // Services first: everything else refers to them.
     let mut services: HashMap<NsName, &Service> = HashMap::new();

@@ -4,7 +4,8 @@
 //! tonic (through hyper's HTTP/2 server) waits for a connection's preface
 //! for as long as the peer keeps the socket open, so a silent TCP
 //! connection was held indefinitely. Here every accepted connection must
-//! have bytes to read within [`FIRST_BYTES`], and at most [`WAITING_MAX`]
+//! have sent its whole 24-byte HTTP/2 preface within [`FIRST_BYTES`] (one
+//! byte and then silence is no better), and at most [`WAITING_MAX`]
 //! connections wait at once (beyond that a new one is closed at once), so a
 //! flood of silent connections costs a bounded number of sockets for a
 //! bounded time. After the preface, HTTP/2 keepalive PINGs (set on the
@@ -41,6 +42,9 @@ pub fn talking(
                     continue;
                 }
             };
+            if tx.is_closed() {
+                return; // the server is gone: stop accepting
+            }
             let Ok(permit) = waiting.clone().try_acquire_owned() else {
                 tracing::debug!(%peer, "closing connection: too many waiting for their first bytes");
                 continue;
@@ -48,11 +52,8 @@ pub fn talking(
             let tx = tx.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                // `peek`, not `readable()`: readiness may be reported before
-                // any byte has arrived.
-                let mut first = [0u8; 1];
-                match tokio::time::timeout(first_bytes, stream.peek(&mut first)).await {
-                    Ok(Ok(n)) if n > 0 => {
+                match tokio::time::timeout(first_bytes, whole_preface(&stream)).await {
+                    Ok(true) => {
                         let _ = stream.set_nodelay(true);
                         let _ = tx.send(stream).await;
                     }
@@ -64,4 +65,24 @@ pub fn talking(
         }
     });
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|s| s.map(Ok)))
+}
+
+/// The HTTP/2 client preface every gRPC connection starts with.
+const PREFACE_LEN: usize = 24;
+
+/// Waits until the whole preface has arrived (not consumed: tonic reads
+/// it); false if the peer closes first. One byte is not enough: a peer
+/// could send one and leave hyper waiting for the rest with no limit.
+async fn whole_preface(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; PREFACE_LEN];
+    loop {
+        // `peek`, not `readable()`: readiness may be reported before any
+        // byte has arrived. A partial preface leaves the socket readable,
+        // so wait a little before looking again instead of spinning.
+        match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if n >= PREFACE_LEN => return true,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! so a response that has started is never retried. Only idempotent methods
 //! are retried unless the rule says `nonIdempotent: true`.
 
+use super::body_rate::BodyFate;
 use super::errors::ProxyError;
 use super::{Body, full};
 use crate::Proxy;
@@ -43,6 +44,7 @@ struct Head {
     uri: Uri,
     version: Version,
     headers: HeaderMap,
+    fate: Option<BodyFate>,
 }
 
 impl Head {
@@ -52,6 +54,9 @@ impl Head {
         *r.uri_mut() = self.uri.clone();
         *r.version_mut() = self.version;
         *r.headers_mut() = self.headers.clone();
+        if let Some(f) = &self.fate {
+            r.extensions_mut().insert(f.clone());
+        }
         r
     }
 }
@@ -135,6 +140,7 @@ pub async fn send(
         uri: parts.uri,
         version: parts.version,
         headers: parts.headers,
+        fate: parts.extensions.get::<BodyFate>().cloned(),
     };
     let mut body = match buffer(body, &head.headers, MAX_REPLAY_BODY).await? {
         ReqBody::Replayable(b) => Ok(b),
@@ -247,6 +253,7 @@ async fn attempt(
             );
         }
     };
+    let fate = req.extensions().get::<BodyFate>().cloned();
     let in_flight = endpoint.start();
     let forward = backend.forwarder.forward(req, endpoint.addr);
     let result = match per_try {
@@ -256,8 +263,20 @@ async fn attempt(
         None => forward.await,
     };
     drop(in_flight);
+    // A failure the client's body caused, whatever the client library
+    // made of it (HTTP/2 reports it as a reset stream).
+    let result = match (result, fate.and_then(|f| f.error())) {
+        (Err(_), Some(client)) => Err(client),
+        (r, _) => r,
+    };
     let outcome = match &result {
         Ok(r) => Outcome::Status(r.status()),
+        // The client's own body failed (too slow, malformed): nothing the
+        // endpoint did, so neither recorded for the breaker nor retried;
+        // or a client could eject healthy endpoints with bad bodies.
+        Err(ProxyError::BodyTooSlow(_) | ProxyError::BadRequestBody(_)) => {
+            return (result, None);
+        }
         Err(ProxyError::Connect { .. }) => Outcome::ConnectFailure,
         Err(ProxyError::Timeout(_)) => Outcome::Timeout,
         Err(_) => Outcome::Reset,

@@ -37,6 +37,38 @@ pub struct BodyTooSlow {
 #[error("reading the client's request body: {0}")]
 pub struct ClientBodyError(#[source] pub super::BoxError);
 
+/// What became of a request body, shared by its wrapper and the attempt
+/// that sends it: an HTTP/2 upstream client reports a failed request body
+/// only as a reset stream, with the cause gone from the error chain, so
+/// the attempt asks here whose fault it was. Travels in the request's
+/// extensions.
+#[derive(Clone, Debug, Default)]
+pub struct BodyFate(std::sync::Arc<std::sync::atomic::AtomicU8>);
+
+// 0 (the default): nothing went wrong.
+const BODY_TOO_SLOW: u8 = 1;
+const BODY_MALFORMED: u8 = 2;
+
+impl BodyFate {
+    fn set(&self, fate: u8) {
+        self.0.store(fate, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The client's fault, if its body failed.
+    pub fn error(&self) -> Option<super::errors::ProxyError> {
+        use super::errors::ProxyError;
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            BODY_TOO_SLOW => Some(ProxyError::BodyTooSlow(
+                "the request body arrived slower than the minimum rate".into(),
+            )),
+            BODY_MALFORMED => Some(ProxyError::BadRequestBody(
+                "reading the client's request body failed".into(),
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// The minimum rate and its grace period; `rate == 0` turns it off.
 #[derive(Debug, Clone, Copy)]
 pub struct MinRate {
@@ -69,11 +101,12 @@ pub struct RateLimited<B> {
     /// When the current wait began.
     waiting_since: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
+    fate: BodyFate,
 }
 
 impl<B> RateLimited<B> {
-    /// Wraps `inner`.
-    pub fn new(inner: B, limit: MinRate) -> Self {
+    /// Wraps `inner`; what becomes of it is recorded in `fate`.
+    pub fn new(inner: B, limit: MinRate, fate: BodyFate) -> Self {
         Self {
             inner,
             limit,
@@ -81,6 +114,7 @@ impl<B> RateLimited<B> {
             waited: Duration::ZERO,
             waiting_since: None,
             timer: None,
+            fate,
         }
     }
 }
@@ -110,7 +144,10 @@ where
                     this.bytes += d.remaining() as u64;
                 }
                 Poll::Ready(frame.map(|r| {
-                    r.map_err(|e| -> super::BoxError { Box::new(ClientBodyError(e.into())) })
+                    r.map_err(|e| -> super::BoxError {
+                        this.fate.set(BODY_MALFORMED);
+                        Box::new(ClientBodyError(e.into()))
+                    })
                 }))
             }
             Poll::Pending => {
@@ -146,6 +183,7 @@ where
 
 impl<B> RateLimited<B> {
     fn too_slow(&self) -> super::BoxError {
+        self.fate.set(BODY_TOO_SLOW);
         Box::new(BodyTooSlow {
             rate: self.limit.rate,
             grace: self.limit.grace,
@@ -210,7 +248,10 @@ mod tests {
     ) {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let s = tokio_stream_from(rx);
-        (tx, RateLimited::new(StreamBody::new(s), limit))
+        (
+            tx,
+            RateLimited::new(StreamBody::new(s), limit, BodyFate::default()),
+        )
     }
 
     fn tokio_stream_from<T>(

@@ -47,18 +47,43 @@ impl H2Pool {
     }
 
     /// Sends `req` (its URI as the client sent it) to the endpoint `addr`.
+    /// A request the pooled connection did not send (the endpoint had just
+    /// sent GOAWAY or closed it) goes again, once, on a new connection:
+    /// hyper hands it back untouched, so nothing is sent twice.
     pub async fn send(
         &self,
         addr: SocketAddr,
         req: Request<Body>,
     ) -> Result<Response<Body>, ProxyError> {
-        let mut tx = match self.open(addr) {
-            Some(tx) => tx,
-            None => self.connect(addr).await?,
+        let (mut tx, pooled) = match self.open(addr) {
+            Some(tx) => (tx, true),
+            None => (self.connect(addr).await?, false),
         };
+        let req = match tx.ready().await {
+            Ok(()) => match tx.try_send_request(req).await {
+                Ok(resp) => return Ok(resp.map(boxed)),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if pooled => unsent,
+                    _ => return Err(upstream(addr, &e.into_error())),
+                },
+            },
+            Err(e) if pooled => {
+                tracing::debug!(%addr, error = %e, "pooled HTTP/2 connection closed; connecting again");
+                req
+            }
+            Err(e) => return Err(upstream(addr, &e)),
+        };
+        self.forget(addr);
+        let mut tx = self.connect(addr).await?;
         tx.ready().await.map_err(|e| upstream(addr, &e))?;
         let resp = tx.send_request(req).await.map_err(|e| upstream(addr, &e))?;
         Ok(resp.map(boxed))
+    }
+
+    fn forget(&self, addr: SocketAddr) {
+        if let Ok(mut conns) = self.inner.conns.lock() {
+            conns.remove(&addr);
+        }
     }
 
     /// The endpoint's open connection, if any.
@@ -80,7 +105,12 @@ impl H2Pool {
             .keep_alive_interval(KEEP_ALIVE)
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| upstream(addr, &e))?;
+            // No HTTP/2 connection came of it: a connect failure, which
+            // `connect-failure` retries and the breaker count as such.
+            .map_err(|e| ProxyError::Connect {
+                addr,
+                reason: format!("HTTP/2 handshake: {e}"),
+            })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%addr, error = %e, "upstream HTTP/2 connection ended");

@@ -19,7 +19,7 @@
 //! loopback. Both record `strait_requests_total` and the latency histogram.
 
 use super::attempt::{self, Plan};
-use super::body_rate::{MinRate, RateLimited};
+use super::body_rate::{BodyFate, MinRate, RateLimited};
 use super::errors::ProxyError;
 use super::{Body, boxed, trace_ctx};
 use crate::Proxy;
@@ -447,7 +447,10 @@ fn with_body_limit(req: Request<Incoming>, limit: MinRate) -> Request<Body> {
     } else {
         limit
     };
-    req.map(|b| boxed(RateLimited::new(b, limit)))
+    let fate = BodyFate::default();
+    let mut req = req.map(|b| boxed(RateLimited::new(b, limit, fate.clone())));
+    req.extensions_mut().insert(fate);
+    req
 }
 
 fn record(proxy: &Proxy, direction: &'static str, labels: &Labels, code: u16, started: Instant) {

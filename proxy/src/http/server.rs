@@ -26,8 +26,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Largest request head accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// How long an idle HTTP/2 connection has, after its GOAWAY, to close by
-/// itself before it is dropped.
+/// How long an idle HTTP/2 connection has, after its GOAWAY and with no
+/// request in flight, to close by itself before it is dropped.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves HTTP/1 (`h2 == false`) or HTTP/2 on `io` until it closes.
@@ -65,11 +65,14 @@ where
             _ = activity.idle_for(limits.idle_timeout) => {
                 tracing::debug!(timeout = ?limits.idle_timeout, "closing idle HTTP/2 connection");
                 // GOAWAY; a client that does not answer its PING (or has
-                // stopped reading) is dropped after a short grace.
+                // stopped reading) is dropped once nothing has been in
+                // flight for a short grace. A request accepted during the
+                // GOAWAY exchange finishes first (the body and send
+                // timeouts bound how long it can take).
                 conn.as_mut().graceful_shutdown();
-                match tokio::time::timeout(GOAWAY_GRACE, conn).await {
-                    Ok(r) => r,
-                    Err(_) => Ok(()),
+                tokio::select! {
+                    r = conn.as_mut() => r,
+                    _ = activity.idle_for(GOAWAY_GRACE) => Ok(()),
                 }
             }
             _ = drain.signaled() => {
