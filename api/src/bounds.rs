@@ -70,6 +70,13 @@ pub fn duration(value: Duration, max: Duration) -> Result<Duration, String> {
     }
 }
 
+/// A duration as a manifest writes it (GEP-2257), at most `max`.
+pub fn parse_duration(s: &str, max: Duration) -> Result<Duration, String> {
+    crate::duration::parse(s)
+        .map_err(|e| e.to_string())
+        .and_then(|d| duration(d, max))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

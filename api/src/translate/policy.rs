@@ -2,11 +2,11 @@
 //! every duration, decimal and percentage checked.
 
 use super::rule::percent;
+use crate::bounds;
 use crate::manifest::{Decimal, DestinationPolicySpec};
 use crate::model::{
     CircuitBreaker, Limits, LoadBalancer, Policy, RetryBudget, SuccessRate, TlsMode,
 };
-use crate::{bounds, duration};
 use std::time::Duration;
 
 /// Converts a DestinationPolicy spec.
@@ -23,15 +23,7 @@ pub(crate) fn convert(spec: &DestinationPolicySpec) -> Result<Policy, String> {
         }
     };
     let dur = |field: &str, v: &Option<String>, default: Duration, max: Duration| {
-        v.as_deref()
-            .map(|v| {
-                duration::parse(v)
-                    .map_err(|e| e.to_string())
-                    .and_then(|d| bounds::duration(d, max))
-            })
-            .transpose()
-            .map(|d| d.unwrap_or(default))
-            .map_err(|e| format!("{field}: {e}"))
+        opt_dur(field, v, max).map(|d| d.unwrap_or(default))
     };
     let count =
         |field: &str, v: u32, max: u32| bounds::count(v, max).map_err(|e| format!("{field}: {e}"));
@@ -162,11 +154,7 @@ pub(crate) fn convert(spec: &DestinationPolicySpec) -> Result<Policy, String> {
 
 fn opt_dur(field: &str, v: &Option<String>, max: Duration) -> Result<Option<Duration>, String> {
     v.as_deref()
-        .map(|v| {
-            duration::parse(v)
-                .map_err(|e| e.to_string())
-                .and_then(|d| bounds::duration(d, max))
-        })
+        .map(|v| bounds::parse_duration(v, max))
         .transpose()
         .map_err(|e| format!("{field}: {e}"))
 }

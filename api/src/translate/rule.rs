@@ -3,6 +3,7 @@
 //! Services and ports exist, timeouts are well formed and consistent.
 
 use super::ServiceIndex;
+use crate::bounds;
 use crate::manifest::{
     HeaderModifierSpec, PathMatchSpec, RouteMatchSpec, RouteRule, TrafficRoute, ValueMatchSpec,
 };
@@ -11,7 +12,6 @@ use crate::model::{
     Pattern, QueryMatch, RetryPolicy, Route, RouteMatch, ServicePortKey, ValueMatch,
     WeightedBackend,
 };
-use crate::{bounds, duration};
 use http::{HeaderName, HeaderValue, Method};
 use std::time::Duration;
 
@@ -168,9 +168,7 @@ fn convert_rule(
                 Some(d) => Some(FaultDelay {
                     percent: percent(d.percent)
                         .map_err(|e| format!(".fault.delay.percent: {e}"))?,
-                    duration: duration::parse(&d.duration)
-                        .map_err(|e| e.to_string())
-                        .and_then(|d| bounds::duration(d, bounds::TIMEOUT))
+                    duration: bounds::parse_duration(&d.duration, bounds::TIMEOUT)
                         .map_err(|e| format!(".fault.delay.duration: {e}"))?,
                 }),
             },
@@ -348,11 +346,7 @@ fn modifier(spec: &Option<HeaderModifierSpec>) -> Result<HeaderModifier, String>
 
 fn opt_duration(s: &Option<String>, max: Duration) -> Result<Option<Duration>, String> {
     s.as_deref()
-        .map(|v| {
-            duration::parse(v)
-                .map_err(|e| e.to_string())
-                .and_then(|d| bounds::duration(d, max))
-        })
+        .map(|v| bounds::parse_duration(v, max))
         .transpose()
 }
 
