@@ -253,7 +253,6 @@ async fn attempt(
             );
         }
     };
-    let fate = req.extensions().get::<BodyFate>().cloned();
     let in_flight = endpoint.start();
     let forward = backend.forwarder.forward(req, endpoint.addr);
     let result = match per_try {
@@ -263,12 +262,6 @@ async fn attempt(
         None => forward.await,
     };
     drop(in_flight);
-    // A failure the client's body caused, whatever the client library
-    // made of it (HTTP/2 reports it as a reset stream).
-    let result = match (result, fate.and_then(|f| f.error())) {
-        (Err(_), Some(client)) => Err(client),
-        (r, _) => r,
-    };
     let outcome = match &result {
         Ok(r) => Outcome::Status(r.status()),
         // The client's own body failed (too slow, malformed): nothing the

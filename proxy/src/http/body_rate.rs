@@ -12,7 +12,7 @@
 //! client-streaming call may legitimately pause between messages for as
 //! long as the application likes. Every body is wrapped all the same, so
 //! that an error reading it (a malformed chunk) is marked as the client's
-//! ([`ClientBodyError`], answered `400`) and not taken for the upstream's.
+//! (its [`BodyFate`], answered `400`) and not taken for the upstream's.
 
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
@@ -32,12 +32,13 @@ pub struct BodyTooSlow {
 }
 
 /// Reading the client's request body failed (a malformed chunk, a reset):
-/// the client's fault, answered `400` rather than blamed on the upstream.
+/// the client's fault, answered `400` rather than blamed on the upstream
+/// (its [`BodyFate`] says so to the forwarder).
 #[derive(Debug, thiserror::Error)]
 #[error("reading the client's request body: {0}")]
 pub struct ClientBodyError(#[source] pub super::BoxError);
 
-/// What became of a request body, shared by its wrapper and the attempt
+/// What became of a request body, shared by its wrapper and the forwarder
 /// that sends it: an HTTP/2 upstream client reports a failed request body
 /// only as a reset stream, with the cause gone from the error chain, so
 /// the attempt asks here whose fault it was. Travels in the request's
@@ -193,18 +194,9 @@ impl<B> RateLimited<B> {
 
 /// Whether `e`, or any error under it, is [`BodyTooSlow`].
 pub fn is_too_slow(e: &(dyn std::error::Error + 'static)) -> bool {
-    caused_by::<BodyTooSlow>(e)
-}
-
-/// Whether `e`, or any error under it, is a [`ClientBodyError`].
-pub fn is_client_body(e: &(dyn std::error::Error + 'static)) -> bool {
-    caused_by::<ClientBodyError>(e)
-}
-
-fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.is::<T>() {
+        if err.is::<BodyTooSlow>() {
             return true;
         }
         cur = err.source();

@@ -8,6 +8,7 @@
 //! handshake and, on `101`, splices the two upgraded connections together.
 
 use super::Body;
+use super::body_rate::BodyFate;
 use super::errors::ProxyError;
 use super::h2pool::H2Pool;
 use super::pool::H1Pool;
@@ -94,8 +95,21 @@ impl Forwarder {
     }
 
     /// Sends `req` to `addr` and returns the response head with its body
-    /// streaming.
+    /// streaming. A failure the client's own body caused (too slow,
+    /// malformed; see [`BodyFate`]) is reported as the client's, whatever
+    /// the upstream client made of it: HTTP/2 sees only a reset stream.
     pub async fn forward(
+        &self,
+        req: Request<Body>,
+        addr: SocketAddr,
+    ) -> Result<Response<Body>, ProxyError> {
+        let fate = req.extensions().get::<BodyFate>().cloned();
+        self.send(req, addr)
+            .await
+            .map_err(|e| fate.as_ref().and_then(BodyFate::error).unwrap_or(e))
+    }
+
+    async fn send(
         &self,
         mut req: Request<Body>,
         addr: SocketAddr,

@@ -273,7 +273,10 @@ pub async fn connect_tcp(
 }
 
 pub(super) fn upstream(addr: SocketAddr, e: &hyper::Error) -> ProxyError {
-    super::errors::forward_failed(e, |reason| ProxyError::Upstream { addr, reason })
+    ProxyError::Upstream {
+        addr,
+        reason: super::errors::with_causes(e),
+    }
 }
 
 /// Where a connection goes back to.
