@@ -125,6 +125,37 @@ pub fn read(
     if let Some(v) = check("proxy-memory-limit", &is_quantity, quantity) {
         k.memory_limit = v;
     }
+    // Each quantity may be valid and the pair still not: Kubernetes refuses
+    // a container whose request is above its limit, and a pod the API
+    // server refuses is a Deployment that never gets pods. Both fall back.
+    for (what, request, limit, default_request, default_limit) in [
+        (
+            "cpu",
+            &mut k.cpu_request,
+            &mut k.cpu_limit,
+            &defaults.cpu_request,
+            &defaults.cpu_limit,
+        ),
+        (
+            "memory",
+            &mut k.memory_request,
+            &mut k.memory_limit,
+            &defaults.memory_request,
+            &defaults.memory_limit,
+        ),
+    ] {
+        if let (Some(r), Some(l)) = (quantity_value(request), quantity_value(limit))
+            && r > l
+        {
+            warnings.push(format!(
+                "annotations {PREFIX}proxy-{what}-request ({request}) and {PREFIX}proxy-{what}-limit ({limit}): the request is above the limit, which Kubernetes refuses; the proxy uses the defaults for both ({}, {})",
+                or_none(default_request),
+                or_none(default_limit),
+            ));
+            *request = default_request.clone();
+            *limit = default_limit.clone();
+        }
+    }
     // A knob we do not know is most likely a typo: say so, do not guess.
     for key in pod.keys().chain(namespace.keys()) {
         if let Some(name) = key.strip_prefix(PREFIX)
@@ -185,6 +216,34 @@ fn is_quantity(v: &str) -> bool {
         && num.bytes().filter(|b| *b == b'.').count() <= 1
         && num.bytes().any(|b| b.is_ascii_digit())
         && ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"].contains(&suffix)
+}
+
+/// A valid quantity's value in base units (cores, bytes); `None` when empty.
+fn quantity_value(v: &str) -> Option<f64> {
+    if !is_quantity(v) {
+        return None;
+    }
+    let digits_end = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, suffix) = v.split_at(digits_end);
+    let scale = match suffix {
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => 1.0,
+    };
+    Some(num.parse::<f64>().ok()? * scale)
+}
+
+fn or_none(v: &str) -> &str {
+    if v.is_empty() { "none" } else { v }
 }
 
 /// Port ranges as the proxy's `init` takes them (`a:b`).

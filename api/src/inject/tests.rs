@@ -331,6 +331,71 @@ fn a_bad_knob_is_a_warning_and_the_default() {
             "{name}={value}: defaults used"
         );
     }
+    // Each quantity valid, the pair not: the request above the limit.
+    let pairs: &[(&[(&str, &str)], &str)] = &[
+        (&[("proxy-memory-request", "256Mi")], "memory"),
+        (&[("proxy-memory-limit", "10Mi")], "memory"),
+        (
+            &[
+                ("proxy-memory-request", "1Gi"),
+                ("proxy-memory-limit", "512Mi"),
+            ],
+            "memory",
+        ),
+        (
+            &[("proxy-cpu-request", "2"), ("proxy-cpu-limit", "500m")],
+            "cpu",
+        ),
+        (
+            &[("proxy-cpu-request", "1.5"), ("proxy-cpu-limit", "1")],
+            "cpu",
+        ),
+    ];
+    let (default, _) = injected(inject(&pod(&[]), &ns(&[]), &settings(), Mode::Manual));
+    for (knobs, what) in pairs {
+        let annotations: Vec<(String, &str)> = knobs.iter().map(|(n, v)| (k(n), *v)).collect();
+        let annotations: Vec<(&str, &str)> =
+            annotations.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        let (p, w) = injected(inject(
+            &pod(&annotations),
+            &ns(&[]),
+            &settings(),
+            Mode::Manual,
+        ));
+        assert!(
+            w.len() == 1
+                && w[0].contains(&format!("proxy-{what}-request"))
+                && w[0].contains("above the limit"),
+            "{knobs:?}: {w:?}"
+        );
+        assert_eq!(
+            p["spec"]["initContainers"], default["spec"]["initContainers"],
+            "{knobs:?}: defaults used for both"
+        );
+    }
+    // Equal, or a limit above the request, or no limit: accepted as given.
+    for knobs in [
+        [
+            ("proxy-memory-request", "128Mi"),
+            ("proxy-memory-limit", "128Mi"),
+        ],
+        [
+            ("proxy-memory-request", "100M"),
+            ("proxy-memory-limit", "128Mi"),
+        ],
+        [("proxy-cpu-request", "900m"), ("proxy-cpu-limit", "1")],
+    ] {
+        let annotations: Vec<(String, &str)> = knobs.iter().map(|(n, v)| (k(n), *v)).collect();
+        let annotations: Vec<(&str, &str)> =
+            annotations.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        let (_, w) = injected(inject(
+            &pod(&annotations),
+            &ns(&[]),
+            &settings(),
+            Mode::Manual,
+        ));
+        assert!(w.is_empty(), "{knobs:?}: {w:?}");
+    }
     let (_, w) = injected(inject(
         &pod(&[(&k("skip-inbound-port"), "80")]),
         &ns(&[]),
