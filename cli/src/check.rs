@@ -82,7 +82,7 @@ pub fn version_verdict(major: &str, minor: &str, git: &str) -> Check {
 
 /// A webhook certificate valid until `not_after` (Unix seconds) at `now`,
 /// and whether the configuration's caBundle is the Secret's CA.
-pub fn cert_verdict(not_after: i64, now: i64, ca_matches: bool) -> Vec<Check> {
+pub fn cert_verdict(not_after: i64, now: i64, ca_matches: bool, namespace: &str) -> Vec<Check> {
     let days = (not_after - now) / 86_400;
     let validity = if not_after - now >= CERT_MARGIN_DAYS * 86_400 {
         pass(
@@ -93,7 +93,9 @@ pub fn cert_verdict(not_after: i64, now: i64, ca_matches: bool) -> Vec<Check> {
         fail(
             "webhook certificate is valid for 7 more days",
             format!("expires in {days} days"),
-            "the controller renews it; check its logs: kubectl -n strait-system logs deploy/strait-controller",
+            format!(
+                "the controller renews it; check its logs: kubectl -n {namespace} logs deploy/strait-controller"
+            ),
         )
     };
     let bundle = if ca_matches {
@@ -102,7 +104,9 @@ pub fn cert_verdict(not_after: i64, now: i64, ca_matches: bool) -> Vec<Check> {
         fail(
             "webhook caBundle matches the certificate's CA",
             "the API server would not trust the webhook",
-            "the controller repairs it within 30 s; if not: kubectl -n strait-system rollout restart deploy/strait-controller",
+            format!(
+                "the controller repairs it within 30 s; if not: kubectl -n {namespace} rollout restart deploy/strait-controller"
+            ),
         )
     };
     vec![validity, bundle]
@@ -115,6 +119,7 @@ pub fn leader_verdict(
     renewed_secs_ago: Option<i64>,
     lease_secs: i64,
     ready: &[String],
+    namespace: &str,
 ) -> Check {
     let name = "one controller replica leads";
     match (holder, renewed_secs_ago) {
@@ -124,12 +129,12 @@ pub fn leader_verdict(
         (Some(h), Some(age)) => fail(
             name,
             format!("the Lease names {h}, renewed {age}s ago, which is not a ready controller pod"),
-            "wait for a takeover (15 s), or: kubectl -n strait-system get pods,leases",
+            format!("wait for a takeover (15 s), or: kubectl -n {namespace} get pods,leases"),
         ),
         _ => fail(
             name,
             "no Lease holder",
-            "kubectl -n strait-system logs deploy/strait-controller",
+            format!("kubectl -n {namespace} logs deploy/strait-controller"),
         ),
     }
 }
@@ -216,49 +221,20 @@ pub async fn run(opts: &Options) -> Vec<Check> {
     }
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     if opts.pre {
-        let ns: Api<Namespace> = Api::all(client.clone());
-        out.push(match ns.get_opt(&opts.namespace).await {
-            Ok(None) => pass(
-                "the control plane's namespace is free",
-                opts.namespace.clone(),
-            ),
-            Ok(Some(_)) => fail(
-                "the control plane's namespace is free",
-                format!("{} exists", opts.namespace),
-                "helm install into it anyway (--namespace), or pick another",
-            ),
-            Err(e) => fail(
-                "the control plane's namespace is free",
-                e.to_string(),
-                "check your RBAC",
-            ),
-        });
-        out.push(match crds.list(&ListParams::default()).await {
-            Ok(_) => pass("can read CustomResourceDefinitions", ""),
-            Err(e) => fail(
-                "can read CustomResourceDefinitions",
-                e.to_string(),
-                "helm install needs cluster-admin",
-            ),
-        });
+        out.extend(pre(&client, &opts.namespace).await);
         return out;
     }
     for crd in CRDS {
         let name = format!("CRD {crd} is installed");
         out.push(match crds.get_opt(crd).await {
-            Ok(Some(c))
-                if c.spec
-                    .versions
-                    .iter()
-                    .any(|v| v.name == "v1alpha1" && v.served) =>
-            {
-                pass(&name, "v1alpha1 served")
-            }
-            Ok(Some(_)) => fail(&name, "v1alpha1 is not served", "kubectl apply -f crds/"),
+            Ok(Some(c)) => crd_verdict(&name, &c, crd),
             Ok(None) => fail(
                 &name,
                 "missing",
-                "helm install strait helm/strait -n strait-system --create-namespace",
+                format!(
+                    "helm install strait helm/strait -n {} --create-namespace",
+                    opts.namespace
+                ),
             ),
             Err(e) => fail(&name, e.to_string(), "check your RBAC"),
         });
@@ -308,9 +284,10 @@ pub async fn run(opts: &Options) -> Vec<Check> {
             age,
             i64::from(spec.lease_duration_seconds.unwrap_or(15)),
             &ready,
+            &opts.namespace,
         ));
     } else {
-        out.push(leader_verdict(None, None, 15, &ready));
+        out.push(leader_verdict(None, None, 15, &ready, &opts.namespace));
     }
     let hooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &opts.namespace);
@@ -331,18 +308,18 @@ pub async fn run(opts: &Options) -> Vec<Check> {
                     let expiry = data.get("tls.crt").and_then(|c| not_after(&c.0));
                     let ca_matches = bundle.is_some() && data.get("ca.crt").map(|c| &c.0) == bundle.as_ref().map(|b| &b.0);
                     match expiry {
-                        Some(na) => out.extend(cert_verdict(na, k8s_openapi::jiff::Timestamp::now().as_second(), ca_matches)),
-                        None => out.push(fail("webhook certificate is valid for 7 more days", "tls.crt does not parse", "kubectl -n strait-system delete secret strait-webhook-tls (the controller makes a new one)")),
+                        Some(na) => out.extend(cert_verdict(na, k8s_openapi::jiff::Timestamp::now().as_second(), ca_matches, &opts.namespace)),
+                        None => out.push(fail("webhook certificate is valid for 7 more days", "tls.crt does not parse", format!("kubectl -n {} delete secret strait-webhook-tls (the controller makes a new one)", opts.namespace))),
                     }
                 }
-                Ok(None) => out.push(fail("webhook certificate exists", "no Secret strait-webhook-tls", "the controller creates it at start: kubectl -n strait-system logs deploy/strait-controller")),
+                Ok(None) => out.push(fail("webhook certificate exists", "no Secret strait-webhook-tls", format!("the controller creates it at start: kubectl -n {} logs deploy/strait-controller", opts.namespace))),
                 Err(e) => out.push(fail("webhook certificate exists", e.to_string(), "check your RBAC")),
             }
         }
         Ok(None) => out.push(fail(
             "the injection webhook is configured",
             "no MutatingWebhookConfiguration strait-webhook",
-            "helm install strait helm/strait -n strait-system",
+            format!("helm install strait helm/strait -n {}", opts.namespace),
         )),
         Err(e) => out.push(fail(
             "the injection webhook is configured",
@@ -362,7 +339,13 @@ pub async fn run(opts: &Options) -> Vec<Check> {
             )),
         }
     }
-    if !ready.is_empty() && statuses.len() == ready.len() {
+    if ready.is_empty() {
+        out.push(fail(
+            "the config stream answers",
+            "no ready controller replica to ask",
+            "meshed pods keep their last config meanwhile; bring a replica back (see above)",
+        ));
+    } else if statuses.len() == ready.len() {
         let n: usize = statuses.iter().map(|s| s.proxies.len()).sum();
         out.push(pass(
             "the config stream answers",
@@ -374,6 +357,132 @@ pub async fn run(opts: &Options) -> Vec<Check> {
             Ok(meshed) if meshed.is_empty() => out.push(pass("meshed pods", "none yet")),
             Ok(meshed) => out.extend(proxy_verdicts(&meshed, &statuses)),
             Err(e) => out.push(fail("meshed pods", e, "check your RBAC")),
+        }
+    }
+    out
+}
+
+/// The CRDs this CLI was built with (what `helm install` of the same
+/// version applies).
+const CRD_FILES: [(&str, &str); 2] = [
+    (
+        "trafficroutes.strait.dev",
+        include_str!("../../crds/trafficroutes.strait.dev.yaml"),
+    ),
+    (
+        "destinationpolicies.strait.dev",
+        include_str!("../../crds/destinationpolicies.strait.dev.yaml"),
+    ),
+];
+
+/// An installed CRD must serve `v1alpha1` with the schema this version of
+/// Strait writes: Helm installs CRDs but never upgrades them, so a cluster
+/// upgraded with `helm upgrade` can keep an older schema that refuses (or
+/// silently drops) newer fields.
+pub fn crd_verdict(name: &str, installed: &CustomResourceDefinition, crd: &str) -> Check {
+    let Some(served) = installed
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.name == "v1alpha1" && v.served)
+    else {
+        return fail(name, "v1alpha1 is not served", "kubectl apply -f crds/");
+    };
+    let expected = CRD_FILES
+        .iter()
+        .find(|(n, _)| *n == crd)
+        .and_then(|(_, yaml)| serde_saphyr::from_str::<CustomResourceDefinition>(yaml).ok())
+        .and_then(|c| c.spec.versions.into_iter().find(|v| v.name == "v1alpha1"))
+        .and_then(|v| serde_json::to_value(v.schema).ok());
+    let installed = serde_json::to_value(&served.schema).ok();
+    match (expected, installed) {
+        (Some(e), Some(i)) if e == i => pass(name, "v1alpha1 served, schema as this version's"),
+        _ => fail(
+            name,
+            format!(
+                "v1alpha1's schema is not the one strait {} installs (CRDs from another version)",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "kubectl apply --server-side -f crds/ (helm upgrade does not update CRDs)",
+        ),
+    }
+}
+
+/// Before install: can this user install Strait here, and is it not
+/// installed already?
+async fn pre(client: &kube::Client, namespace: &str) -> Vec<Check> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let mut out = Vec::new();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let hooks: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let installed = (
+        deployments.get_opt("strait-controller").await,
+        hooks.get_opt("strait-webhook").await,
+    );
+    let name = "no Strait control plane is installed yet";
+    out.push(match installed {
+        (Ok(None), Ok(None)) => pass(name, format!("nothing in {namespace}")),
+        (Ok(Some(_)), _) | (_, Ok(Some(_))) => fail(
+            name,
+            format!("deploy/strait-controller in {namespace} or the strait-webhook configuration exists"),
+            format!("strait check -n {namespace} (it is installed: check it instead), or helm uninstall strait -n {namespace}"),
+        ),
+        (Err(e), _) | (_, Err(e)) => fail(name, e.to_string(), "check your RBAC"),
+    });
+    // What `helm install` creates, asked of the API server as this user.
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    for (group, resource, ns) in [
+        ("apiextensions.k8s.io", "customresourcedefinitions", None),
+        ("rbac.authorization.k8s.io", "clusterroles", None),
+        ("rbac.authorization.k8s.io", "clusterrolebindings", None),
+        (
+            "admissionregistration.k8s.io",
+            "mutatingwebhookconfigurations",
+            None,
+        ),
+        ("", "namespaces", None),
+        ("apps", "deployments", Some(namespace)),
+        ("", "secrets", Some(namespace)),
+    ] {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    verb: Some("create".into()),
+                    namespace: ns.map(str::to_owned),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let name = format!("can create {resource}");
+        out.push(match reviews.create(&Default::default(), &review).await {
+            Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => pass(&name, ""),
+            Ok(r) => fail(
+                &name,
+                r.status
+                    .and_then(|s| s.reason)
+                    .unwrap_or_else(|| "not allowed".into()),
+                "helm install needs cluster-admin (or these rights)",
+            ),
+            Err(e) => fail(&name, e.to_string(), "check your RBAC"),
+        });
+    }
+    // CRDs left by an earlier install are fine (Helm keeps them); say so.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in CRDS {
+        if let Ok(Some(c)) = crds.get_opt(crd).await {
+            let v = crd_verdict(
+                &format!("CRD {crd} left from an earlier install is current"),
+                &c,
+                crd,
+            );
+            out.push(v);
         }
     }
     out
@@ -530,24 +639,62 @@ mod tests {
             (7 * day - 1, true, [false, true]),
             (-day, false, [false, false]),
         ] {
-            let got: Vec<bool> = cert_verdict(left, 0, ca).iter().map(|c| c.ok).collect();
+            let got: Vec<bool> = cert_verdict(left, 0, ca, "mesh")
+                .iter()
+                .map(|c| c.ok)
+                .collect();
             assert_eq!(got, want, "{left}s left, ca matches {ca}");
+        }
+    }
+
+    #[test]
+    fn crds_at_this_versions_schema() {
+        for (crd, yaml) in CRD_FILES {
+            let current: CustomResourceDefinition = serde_saphyr::from_str(yaml).unwrap();
+            assert!(crd_verdict("c", &current, crd).ok, "{crd} as shipped");
+            // An older schema: one property fewer.
+            let mut older = current.clone();
+            let schema = older.spec.versions[0].schema.as_mut().unwrap();
+            let spec = schema
+                .open_api_v3_schema
+                .as_mut()
+                .unwrap()
+                .properties
+                .as_mut()
+                .unwrap();
+            let spec = spec.get_mut("spec").unwrap().properties.as_mut().unwrap();
+            let first = spec.keys().next().unwrap().clone();
+            spec.remove(&first);
+            let v = crd_verdict("c", &older, crd);
+            assert!(
+                !v.ok && v.hint.contains("kubectl apply"),
+                "{crd} without {first}: {v:?}"
+            );
+            // Not served.
+            let mut unserved = current.clone();
+            unserved.spec.versions[0].served = false;
+            assert!(!crd_verdict("c", &unserved, crd).ok, "{crd} not served");
         }
     }
 
     #[test]
     fn leaders() {
         let ready = vec!["c-1".to_owned(), "c-2".to_owned()];
-        assert!(leader_verdict(Some("c-1"), Some(3), 15, &ready).ok);
+        assert!(leader_verdict(Some("c-1"), Some(3), 15, &ready, "mesh").ok);
         assert!(
-            !leader_verdict(Some("c-1"), Some(30), 15, &ready).ok,
+            !leader_verdict(Some("c-1"), Some(30), 15, &ready, "mesh").ok,
             "stale renewal"
         );
         assert!(
-            !leader_verdict(Some("gone"), Some(1), 15, &ready).ok,
+            !leader_verdict(Some("gone"), Some(1), 15, &ready, "mesh").ok,
             "holder not ready"
         );
-        assert!(!leader_verdict(None, None, 15, &ready).ok);
+        let none = leader_verdict(None, None, 15, &ready, "mesh");
+        assert!(!none.ok);
+        assert!(
+            none.hint.contains("kubectl -n mesh "),
+            "hints name the namespace given: {none:?}"
+        );
     }
 
     #[test]
