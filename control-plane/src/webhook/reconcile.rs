@@ -92,8 +92,9 @@ fn to_secret(name: &str, ca: &Pem, tls: &Pem) -> Secret {
             labels: Some([("app.kubernetes.io/part-of".to_owned(), "strait".to_owned())].into()),
             ..Default::default()
         },
-        // Opaque, not kubernetes.io/tls: the chart creates it empty (so
-        // that `helm uninstall` removes it), and a type cannot change.
+        // Opaque, not kubernetes.io/tls: it also holds the CA and its key,
+        // which that type does not describe. The controller's Deployment
+        // owns it (k8s/owner.rs), so `helm uninstall` removes it.
         type_: Some("Opaque".into()),
         data: Some(data),
         ..Default::default()

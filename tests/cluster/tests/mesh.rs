@@ -1,7 +1,8 @@
-//! Install and inject, on the real cluster, as a user would: `helm lint`,
-//! `helm template` against the API server, `helm install` with no `--set`,
-//! `strait check`; annotate a namespace (and, elsewhere, one Deployment's
-//! pod template) and see every new pod run the proxy; a request from one
+//! Install and inject, on the real cluster, as a user would: `strait check
+//! --pre`, `helm lint`, `helm template` against the API server, `helm
+//! install` with no `--set`, `strait check`; annotate the namespace of
+//! running workloads (and, elsewhere, one Deployment's pod template), roll
+//! them out and see every new pod run the proxy; a request from one
 //! meshed pod to another's Service passes both proxies; a TrafficRoute
 //! applied with kubectl changes what the client sees; the controller scaled
 //! to 0 and back; `helm upgrade`; `helm uninstall` leaves only the CRDs.
@@ -211,16 +212,18 @@ fn wait_for_injection(ns: &Namespace) {
     wait_until(
         "the webhook to inject pods",
         Duration::from_secs(90),
-        || {
-            let out = ns.cluster.kubectl_stdin(
-                &["create", "--dry-run=server", "-o", "json", "-f", "-"],
-                &bare_pod("probe").replace("@NS@", &ns.name),
-            );
-            (out.status.success()
-                && String::from_utf8_lossy(&out.stdout).contains("\"strait-proxy\""))
-            .then_some(())
-        },
+        || injected_dry_run(ns).then_some(()),
     );
+}
+
+/// Whether a pod created now in `ns` would be injected (a server-side dry
+/// run: the API server calls the webhook and stores nothing).
+fn injected_dry_run(ns: &Namespace) -> bool {
+    let out = ns.cluster.kubectl_stdin(
+        &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+        &bare_pod("probe").replace("@NS@", &ns.name),
+    );
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("\"strait-proxy\"")
 }
 
 fn injected(ns: &Namespace, pod: &str) -> bool {
@@ -242,20 +245,28 @@ fn install_inject_route_and_operate() {
     // A clean slate (an earlier run that failed half-way).
     let _ = t.helm(&["uninstall", "strait", "-n", NS, "--wait"]);
 
-    // 1. The chart lints, and what it renders is valid for the real API server.
+    // 0. Before install, `strait check --pre` says the cluster is ready for it.
+    let (ok, out) = t.check(&["--pre"]);
+    assert!(
+        ok && out.contains("✔ no Strait control plane is installed yet")
+            && out.contains("✔ can create customresourcedefinitions")
+            && out.contains("✔ can create mutatingwebhookconfigurations"),
+        "check --pre before install: {out}"
+    );
+
+    // 1. The chart lints, and what it renders (CRDs included) is valid for
+    // the real API server: every object passes a server-side dry run.
     t.helm_ok(&["lint", chart]);
-    let rendered = t.helm_ok(&["template", "strait", chart, "-n", NS]);
-    cluster.kubectl_ok(&["create", "namespace", NS, "--dry-run=client", "-o", "name"]);
+    let rendered = t.helm_ok(&["template", "strait", chart, "-n", NS, "--include-crds"]);
+    let _ = cluster.kubectl(&["create", "namespace", NS]);
     let dry = cluster.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered);
-    // The namespaced objects need their namespace; everything else must pass.
     let dry_text = text(&dry);
-    for line in dry_text.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(
-            line.contains("(server dry run)")
-                || line.contains(&format!("namespaces \"{NS}\" not found")),
-            "kubectl apply --dry-run=server of the rendered chart: {dry_text}"
-        );
-    }
+    assert!(dry.status.success(), "{dry_text}");
+    let lines: Vec<&str> = dry_text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.len() >= 12 && lines.iter().all(|l| l.contains("(server dry run)")),
+        "kubectl apply --dry-run=server of the rendered chart: {dry_text}"
+    );
     // A wrong value is refused by the schema, naming it.
     let bad = t.helm(&[
         "template",
@@ -291,9 +302,36 @@ fn install_inject_route_and_operate() {
         },
     );
     assert!(ok && out.contains("Status check results are ✔"), "{out}");
+    let (ok, out) = t.check(&["--pre"]);
+    assert!(
+        !ok && out.contains("✘ no Strait control plane is installed yet"),
+        "check --pre once installed: {out}"
+    );
 
-    // 3. A namespace annotated for injection: every new pod runs the proxy.
+    // 3. Workloads that run unmeshed; then their namespace is annotated
+    // for injection and they are rolled out: every new pod runs the proxy.
     let ns = cluster.namespace("mesh-ns");
+    ns.apply(SERVICES);
+    let deployments = ["web-v1", "web-v2", "client"];
+    ns.apply(&app("web-v1", "v1", ""));
+    ns.apply(&app("web-v2", "v2", ""));
+    ns.apply(&app("client", "client", ""));
+    let rolled_out = |ns: &Namespace, deployments: &[&str]| {
+        for d in deployments {
+            ns.kubectl_ok(&[
+                "rollout",
+                "status",
+                &format!("deploy/{d}"),
+                "--timeout=180s",
+            ]);
+        }
+    };
+    rolled_out(&ns, &deployments);
+    let before = pods(&ns, "app");
+    assert!(
+        before.len() == 3 && before.iter().all(|(_, _, proxied)| !*proxied),
+        "not meshed before the annotation: {before:?}"
+    );
     ns.kubectl_ok(&[
         "annotate",
         "namespace",
@@ -301,31 +339,34 @@ fn install_inject_route_and_operate() {
         "strait.dev/inject=enabled",
     ]);
     wait_for_injection(&ns);
-    ns.apply(SERVICES);
-    ns.apply(&app("web-v1", "v1", ""));
-    ns.apply(&app("web-v2", "v2", ""));
-    ns.apply(&app("client", "client", ""));
-    for d in ["web-v1", "web-v2", "client"] {
-        ns.kubectl_ok(&[
-            "rollout",
-            "status",
-            &format!("deploy/{d}"),
-            "--timeout=180s",
-        ]);
+    for d in deployments {
+        ns.kubectl_ok(&["rollout", "restart", &format!("deploy/{d}")]);
     }
-    let all = pods(&ns, "app");
-    assert_eq!(all.len(), 3, "{all:?}");
+    rolled_out(&ns, &deployments);
+    let all = wait_until("only the new pods", Duration::from_secs(60), || {
+        let p = pods(&ns, "app");
+        (p.len() == 3).then_some(p)
+    });
     assert!(
         all.iter().all(|(_, _, proxied)| *proxied),
-        "every pod runs the proxy: {all:?}"
+        "every pod runs the proxy after the rollout: {all:?}"
     );
     // ... and, in a namespace that is not annotated, only the Deployment
-    // whose pod template is.
+    // whose pod template is annotated (a change that rolls it out).
     let tpl = cluster.namespace("mesh-tpl");
-    tpl.apply(&app("solo", "v1", "strait.dev/inject: enabled"));
+    tpl.apply(&app("solo", "v1", ""));
     tpl.apply(&app("plain", "v1", ""));
-    tpl.kubectl_ok(&["rollout", "status", "deploy/solo", "--timeout=180s"]);
-    tpl.kubectl_ok(&["rollout", "status", "deploy/plain", "--timeout=180s"]);
+    rolled_out(&tpl, &["solo", "plain"]);
+    tpl.kubectl_ok(&[
+        "patch",
+        "deploy/solo",
+        "-p",
+        r#"{"spec":{"template":{"metadata":{"annotations":{"strait.dev/inject":"enabled"}}}}}"#,
+    ]);
+    rolled_out(&tpl, &["solo"]);
+    wait_until("one solo pod", Duration::from_secs(60), || {
+        (pods(&tpl, "app=solo").len() == 1).then_some(())
+    });
     assert!(
         pods(&tpl, "app=solo").iter().all(|p| p.2),
         "the annotated template is meshed"
@@ -484,7 +525,9 @@ fn install_inject_route_and_operate() {
     );
     let (ok, out) = t.check(&[]);
     assert!(
-        !ok && out.contains("✘ controller pods are ready") && out.contains("hint:"),
+        !ok && out.contains("✘ controller pods are ready")
+            && out.contains(&format!("hint: kubectl -n {NS} get deploy,pods; kubectl -n {NS} scale deploy/strait-controller --replicas=2"))
+            && out.contains("✘ the config stream answers"),
         "{out}"
     );
     ns.apply(&bare_pod("late"));
@@ -550,25 +593,67 @@ fn install_inject_route_and_operate() {
         "admitted, and meshed with the default for that knob"
     );
 
-    // 7. helm upgrade with a changed value keeps admission working.
-    t.helm_ok(&[
-        "upgrade",
-        "strait",
-        chart,
-        "-n",
-        NS,
-        "--set",
-        "controller.logLevel=debug",
-        "--wait",
-        "--timeout",
-        "4m",
-    ]);
-    wait_for_injection(&ns);
+    // 7. helm upgrade with a changed value keeps admission working: pods
+    // created all through the rolling update, and the first one after it,
+    // are injected at the first try, and the caBundle is kept.
+    let ca_bundle = || {
+        cluster.get_json(&["mutatingwebhookconfiguration", "strait-webhook"])["webhooks"][0]
+            ["clientConfig"]["caBundle"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let bundle_before = ca_bundle();
+    let mut upgrade = Command::new(&t.helm)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .args([
+            "upgrade",
+            "strait",
+            chart,
+            "-n",
+            NS,
+            "--set",
+            "controller.logLevel=debug",
+            "--wait",
+            "--timeout",
+            "4m",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("helm upgrade");
+    let mut during = Vec::new();
+    let upgraded = loop {
+        during.push(injected_dry_run(&ns));
+        if let Some(status) = upgrade.try_wait().expect("helm upgrade") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let out = upgrade.wait_with_output().expect("helm upgrade");
+    assert!(upgraded.success(), "helm upgrade: {}", text(&out));
     ns.apply(&bare_pod("after-upgrade"));
     assert!(
         injected(&ns, "after-upgrade"),
-        "admission works after helm upgrade"
+        "admission works right after helm upgrade"
     );
+    println!("pods created during helm upgrade: {}", during.len());
+    assert!(
+        during.len() >= 5 && during.iter().all(|i| *i),
+        "every pod created during the upgrade was injected: {during:?}"
+    );
+    assert_eq!(
+        ca_bundle(),
+        bundle_before,
+        "the caBundle survives helm upgrade"
+    );
+    // The webhook's Secret deleted by mistake: the leader makes a new CA
+    // and certificate, patches the caBundle and serves the new certificate.
+    cluster.kubectl_ok(&["-n", NS, "delete", "secret", "strait-webhook-tls"]);
+    wait_until("a new webhook certificate", Duration::from_secs(90), || {
+        let (ok, _) = t.check(&[]);
+        (ok && ca_bundle() != bundle_before && injected_dry_run(&ns)).then_some(())
+    });
     let (ok, out) = wait_until("check after the upgrade", Duration::from_secs(90), || {
         let (ok, out) = t.check(&[]);
         ok.then_some((ok, out))

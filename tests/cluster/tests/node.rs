@@ -85,6 +85,21 @@ fn web_pods(ns: &Namespace) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Every address in a Service's EndpointSlices, ready or not (a
+/// terminating pod stays listed, not ready, until it is gone).
+fn listed_endpoints(ns: &Namespace, service: &str) -> BTreeSet<String> {
+    let label = format!("kubernetes.io/service-name={service}");
+    let slices = ns.get_json(&["endpointslices", "-l", &label]);
+    slices["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+        .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The ready addresses in a Service's EndpointSlices.
 fn ready_endpoints(ns: &Namespace, service: &str) -> BTreeSet<String> {
     let label = format!("kubernetes.io/service-name={service}");
@@ -271,10 +286,17 @@ fn a_deleted_pods_address_leaves_the_endpointslice() {
     );
     let (gone, gone_ip) = &pods[0];
     ns.kubectl_ok(&["delete", "pod", gone, "--wait=false"]);
+    // First out of the ready set (traffic stops), then out of the slice
+    // altogether once the pod is gone.
+    wait_until(
+        &format!("{gone_ip} to leave the ready endpoints"),
+        Duration::from_secs(60),
+        || (!addresses(&ns).contains(gone_ip)).then_some(()),
+    );
     wait_until(
         &format!("{gone_ip} to leave the EndpointSlice"),
         Duration::from_secs(60),
-        || (!addresses(&ns).contains(gone_ip)).then_some(()),
+        || (!listed_endpoints(&ns, "web").contains(gone_ip)).then_some(()),
     );
     // The Deployment replaces it, and the replacement's address comes in.
     wait_until(
