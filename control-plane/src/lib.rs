@@ -16,11 +16,13 @@
 //!
 //! * [`health`] serves `/live` and `/ready` on the controller's health port.
 //!
-//! The binary is `strait-controller` (`src/main.rs`).
+//! * [`app`] builds and runs all of it from a typed [`app::Config`]; the
+//!   binary, `strait-controller` (`src/main.rs`), only parses flags into one.
 
 // No unwrap on input from the network or users; tests may unwrap.
 #![warn(clippy::unwrap_used)]
 
+pub mod app;
 pub mod config;
 pub mod crd;
 pub mod health;

@@ -1,5 +1,5 @@
-//! `strait-controller`: flags, logging, and wiring the config server to its
-//! source of objects.
+//! `strait-controller`: flags into an [`app::Config`], logging;
+//! `strait_control_plane::app::run` does the rest.
 
 // No unwrap on input from the network or users; tests may unwrap.
 #![warn(clippy::unwrap_used)]
@@ -15,11 +15,8 @@ use anyhow::Context;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use strait_api::wire::config_discovery_server::ConfigDiscoveryServer;
-use strait_control_plane::config::{local, server};
-use strait_control_plane::{health, k8s, webhook};
+use strait_control_plane::app::{self, Config, Kubernetes, Source};
+use strait_control_plane::webhook;
 
 /// Strait's control plane.
 #[derive(Parser, Debug)]
@@ -102,165 +99,47 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    let shared = server::Shared::new(&args.replica);
-    // Fires on SIGTERM or SIGINT: the leader releases its Lease, the
-    // config stream stops.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut leader_task = None;
-    let resolver = Arc::new(webhook::tls::Resolver::default());
-    let local_mode = !args.local.is_empty();
-    if local_mode {
-        drop(tokio::spawn(local::watch(
-            args.local.clone(),
-            shared.clone(),
-        )));
-    } else {
-        // One crypto provider for every TLS user in the process.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let client = kube::Client::try_default().await.context(
-            "connecting to Kubernetes (set KUBECONFIG, run in a cluster, or pass --local DIR)",
-        )?;
-        let leading = Arc::new(AtomicBool::new(false));
-        tokio::spawn(k8s::watch::run(client.clone(), shared.clone()));
-        leader_task = Some(tokio::spawn(k8s::leader::run(
-            client.clone(),
-            args.lease_namespace.clone(),
-            args.lease_name.clone(),
-            args.replica.clone(),
-            leading.clone(),
-            stop_rx.clone(),
-        )));
-        tokio::spawn(k8s::status::run(
-            client.clone(),
-            shared.clone(),
-            leading.clone(),
-        ));
-        let target = webhook::reconcile::Target {
-            namespace: args.lease_namespace.clone(),
-            secret: args.webhook_secret.clone(),
-            service: args.webhook_service.clone(),
-            configuration: args.webhook_configuration.clone(),
-        };
-        tokio::spawn(webhook::reconcile::run(
-            client.clone(),
-            target,
-            resolver.clone(),
-            leading,
-        ));
-        let settings = strait_api::inject::Settings {
-            image: args.proxy_image.clone(),
-            image_pull_policy: args.proxy_image_pull_policy.clone(),
-            control_plane: args.inject_control_plane.clone().unwrap_or_else(|| {
-                format!(
-                    "strait-controller.{}.svc.cluster.local:8086",
-                    args.lease_namespace
-                )
-            }),
-            version: env!("CARGO_PKG_VERSION").into(),
-            identity_audience: args.identity_audience.clone(),
-            defaults: strait_api::inject::knobs::Knobs::default(),
-        };
-        if let Some(d) = args.owner_deployment.clone() {
-            tokio::spawn(k8s::owner::run(
-                client.clone(),
-                args.lease_namespace.clone(),
-                d,
-                args.lease_name.clone(),
-                args.webhook_secret.clone(),
-            ));
-        }
-        let admit = Arc::new(webhook::server::Admit {
-            client: Some(client),
-            settings,
-        });
-        let (addr, resolver) = (args.webhook_addr, resolver.clone());
-        tokio::spawn(async move {
-            if let Err(e) = webhook::server::serve(addr, resolver, admit).await {
-                tracing::error!(%addr, "injection webhook stopped: {e}");
-            }
-        });
-    }
-    let ready: health::Readiness = {
-        let (shared, resolver) = (shared.clone(), resolver.clone());
-        Arc::new(move || {
-            if !shared.synced() {
-                Some("the initial lists are still loading".into())
-            } else if !local_mode && !resolver.ready() {
-                Some("the webhook has no certificate yet".into())
-            } else {
-                None
-            }
-        })
-    };
-    let gauges: health::Gauges = {
-        let shared = shared.clone();
-        Arc::new(move || {
-            let s = shared.status();
-            format!(
-                "# HELP strait_controller_proxies_connected Proxies holding a config stream to this replica.\n\
-                 # TYPE strait_controller_proxies_connected gauge\n\
-                 strait_controller_proxies_connected {}\n\
-                 # HELP strait_controller_config_version The newest config version this replica published.\n\
-                 # TYPE strait_controller_config_version gauge\n\
-                 strait_controller_config_version {}\n",
-                s.proxies.len(),
-                s.latest_version
-            )
-        })
-    };
-    let health_addr = args.health_addr;
-    tokio::spawn(async move {
-        if let Err(e) = health::serve(health_addr, ready, gauges).await {
-            tracing::error!(addr = %health_addr, "health listener stopped: {e}");
-        }
-    });
-    tokio::spawn(shared.clone().publish_loop());
-    let listener = tokio::net::TcpListener::bind(args.config_addr)
-        .await
-        .with_context(|| format!("binding the config stream on {}", args.config_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, replica = %args.replica, "config stream listening");
-    let incoming = strait_control_plane::config::accept::talking(
-        listener,
-        strait_control_plane::config::accept::FIRST_BYTES,
-    );
-    let mut stopping = stop_rx.clone();
-    let server = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
-        .add_service(ConfigDiscoveryServer::new(server::Server(shared)))
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            let _ = stop_tx.send(true);
-        });
-    // Streams are long-lived and a graceful stop waits for them all: give
-    // them a moment, then close them (proxies reconnect to another replica
-    // and serve their last config meanwhile).
-    tokio::select! {
-        result = server => result.context("config stream server")?,
-        _ = async {
-            let _ = stopping.changed().await;
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        } => tracing::info!("closing the config streams still open"),
-    }
-    // Let the leader hand its Lease over before the process ends.
-    if let Some(task) = leader_task {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
-    }
+    app::run(args.into_config()).await?;
     Ok(())
 }
 
-/// SIGTERM (what Kubernetes sends) or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+impl Args {
+    /// The typed config these flags describe.
+    fn into_config(self) -> Config {
+        let source = if !self.local.is_empty() {
+            Source::Local(self.local)
+        } else {
+            let control_plane = self.inject_control_plane.unwrap_or_else(|| {
+                format!(
+                    "strait-controller.{}.svc.cluster.local:8086",
+                    self.lease_namespace
+                )
+            });
+            Source::Kubernetes(Box::new(Kubernetes {
+                lease_name: self.lease_name,
+                webhook_addr: self.webhook_addr,
+                webhook: webhook::reconcile::Target {
+                    namespace: self.lease_namespace,
+                    secret: self.webhook_secret,
+                    service: self.webhook_service,
+                    configuration: self.webhook_configuration,
+                },
+                inject: strait_api::inject::Settings {
+                    image: self.proxy_image,
+                    image_pull_policy: self.proxy_image_pull_policy,
+                    control_plane,
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    identity_audience: self.identity_audience,
+                    defaults: strait_api::inject::knobs::Knobs::default(),
+                },
+                owner_deployment: self.owner_deployment,
+            }))
+        };
+        Config {
+            replica: self.replica,
+            config_addr: self.config_addr,
+            health_addr: self.health_addr,
+            source,
         }
     }
 }

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use strait_api::wire::config_discovery_client::ConfigDiscoveryClient;
 use strait_api::wire::{Ack, ConfigUpdate, Hello, ProxyMessage, ProxyStatusRequest, proxy_message};
-use strait_control_plane::config::server::{PART_BYTES, to_parts};
+use strait_control_plane::config::parts::{PART_BYTES, to_parts};
 use strait_control_plane::config::store::Store;
 use strait_control_plane::k8s::watch::convert;
 use tokio::sync::mpsc;

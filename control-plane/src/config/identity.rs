@@ -19,13 +19,10 @@ use std::net::IpAddr;
 /// What the control plane keeps of one Pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pod {
-    /// Namespace.
     pub namespace: String,
-    /// Name.
     pub name: String,
     /// `spec.serviceAccountName` (`default` when unset, as Kubernetes does).
     pub service_account: String,
-    /// Labels.
     pub labels: BTreeMap<String, String>,
     /// `status.podIP`, once assigned.
     pub ip: Option<IpAddr>,

@@ -9,7 +9,7 @@
 //! last gave: the error is logged with its line, and nothing of that file
 //! changes until it parses again.
 
-use super::server::Shared;
+use super::shared::Shared;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

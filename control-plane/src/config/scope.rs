@@ -24,7 +24,7 @@
 //! global delta of a version into one namespace's delta, including objects
 //! that became visible or invisible.
 
-use super::store::{Delta, Json, Key};
+use super::delta::{Delta, Json, Key};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use strait_api::manifest::{Object, SERVICE_NAME_LABEL};

@@ -9,29 +9,12 @@
 //! published before becomes one versioned [`Delta`]; the [`Scope`] of the
 //! published set (who sees what) is computed with it. No IO here.
 
+pub use super::delta::{Delta, Json, Key};
 use super::scope::Scope;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use strait_api::manifest::{Located, ManifestError, Object};
 use strait_api::translate::translate;
-
-/// `(kind, namespace, name)`.
-pub type Key = (String, String, String);
-
-/// An object as JSON (UTF-8), shared: the store, every version's delta, the
-/// full sets and every stream's messages hold the same bytes.
-pub type Json = bytes::Bytes;
-
-/// One change to publish.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Delta {
-    /// The version this delta brings a proxy to.
-    pub version: u64,
-    /// New or changed objects (key, JSON).
-    pub upserts: Vec<(Key, Json)>,
-    /// Removed objects.
-    pub removals: Vec<Key>,
-}
 
 #[derive(Debug, Clone)]
 struct Entry {

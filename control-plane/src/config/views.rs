@@ -10,9 +10,10 @@
 //! namespace's view of a version is the whole of it (the common case: no
 //! annotation limits anything), the one unnarrowed encoding is shared.
 
+use super::delta::Delta;
+use super::parts::{Parts, to_parts};
 use super::scope::{OTHERS, Transition, narrow};
-use super::server::{Parts, to_parts};
-use super::store::{Delta, Store};
+use super::store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -153,7 +154,7 @@ impl FullSets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::store::Key;
+    use crate::config::delta::Key;
     use strait_api::manifest::parse_file;
 
     fn upsert(s: &mut Store, yaml: &str) {

@@ -5,7 +5,7 @@
 //! does not make a new config version.
 
 use crate::config::identity::Pod;
-use crate::config::server::Shared;
+use crate::config::shared::Shared;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod as KubePod;
 use kube::runtime::watcher::{self, Event};

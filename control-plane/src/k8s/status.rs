@@ -8,7 +8,7 @@
 //! API way (the time changes only when the status does).
 
 use super::conditions::{Desired, desired};
-use crate::config::server::Shared;
+use crate::config::shared::Shared;
 use crate::crd::{Condition, DestinationPolicy, TrafficRoute};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;

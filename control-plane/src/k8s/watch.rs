@@ -3,7 +3,7 @@
 //! the boundary), and every change wakes the publisher. Pods are watched
 //! alongside (see [`super::pods`]) into their own index.
 
-use crate::config::server::Shared;
+use crate::config::shared::Shared;
 use crate::crd::{DestinationPolicy, TrafficRoute};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Service;

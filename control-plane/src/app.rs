@@ -1,0 +1,247 @@
+//! Building and running the controller from its [`Config`]: `main` parses
+//! flags into one and calls [`run`].
+//!
+//! In Kubernetes mode the controller watches the API server into the
+//! config store, takes part in leader election (only the Lease holder
+//! writes status and keeps the webhook's certificate), and serves the
+//! injection webhook; in local mode a directory is the only source. Both
+//! serve the config stream and the health port.
+
+use crate::config::shared::Shared;
+use crate::config::{accept, local, server};
+use crate::{health, k8s, webhook};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use strait_api::wire::config_discovery_server::ConfigDiscoveryServer;
+
+/// Everything the controller needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This replica's name (shown by `strait proxy-status`; the Lease holder).
+    pub replica: String,
+    /// The config stream listener.
+    pub config_addr: SocketAddr,
+    /// The health and metrics listener.
+    pub health_addr: SocketAddr,
+    /// Where objects come from.
+    pub source: Source,
+}
+
+/// Where the controller's objects come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Directories of manifests (no Kubernetes).
+    Local(Vec<PathBuf>),
+    /// The Kubernetes API server (from the kubeconfig or the pod's account).
+    Kubernetes(Box<Kubernetes>),
+}
+
+/// What Kubernetes mode adds.
+#[derive(Debug, Clone)]
+pub struct Kubernetes {
+    /// The leader-election Lease's name (in the webhook target's namespace).
+    pub lease_name: String,
+    /// The injection webhook's listener.
+    pub webhook_addr: SocketAddr,
+    /// The webhook's Secret, Service and configuration.
+    pub webhook: webhook::reconcile::Target,
+    /// What injected pods get.
+    pub inject: strait_api::inject::Settings,
+    /// The controller's own Deployment, owner of its Lease and Secret.
+    pub owner_deployment: Option<String>,
+}
+
+/// Why the controller stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No Kubernetes client could be built.
+    #[error(
+        "connecting to Kubernetes (set KUBECONFIG, run in a cluster, or pass --local DIR): {0}"
+    )]
+    Kube(#[from] kube::Error),
+    /// The config stream's address could not be bound.
+    #[error("binding the config stream on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The config stream server failed.
+    #[error("config stream server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Runs the controller until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), Error> {
+    let shared = Shared::new(&config.replica);
+    // Fires on SIGTERM or SIGINT: the leader releases its Lease, the
+    // config stream stops.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let resolver = Arc::new(webhook::tls::Resolver::default());
+    let local_mode = matches!(config.source, Source::Local(_));
+    let leader_task = match config.source {
+        Source::Local(dirs) => {
+            drop(tokio::spawn(local::watch(dirs, shared.clone())));
+            None
+        }
+        Source::Kubernetes(k) => {
+            Some(start_kubernetes(*k, &config.replica, &shared, &resolver, stop_rx.clone()).await?)
+        }
+    };
+    serve_health(config.health_addr, &shared, &resolver, local_mode);
+    tokio::spawn(shared.clone().publish_loop());
+    let listener = tokio::net::TcpListener::bind(config.config_addr)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.config_addr,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(config.config_addr);
+    tracing::info!(addr = %bound, replica = %config.replica, "config stream listening");
+    let incoming = accept::talking(listener, accept::FIRST_BYTES);
+    let mut stopping = stop_rx.clone();
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .add_service(ConfigDiscoveryServer::new(server::Server(shared)))
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+    // Streams are long-lived and a graceful stop waits for them all: give
+    // them a moment, then close them (proxies reconnect to another replica
+    // and serve their last config meanwhile).
+    tokio::select! {
+        result = server => result?,
+        _ = async {
+            let _ = stopping.changed().await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        } => tracing::info!("closing the config streams still open"),
+    }
+    // Let the leader hand its Lease over before the process ends.
+    if let Some(task) = leader_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    Ok(())
+}
+
+/// Starts the watchers, leader election, status writer, webhook
+/// certificate keeper and the webhook; returns the leader task, which
+/// releases the Lease when `stop` fires.
+async fn start_kubernetes(
+    k: Kubernetes,
+    replica: &str,
+    shared: &Arc<Shared>,
+    resolver: &Arc<webhook::tls::Resolver>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    // One crypto provider for every TLS user in the process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = kube::Client::try_default().await?;
+    let namespace = k.webhook.namespace.clone();
+    let leading = Arc::new(AtomicBool::new(false));
+    tokio::spawn(k8s::watch::run(client.clone(), shared.clone()));
+    let leader = tokio::spawn(k8s::leader::run(
+        client.clone(),
+        namespace.clone(),
+        k.lease_name.clone(),
+        replica.to_string(),
+        leading.clone(),
+        stop,
+    ));
+    tokio::spawn(k8s::status::run(
+        client.clone(),
+        shared.clone(),
+        leading.clone(),
+    ));
+    let secret = k.webhook.secret.clone();
+    tokio::spawn(webhook::reconcile::run(
+        client.clone(),
+        k.webhook,
+        resolver.clone(),
+        leading,
+    ));
+    if let Some(d) = k.owner_deployment {
+        tokio::spawn(k8s::owner::run(
+            client.clone(),
+            namespace,
+            d,
+            k.lease_name,
+            secret,
+        ));
+    }
+    let admit = Arc::new(webhook::server::Admit {
+        client: Some(client),
+        settings: k.inject,
+    });
+    let (addr, resolver) = (k.webhook_addr, resolver.clone());
+    tokio::spawn(async move {
+        if let Err(e) = webhook::server::serve(addr, resolver, admit).await {
+            tracing::error!(%addr, "injection webhook stopped: {e}");
+        }
+    });
+    Ok(leader)
+}
+
+/// `/live`, `/ready` (initial lists loaded; in Kubernetes mode also a
+/// webhook certificate) and `/metrics` on the health port.
+fn serve_health(
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+    resolver: &Arc<webhook::tls::Resolver>,
+    local_mode: bool,
+) {
+    let ready: health::Readiness = {
+        let (shared, resolver) = (shared.clone(), resolver.clone());
+        Arc::new(move || {
+            if !shared.synced() {
+                Some("the initial lists are still loading".into())
+            } else if !local_mode && !resolver.ready() {
+                Some("the webhook has no certificate yet".into())
+            } else {
+                None
+            }
+        })
+    };
+    let gauges: health::Gauges = {
+        let shared = shared.clone();
+        Arc::new(move || {
+            let s = shared.status();
+            format!(
+                "# HELP strait_controller_proxies_connected Proxies holding a config stream to this replica.\n\
+                 # TYPE strait_controller_proxies_connected gauge\n\
+                 strait_controller_proxies_connected {}\n\
+                 # HELP strait_controller_config_version The newest config version this replica published.\n\
+                 # TYPE strait_controller_config_version gauge\n\
+                 strait_controller_config_version {}\n",
+                s.proxies.len(),
+                s.latest_version
+            )
+        })
+    };
+    tokio::spawn(async move {
+        if let Err(e) = health::serve(addr, ready, gauges).await {
+            tracing::error!(%addr, "health listener stopped: {e}");
+        }
+    });
+}
+
+/// SIGTERM (what Kubernetes sends) or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
