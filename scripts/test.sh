@@ -26,6 +26,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== CRD drift (crds/ against the Rust types, helm/strait/crds/ against crds/)"
 cargo run --locked -q -p strait-control-plane --bin crdgen -- --check
 diff -r crds helm/strait/crds || { echo "helm/strait/crds/ differs from crds/: cp crds/*.yaml helm/strait/crds/"; exit 1; }
+echo "== import cycles (scripts/check-cycles.py)"
+python3 scripts/check-cycles.py
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -12,9 +12,7 @@ use std::net::SocketAddr;
 
 /// Generated from `proto/echo.proto`.
 #[allow(missing_docs, clippy::all)]
-pub mod wire {
-    tonic::include_proto!("strait.testapp.v1");
-}
+pub mod wire;
 
 #[derive(Parser)]
 #[command(

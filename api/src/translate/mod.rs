@@ -8,6 +8,7 @@
 //! callers decide whether that rejects the whole set (local mode does, so the
 //! last good config stays in force) or only the object (the control plane).
 
+mod index;
 mod policy;
 mod rule;
 
@@ -16,6 +17,7 @@ use crate::manifest::{
     TrafficRoute,
 };
 use crate::model::{Backend, Endpoint, Policy, ServicePort, ServicePortKey, Snapshot};
+use index::{NsName, ServiceIndex};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -41,50 +43,6 @@ const HTTP_APP_PROTOCOLS: &[&str] = &[
     "kubernetes.io/ws",
     "ws",
 ];
-
-type NsName = (String, String);
-
-/// What a route rule may refer to: the Services that exist and their ports.
-pub(crate) struct ServiceIndex<'a> {
-    services: HashMap<NsName, &'a Service>,
-}
-
-impl ServiceIndex<'_> {
-    /// Resolves a backend reference to a Service port key, or says why not.
-    pub(crate) fn resolve(
-        &self,
-        ns: &str,
-        name: &str,
-        port: Option<u16>,
-    ) -> Result<ServicePortKey, String> {
-        let Some(svc) = self.services.get(&(ns.to_string(), name.to_string())) else {
-            return Err(format!("Service {ns}/{name} not found"));
-        };
-        // Only TCP ports carry mesh traffic (the snapshot has no others).
-        let ports: Vec<u16> = svc
-            .spec
-            .ports
-            .iter()
-            .filter(|p| p.protocol.as_deref().is_none_or(|p| p == "TCP"))
-            .map(|p| p.port)
-            .collect();
-        let port = match (port, ports.as_slice()) {
-            (Some(p), _) if ports.contains(&p) => p,
-            (Some(p), _) => {
-                return Err(format!(
-                    "Service {ns}/{name} has no port {p} (TCP ports: {ports:?})"
-                ));
-            }
-            (None, [only]) => *only,
-            (None, _) => {
-                return Err(format!(
-                    "port is required: Service {ns}/{name} has ports {ports:?}"
-                ));
-            }
-        };
-        Ok(ServicePortKey::new(ns, name, port))
-    }
-}
 
 /// [`translate`] for what one proxy applies: a set with more Services than
 /// a proxy's config may hold ([`crate::bounds::SERVICES`]) is refused whole,

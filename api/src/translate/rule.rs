@@ -2,7 +2,7 @@
 //! make: regexes compile, header names and values are legal, referenced
 //! Services and ports exist, timeouts are well formed and consistent.
 
-use super::ServiceIndex;
+use super::index::ServiceIndex;
 use crate::bounds;
 use crate::manifest::{
     HeaderModifierSpec, PathMatchSpec, RouteMatchSpec, RouteRule, TrafficRoute, ValueMatchSpec,
