@@ -37,7 +37,6 @@ const DEFAULT_RTT_NS: f64 = 1_000_000.0;
 /// endpoint keeps its history (latency, ejection) when other config changes.
 #[derive(Debug)]
 pub struct EndpointStats {
-    /// Address.
     pub addr: SocketAddr,
     in_flight: AtomicUsize,
     /// f64 bits of the peak-EWMA RTT in nanoseconds.
@@ -137,17 +136,28 @@ pub enum PickError {
     MaxConnections,
 }
 
-/// Why a request was shed before picking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a request was shed (answered 503 by a limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shed {
     /// `maxRequests` in flight and `maxPendingRequests` waiting.
     MaxPendingRequests,
+    /// Every usable endpoint at `maxConnections` ([`PickError::MaxConnections`]).
+    MaxConnections,
+}
+
+impl Shed {
+    /// The `reason` label and `strait-proxy-error` value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Shed::MaxPendingRequests => "max-pending-requests",
+            Shed::MaxConnections => "max-connections",
+        }
+    }
 }
 
 /// What changed when a result was recorded (for metrics and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    /// Nothing.
     None,
     /// The endpoint was ejected for this long.
     Ejected(Duration),

@@ -29,7 +29,6 @@ pub enum Protocol {
 /// The verdict on a prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Decided.
     Is(Protocol),
     /// The prefix could still become more than one thing.
     NeedMore,

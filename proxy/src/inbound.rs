@@ -12,21 +12,22 @@
 //! bytes.
 
 use crate::Proxy;
+use crate::conn::{Accepted, Direction};
 use crate::detect::{self, Protocol};
 use crate::http::pipeline;
-use crate::listen::Accepted;
-use crate::outbound::bytes_wrap;
 use bytes::BytesMut;
 use std::sync::Arc;
 
 /// Handles one inbound connection to its end.
 pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     let Some(dst) = conn.redirected_to() else {
-        tracing::info!(peer = %conn.peer, "closing inbound connection without an original destination (is the iptables redirect installed?)");
+        tracing::info!(
+            "closing inbound connection without an original destination (is the iptables redirect installed?)"
+        );
         return;
     };
     if proxy.settings.proxy_ports.contains(&dst.port()) {
-        tracing::info!(peer = %conn.peer, %dst, "refusing inbound connection to one of the proxy's own ports");
+        tracing::info!("refusing inbound connection to one of the proxy's own ports");
         return;
     }
     // REDIRECT gives the socket the receiving interface's own address; a
@@ -36,7 +37,7 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     if let Ok(local) = conn.stream.local_addr()
         && local.ip() != dst.ip()
     {
-        tracing::info!(peer = %conn.peer, %dst, "refusing inbound connection to an address that is not this pod's");
+        tracing::info!("refusing inbound connection to an address that is not this pod's");
         return;
     }
     let app = dst;
@@ -47,12 +48,12 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
         match detect::detect(&mut stream, proxy.settings.detect_timeout).await {
             Ok(d) => d,
             Err(e) => {
-                tracing::debug!(peer = %conn.peer, error = %e, "closing inbound connection: protocol detection failed");
+                tracing::debug!(error = %e, "closing inbound connection: protocol detection failed");
                 return;
             }
         }
     };
-    let io = bytes_wrap(&proxy, "inbound", prefix, stream);
+    let io = proxy.client_io(Direction::Inbound, prefix, stream);
     match protocol {
         Protocol::Http1 | Protocol::Http2 => {
             let p = proxy.clone();

@@ -61,7 +61,6 @@ pub enum InitError {
     Spawn {
         /// The command.
         cmd: String,
-        /// Cause.
         source: std::io::Error,
     },
     /// iptables refused a rule.

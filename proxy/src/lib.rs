@@ -1,7 +1,9 @@
 //! `strait-proxy`: the data plane.
 //!
+//! [`config`] is the typed configuration that [`app`] builds a running
+//! proxy from (the binary only parses flags into it).
 //! A connection's life, file by file:
-//! [`listen`] accepts it and reads `SO_ORIGINAL_DST` →
+//! [`listen`] accepts it as a [`conn::Accepted`] (with its `SO_ORIGINAL_DST`) →
 //! [`outbound`] or [`inbound`] decides what it is headed for →
 //! [`detect`] reads the first bytes (HTTP/1, HTTP/2, TLS, opaque) →
 //! HTTP goes to [`http::server`], and each request runs the
@@ -16,7 +18,10 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod admin;
+pub mod app;
 pub mod balance;
+pub mod config;
+pub mod conn;
 pub mod detect;
 pub mod drain;
 pub mod http;
@@ -32,53 +37,40 @@ pub mod resilience;
 pub mod state;
 pub mod tcp;
 
+pub use config::{ClientLimits, Settings};
+
+use bytes::BytesMut;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Settings fixed at start-up.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The pod's namespace (bare Service names resolve in it).
-    pub namespace: String,
-    /// How long detection waits for a client's first bytes.
-    pub detect_timeout: Duration,
-    /// TCP connect timeout to endpoints.
-    pub connect_timeout: Duration,
-    /// Ports carried as TCP without detection.
-    pub opaque_ports: Vec<u16>,
-    /// Write a JSON access-log line per request to stdout.
-    pub access_log: bool,
-    /// Timeouts that bound what a slow or idle client can hold.
-    pub client: ClientLimits,
-    /// The proxy's own listening ports, which inbound connections may not
-    /// be forwarded to.
-    pub proxy_ports: Vec<u16>,
-}
-
-/// What a client connection may hold, and for how long.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientLimits {
-    /// Time for a complete HTTP/1 request head, including the wait for the
-    /// next request on a kept-alive connection.
-    pub header_read_timeout: Duration,
-    /// An HTTP/2 connection with no request in flight for this long is
-    /// closed (GOAWAY).
-    pub idle_timeout: Duration,
-    /// The minimum rate of request bodies (gRPC streams exempt).
-    pub body: http::body_rate::MinRate,
-    /// A write to the client that makes no progress this long fails, and
-    /// the connection closes.
-    pub send_timeout: Duration,
-}
+use tokio::net::TcpStream;
 
 /// Everything a connection handler needs.
 pub struct Proxy {
     /// Applied config, metrics and pooled clients.
     pub state: Arc<state::State>,
     /// Bounds mirrored requests in flight.
-    pub mirrors: resilience::mirror::Limiter,
+    pub mirrors: http::mirror::Limiter,
     /// Graceful shutdown.
     pub drain: drain::Drain,
     /// Start-up settings.
     pub settings: Settings,
+}
+
+impl Proxy {
+    /// Wraps a client's stream (after `prefix`, the bytes detection read)
+    /// with its listener's byte counters and the send timeout.
+    pub fn client_io(
+        &self,
+        direction: conn::Direction,
+        prefix: BytesMut,
+        stream: TcpStream,
+    ) -> io::Prefixed<TcpStream> {
+        let bytes = self.state.metrics.byte_counters(direction);
+        io::Prefixed::new(
+            prefix,
+            stream,
+            bytes.from_client,
+            bytes.to_client,
+            self.settings.client.send_timeout,
+        )
+    }
 }

@@ -1,4 +1,5 @@
-//! `strait-proxy` binary: flags, logging, runtime, and wiring the parts.
+//! `strait-proxy` binary: flags into a [`Config`], logging, the runtime;
+//! `strait_proxy::app::run` does the rest.
 
 // No unwrap on input from the network or users; tests may unwrap.
 #![warn(clippy::unwrap_used)]
@@ -7,13 +8,10 @@ use anyhow::Context;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
-use strait_proxy::{
-    ClientLimits, Proxy, Settings, admin, drain::Drain, http::body_rate::MinRate,
-    http::forward::Forwarders, listen, local, metrics, state,
-};
-use tokio::net::TcpListener;
+use strait_proxy::config::{ADMIN_PORT, INBOUND_PORT, OUTBOUND_PORT, PROXY_UID};
+use strait_proxy::config::{ClientLimits, Config, Settings, Source};
+use strait_proxy::http::body_rate::MinRate;
 
 /// Strait's data-plane proxy.
 #[derive(Parser, Debug)]
@@ -45,13 +43,13 @@ struct Args {
     #[arg(long, env = "STRAIT_SERVICE_ACCOUNT", default_value = "default")]
     service_account: String,
     /// Outbound listener (iptables REDIRECT target for the app's outgoing TCP).
-    #[arg(long, env = "STRAIT_OUTBOUND_ADDR", default_value = "127.0.0.1:4140")]
+    #[arg(long, env = "STRAIT_OUTBOUND_ADDR", default_value_t = SocketAddr::from(([127, 0, 0, 1], OUTBOUND_PORT)))]
     outbound_addr: SocketAddr,
     /// Inbound listener (iptables REDIRECT target for incoming TCP).
-    #[arg(long, env = "STRAIT_INBOUND_ADDR", default_value = "0.0.0.0:4143")]
+    #[arg(long, env = "STRAIT_INBOUND_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], INBOUND_PORT)))]
     inbound_addr: SocketAddr,
     /// Admin listener: /metrics, /ready, /live, /config, /shutdown.
-    #[arg(long, env = "STRAIT_ADMIN_ADDR", default_value = "0.0.0.0:4191")]
+    #[arg(long, env = "STRAIT_ADMIN_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], ADMIN_PORT)))]
     admin_addr: SocketAddr,
     /// The pod's namespace; bare Service names in Host headers resolve here.
     #[arg(long, env = "STRAIT_NAMESPACE", default_value = "default")]
@@ -114,16 +112,16 @@ enum Cmd {
 #[derive(clap::Args, Debug)]
 struct InitArgs {
     /// The proxy's user id (its own traffic is not redirected).
-    #[arg(long, default_value_t = 2102)]
+    #[arg(long, default_value_t = PROXY_UID)]
     proxy_uid: u32,
     /// Inbound listener port.
-    #[arg(long, default_value_t = 4143)]
+    #[arg(long, default_value_t = INBOUND_PORT)]
     inbound_port: u16,
     /// Outbound listener port.
-    #[arg(long, default_value_t = 4140)]
+    #[arg(long, default_value_t = OUTBOUND_PORT)]
     outbound_port: u16,
     /// Incoming ports not redirected (comma-separated ports or a:b ranges).
-    #[arg(long, value_delimiter = ',', default_value = "4191")]
+    #[arg(long, value_delimiter = ',', default_values_t = [ADMIN_PORT.to_string()])]
     skip_inbound_ports: Vec<String>,
     /// Outgoing ports not redirected.
     #[arg(long, value_delimiter = ',')]
@@ -177,108 +175,66 @@ fn main() -> anyhow::Result<()> {
     rt.enable_all()
         .build()
         .context("building the runtime")?
-        .block_on(run(args))
+        .block_on(async {
+            strait_proxy::app::run(args.into_config()?).await?;
+            Ok(())
+        })
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    if args.local.is_empty() && args.control_plane.is_none() {
-        anyhow::bail!(
-            "no config source: pass --local DIR (a directory of manifests) or --control-plane HOST:PORT"
-        );
-    }
-    let metrics = Arc::new(metrics::Metrics::new());
-    let state = Arc::new(state::State::new(
-        metrics,
-        Forwarders::new(args.connect_timeout, args.idle_timeout),
-    ));
-    let proxy = Arc::new(Proxy {
-        state: state.clone(),
-        mirrors: Default::default(),
-        drain: Drain::new(),
-        settings: Settings {
-            namespace: args.namespace.clone(),
-            detect_timeout: args.detect_timeout,
-            connect_timeout: args.connect_timeout,
-            opaque_ports: args.opaque_ports.clone(),
-            access_log: args.access_log,
-            client: ClientLimits {
-                header_read_timeout: args.header_read_timeout,
-                idle_timeout: args.client_idle_timeout,
-                body: MinRate {
-                    rate: args.body_min_rate,
-                    grace: args.body_grace,
+impl Args {
+    /// The typed config these flags describe.
+    fn into_config(self) -> anyhow::Result<Config> {
+        let source = match (self.local.is_empty(), self.control_plane) {
+            (false, _) => Source::Local(self.local),
+            (true, Some(addr)) => Source::ControlPlane {
+                addr,
+                identity: strait_proxy::remote::Identity {
+                    namespace: self.namespace.clone(),
+                    pod: self.pod,
+                    service_account: self.service_account,
                 },
-                send_timeout: args.send_timeout,
             },
-            proxy_ports: vec![
-                args.outbound_addr.port(),
-                args.inbound_addr.port(),
-                args.admin_addr.port(),
-            ],
-        },
-    });
-    let bind = |addr: SocketAddr, what: &'static str| async move {
-        TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the {what} listener on {addr}"))
-    };
-    let outbound = bind(args.outbound_addr, "outbound").await?;
-    let inbound = bind(args.inbound_addr, "inbound").await?;
-    let admin_listener = bind(args.admin_addr, "admin").await?;
-    tracing::info!(
-        outbound = %outbound.local_addr()?,
-        inbound = %inbound.local_addr()?,
-        admin = %admin_listener.local_addr()?,
-        source = %args.control_plane.clone().unwrap_or_else(|| local::source(&args.local)),
-        "strait-proxy listening"
-    );
+            (true, None) => Source::Local(Vec::new()),
+        };
+        Ok(Config {
+            outbound_addr: self.outbound_addr,
+            inbound_addr: self.inbound_addr,
+            admin_addr: self.admin_addr,
+            upstream_idle_timeout: self.idle_timeout,
+            drain_timeout: self.drain_timeout,
+            settings: Settings {
+                namespace: self.namespace,
+                detect_timeout: self.detect_timeout,
+                connect_timeout: self.connect_timeout,
+                opaque_ports: self.opaque_ports,
+                access_log: self.access_log,
+                client: ClientLimits {
+                    header_read_timeout: self.header_read_timeout,
+                    idle_timeout: self.client_idle_timeout,
+                    body: MinRate {
+                        rate: self.body_min_rate,
+                        grace: self.body_grace,
+                    },
+                    send_timeout: self.send_timeout,
+                },
+                ..Settings::default()
+            },
+            ..Config::new(source)
+        })
+    }
+}
 
-    match (args.local.is_empty(), &args.control_plane) {
-        (false, _) => drop(tokio::spawn(local::watch(
-            args.local.clone(),
-            state.clone(),
-        ))),
-        (true, Some(addr)) => {
-            let id = strait_proxy::remote::Identity {
-                namespace: args.namespace.clone(),
-                pod: args.pod.clone(),
-                service_account: args.service_account.clone(),
-            };
-            drop(tokio::spawn(strait_proxy::remote::run(
-                addr.clone(),
-                id,
-                state.clone(),
-            )));
-        }
-        (true, None) => {}
-    }
-    tokio::spawn(admin::serve(admin_listener, proxy.clone()));
-    let accept_out = tokio::spawn(listen::accept_loop(
-        outbound,
-        listen::Direction::Outbound,
-        proxy.clone(),
-    ));
-    let accept_in = tokio::spawn(listen::accept_loop(
-        inbound,
-        listen::Direction::Inbound,
-        proxy.clone(),
-    ));
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: draining"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
-        _ = proxy.drain.signaled() => {}
+    /// The flags' defaults and the library's defaults are the same values
+    /// (tests build configs with `Config::new`; users get the flags').
+    #[test]
+    fn flag_defaults_are_the_library_defaults() {
+        let args = Args::try_parse_from(["strait-proxy", "--local", "dir"]).unwrap();
+        let from_flags = args.into_config().unwrap();
+        let library = Config::new(Source::Local(vec![PathBuf::from("dir")]));
+        assert_eq!(format!("{from_flags:?}"), format!("{library:?}"));
     }
-    state.set_draining();
-    proxy.drain.start();
-    let _ = tokio::join!(accept_out, accept_in);
-    let left = proxy.drain.wait_idle(args.drain_timeout).await;
-    if left > 0 {
-        tracing::warn!(open = left, grace = ?args.drain_timeout, "grace period over; closing remaining connections");
-    } else {
-        tracing::info!("drained; exiting");
-    }
-    Ok(())
 }

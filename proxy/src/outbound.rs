@@ -8,11 +8,10 @@
 //! | anything else                        | TCP to the original destination, unchanged     |
 
 use crate::Proxy;
+use crate::conn::{Accepted, Direction};
 use crate::detect::{self, Protocol};
 use crate::http::pipeline::{self, Target};
 use crate::io::Prefixed;
-use crate::listen::Accepted;
-use crate::metrics::BytesLabels;
 use bytes::BytesMut;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -20,7 +19,6 @@ use tokio::net::TcpStream;
 /// Handles one outbound connection to its end.
 pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     let applied = proxy.state.load();
-    let peer = conn.peer;
     let Some(dst) = conn.redirected_to() else {
         return explicit(proxy, conn.stream).await;
     };
@@ -37,7 +35,7 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
         match detect::detect(&mut stream, proxy.settings.detect_timeout).await {
             Ok((p, prefix)) => (p, prefix, stream),
             Err(e) => {
-                tracing::debug!(%peer, %dst, error = %e, "closing connection: protocol detection failed");
+                tracing::debug!(error = %e, "closing connection: protocol detection failed");
                 return;
             }
         }
@@ -101,28 +99,5 @@ async fn explicit(proxy: Arc<Proxy>, mut stream: TcpStream) {
 
 /// Wraps an outbound stream with its byte counters.
 fn wrap(proxy: &Proxy, prefix: BytesMut, stream: TcpStream) -> Prefixed<TcpStream> {
-    bytes_wrap(proxy, "outbound", prefix, stream)
-}
-
-/// Wraps a stream with the byte counters of a direction.
-pub fn bytes_wrap(
-    proxy: &Proxy,
-    direction: &'static str,
-    prefix: BytesMut,
-    stream: TcpStream,
-) -> Prefixed<TcpStream> {
-    let m = &proxy.state.metrics.tcp_bytes;
-    let src = m
-        .get_or_create(&BytesLabels {
-            direction,
-            peer: "src",
-        })
-        .clone();
-    let dst = m
-        .get_or_create(&BytesLabels {
-            direction,
-            peer: "dst",
-        })
-        .clone();
-    Prefixed::new(prefix, stream, src, dst, proxy.settings.client.send_timeout)
+    proxy.client_io(Direction::Outbound, prefix, stream)
 }

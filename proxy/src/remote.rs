@@ -22,7 +22,7 @@ use strait_api::wire::{Ack, ConfigUpdate, Hello, Nack, ProxyMessage, proxy_messa
 use tokio::sync::mpsc;
 
 /// Who this proxy is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// Pod namespace.
     pub namespace: String,
@@ -40,9 +40,7 @@ pub enum StreamError {
     /// Could not connect.
     #[error("connecting to the control plane at {addr}: {source}")]
     Connect {
-        /// Address.
         addr: String,
-        /// Cause.
         source: tonic::transport::Error,
     },
     /// The stream failed.

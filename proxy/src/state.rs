@@ -8,7 +8,7 @@
 
 use crate::balance::{Balancer, EndpointStats};
 use crate::http::forward::{Forwarder, Forwarders};
-use crate::metrics::{BackendLabels, Metrics, SeriesCache};
+use crate::metrics::{Metrics, SeriesCache};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -57,7 +57,6 @@ const HOSTS_CACHED: usize = 4096;
 pub struct Backend {
     /// Its key, as a metric label.
     pub label: String,
-    /// Balancer.
     pub balancer: Balancer,
     /// Pooled client.
     pub forwarder: Forwarder,
@@ -138,7 +137,6 @@ pub struct State {
     current: ArcSwap<Applied>,
     ready: AtomicBool,
     draining: AtomicBool,
-    /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Pooled clients, shared across config versions.
     pub forwarders: Forwarders,
@@ -204,11 +202,7 @@ impl State {
                     balancer.ejected(),
                 );
                 self.metrics
-                    .retry_budget_remaining
-                    .get_or_create(&BackendLabels {
-                        backend: label.clone(),
-                    })
-                    .set(balancer.budget.remaining());
+                    .retry_budget(&label, balancer.budget.remaining());
                 let forwarder = self
                     .forwarders
                     .get(policy.connect_timeout, policy.idle_timeout);
@@ -223,9 +217,7 @@ impl State {
                 )
             })
             .collect();
-        self.metrics
-            .config_endpoints
-            .set(snapshot.endpoint_count() as i64);
+        self.metrics.config_applied(snapshot.endpoint_count());
         self.current.store(Arc::new(Applied {
             backends,
             ..Applied::new(version, source, snapshot)

@@ -1,5 +1,6 @@
 //! Sending a request to a backend: one attempt, or several under the rule's
-//! retry policy and the backend's retry budget, plus mirroring.
+//! retry policy and the backend's retry budget; a sampled copy goes to the
+//! rule's mirror backend ([`super::mirror`]).
 //!
 //! Retrying needs the body again, so when a rule retries or mirrors, request
 //! bodies up to 64 KiB are buffered; a larger body is streamed once and not
@@ -10,17 +11,18 @@
 
 use super::body_rate::BodyFate;
 use super::errors::ProxyError;
-use super::{Body, full};
+use super::{Body, full, mirror};
 use crate::Proxy;
+use crate::balance::Shed;
 use crate::balance::{Change, PickError};
-use crate::metrics::{BackendLabels, RetryLabels, RouteKindLabels};
+use crate::metrics::RetryOutcome;
 use crate::resilience::retry::{self, Outcome};
 use crate::state::{Applied, Backend};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use rand::Rng;
-use std::sync::Arc;
+
 use strait_api::model::{Mirror, RetryPolicy};
 
 /// Largest request body buffered for replay.
@@ -147,7 +149,14 @@ pub async fn send(
         ReqBody::Streaming(s) => Err(Some(s)),
     };
     if let (Some(mirror), Ok(bytes)) = (plan.mirror, &body) {
-        start_mirror(proxy, applied, plan.route, mirror, &head, bytes.clone());
+        mirror::start(
+            &proxy.mirrors,
+            &proxy.state.metrics,
+            applied,
+            plan.route,
+            mirror,
+            || head.request(full(bytes.clone())),
+        );
     }
     let method_ok =
         retry_policy.is_some_and(|r| r.non_idempotent || retry::is_idempotent(&head.method));
@@ -168,41 +177,33 @@ pub async fn send(
         else {
             if n > 1 {
                 let outcome = if outcome.is_some_and(Outcome::is_failure) {
-                    "exhausted"
+                    RetryOutcome::Exhausted
                 } else {
-                    "success"
+                    RetryOutcome::Success
                 };
                 retried(m, plan, backend, outcome);
             } else if retry_policy.is_some() && outcome.is_some_and(Outcome::is_failure) {
-                retried(m, plan, backend, "not-retryable");
+                retried(m, plan, backend, RetryOutcome::NotRetryable);
             }
             return result;
         };
         let stop = if body.is_err() {
-            Some("body-too-large")
+            Some(RetryOutcome::BodyTooLarge)
         } else if !method_ok {
-            Some("not-retryable")
+            Some(RetryOutcome::NotRetryable)
         } else if n >= attempts {
-            Some("exhausted")
+            Some(RetryOutcome::Exhausted)
         } else if !backend.balancer.budget.withdraw() {
-            Some("budget")
+            Some(RetryOutcome::Budget)
         } else {
             None
         };
-        m.retry_budget_remaining
-            .get_or_create(&BackendLabels {
-                backend: backend.label.clone(),
-            })
-            .set(backend.balancer.budget.remaining());
+        m.retry_budget(&backend.label, backend.balancer.budget.remaining());
         if let Some(why) = stop {
             retried(m, plan, backend, why);
             return result;
         }
-        m.retry_attempts
-            .get_or_create(&BackendLabels {
-                backend: backend.label.clone(),
-            })
-            .inc();
+        m.retry_sent(&backend.label);
         let pause = retry::backoff(policy.backoff, n, rand::rng().random());
         drop(result);
         tokio::time::sleep(pause).await;
@@ -210,15 +211,8 @@ pub async fn send(
     }
 }
 
-fn retried(m: &crate::metrics::Metrics, plan: &Plan<'_>, backend: &Backend, outcome: &'static str) {
-    m.retries
-        .get_or_create(&RetryLabels {
-            service: plan.service.to_string(),
-            route: plan.route.to_string(),
-            backend: backend.label.clone(),
-            outcome,
-        })
-        .inc();
+fn retried(m: &crate::metrics::Metrics, plan: &Plan<'_>, backend: &Backend, outcome: RetryOutcome) {
+    m.retried(plan.service, plan.route, &backend.label, outcome);
 }
 
 /// One attempt: pick an endpoint, forward, record the outcome for the
@@ -238,16 +232,11 @@ async fn attempt(
             proxy
                 .state
                 .metrics
-                .shed
-                .get_or_create(&crate::metrics::ShedLabels {
-                    backend: backend.label.clone(),
-                    reason: "max-connections",
-                })
-                .inc();
+                .shed(&backend.label, Shed::MaxConnections);
             return (
                 Err(ProxyError::Shed {
                     backend: backend.label.clone(),
-                    reason: "max-connections",
+                    reason: Shed::MaxConnections,
                 }),
                 None,
             );
@@ -278,13 +267,7 @@ async fn attempt(
         Change::None => {}
         Change::Ejected(d) => {
             tracing::info!(backend = %backend.label, endpoint = %endpoint.addr, ejected_for = ?d, "endpoint ejected");
-            let m = &proxy.state.metrics;
-            m.ejections
-                .get_or_create(&BackendLabels {
-                    backend: backend.label.clone(),
-                })
-                .inc();
-            m.endpoint_states(
+            proxy.state.metrics.ejected(
                 &backend.label,
                 backend.balancer.endpoints().len(),
                 backend.balancer.ejected(),
@@ -300,59 +283,4 @@ async fn attempt(
         }
     }
     (result, Some(outcome))
-}
-
-/// Copies the request to the mirror backend, fire-and-forget.
-fn start_mirror(
-    proxy: &Proxy,
-    applied: &Applied,
-    route: &str,
-    mirror: &Mirror,
-    head: &Head,
-    body: Bytes,
-) {
-    let m = &proxy.state.metrics;
-    let count = |kind| {
-        m.mirrors
-            .get_or_create(&RouteKindLabels {
-                route: route.to_string(),
-                kind,
-            })
-            .inc()
-    };
-    if rand::rng().random_range(0..100) >= mirror.percent {
-        return;
-    }
-    let (Some(target), Some(permit)) = (
-        applied.backends.get(&mirror.backend).cloned(),
-        proxy.mirrors.try_start(),
-    ) else {
-        count("dropped");
-        return;
-    };
-    count("sent");
-    let req = head.request(full(body));
-    let failed = m
-        .mirrors
-        .get_or_create(&RouteKindLabels {
-            route: route.to_string(),
-            kind: "failed",
-        })
-        .clone();
-    let target: Arc<Backend> = target;
-    tokio::spawn(async move {
-        let Ok(endpoint) = target.balancer.pick().cloned() else {
-            failed.inc();
-            return;
-        };
-        let _in_flight = endpoint.start();
-        match target.forwarder.forward(req, endpoint.addr).await {
-            // Read the response to its end so the connection is reused.
-            Ok(resp) => drop(resp.into_body().collect().await),
-            Err(_) => {
-                failed.inc();
-            }
-        }
-        drop(permit);
-    });
 }

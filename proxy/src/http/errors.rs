@@ -36,7 +36,6 @@ pub enum ProxyError {
     BadPath {
         /// The path as sent.
         path: String,
-        /// Why.
         reason: String,
     },
     /// The Service is not in the config.
@@ -45,11 +44,8 @@ pub enum ProxyError {
     /// The Service has routes and none matched.
     #[error("no route of {service} matches {method} {path}")]
     NoRoute {
-        /// Service.
         service: String,
-        /// Method.
         method: String,
-        /// Path.
         path: String,
     },
     /// Every backend weight is zero.
@@ -63,12 +59,7 @@ pub enum ProxyError {
     Timeout(Duration),
     /// Connecting to the endpoint failed.
     #[error("connecting to endpoint {addr} failed: {reason}")]
-    Connect {
-        /// Endpoint.
-        addr: SocketAddr,
-        /// Why.
-        reason: String,
-    },
+    Connect { addr: SocketAddr, reason: String },
     /// Reading the client's request body failed.
     #[error("reading the request body failed: {0}")]
     BadRequestBody(String),
@@ -76,29 +67,22 @@ pub enum ProxyError {
     #[error("{0}")]
     BodyTooSlow(String),
     /// A limit was reached; the request was not sent.
-    #[error("backend {backend} is at its {reason} limit; request shed")]
+    #[error("backend {backend} is at its {} limit; request shed", reason.label())]
     Shed {
-        /// Backend.
         backend: String,
-        /// `max-pending-requests` or `max-connections`.
-        reason: &'static str,
+        /// Which limit.
+        reason: crate::balance::Shed,
     },
     /// A fault injection rule aborted the request.
     #[error("fault injected by route {route}")]
     FaultAbort {
-        /// Route.
         route: String,
         /// Status to answer.
         status: u16,
     },
     /// The endpoint failed before sending response headers.
     #[error("endpoint {addr} failed before responding: {reason}")]
-    Upstream {
-        /// Endpoint.
-        addr: SocketAddr,
-        /// Why.
-        reason: String,
-    },
+    Upstream { addr: SocketAddr, reason: String },
 }
 
 impl ProxyError {
@@ -134,7 +118,7 @@ impl ProxyError {
             ProxyError::NoBackend(_) => "no-backend",
             ProxyError::NoEndpoints(_) => "no-endpoints",
             ProxyError::Timeout(_) => "timeout",
-            ProxyError::Shed { reason, .. } => reason,
+            ProxyError::Shed { reason, .. } => reason.label(),
             ProxyError::FaultAbort { .. } => "fault-injected",
             ProxyError::Connect { .. } => "connect-failed",
             ProxyError::Upstream { .. } => "upstream-reset",

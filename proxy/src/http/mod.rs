@@ -6,7 +6,8 @@
 //!   resolve the Service → match a route → split to a backend → apply the
 //!   rule's policy → pick an endpoint → [`forward`].
 //! * [`attempt`] sends to a backend: retries within the budget, per-try
-//!   timeouts, circuit-breaker bookkeeping, mirroring.
+//!   timeouts, circuit-breaker bookkeeping; [`mirror`] sends a sampled
+//!   copy to a shadow backend.
 //! * [`pool`] keeps HTTP/1.1 connections to endpoints alive for reuse;
 //!   [`h2pool`] keeps one multiplexed HTTP/2 connection per endpoint.
 //! * [`body_rate`] fails a request body that arrives slower than a
@@ -21,6 +22,7 @@ pub mod body_rate;
 pub mod errors;
 pub mod forward;
 pub mod h2pool;
+pub mod mirror;
 pub mod pipeline;
 pub mod pool;
 pub mod server;

@@ -23,9 +23,8 @@ use super::body_rate::{BodyFate, MinRate, RateLimited};
 use super::errors::ProxyError;
 use super::{Body, boxed, trace_ctx};
 use crate::Proxy;
-use crate::balance::Shed;
-use crate::metrics::{RequestSeries, RouteLabels, UNKNOWN_SERVICE_LABEL};
-use crate::metrics::{RouteKindLabels, ShedLabels};
+use crate::conn::Direction;
+use crate::metrics::{FaultKind, RequestSeries, RouteLabels, UNKNOWN_SERVICE_LABEL};
 use crate::resilience::fault;
 use crate::state::{Applied, HostError};
 use http::{Request, Response};
@@ -67,7 +66,7 @@ struct Labels<'a> {
 
 impl Labels<'_> {
     /// The labels as strings (only for failures and the access log).
-    fn strings(&self, direction: &'static str) -> RouteLabels {
+    fn strings(&self, direction: Direction) -> RouteLabels {
         if let Some(s) = &self.series {
             return s.labels.clone();
         }
@@ -103,9 +102,15 @@ pub async fn outbound(
         }
     };
     if let Some(entry) = access {
-        entry.write(&labels.strings("outbound"), &resp, started);
+        entry.write(&labels.strings(Direction::Outbound), &resp, started);
     }
-    record(&proxy, "outbound", &labels, resp.status().as_u16(), started);
+    record(
+        &proxy,
+        Direction::Outbound,
+        &labels,
+        resp.status().as_u16(),
+        started,
+    );
     Ok(resp)
 }
 
@@ -245,23 +250,13 @@ async fn route_and_forward<'a>(
             let mut rng = rand::rng();
             fault::decide(fault, rng.random(), rng.random())
         };
-        let count = |kind| {
-            proxy
-                .state
-                .metrics
-                .faults
-                .get_or_create(&RouteKindLabels {
-                    route: route_name.to_string(),
-                    kind,
-                })
-                .inc()
-        };
+        let count = |kind| proxy.state.metrics.fault(route_name, kind);
         if let Some(delay) = injection.delay {
-            count("delay");
+            count(FaultKind::Delay);
             tokio::time::sleep(delay).await;
         }
         if let Some(status) = injection.abort {
-            count("abort");
+            count(FaultKind::Abort);
             return Err(ProxyError::FaultAbort {
                 route: route_name.to_string(),
                 status,
@@ -280,7 +275,7 @@ async fn route_and_forward<'a>(
         |(s, r)| s == key && r == route_name,
         || {
             let labels = RouteLabels {
-                direction: "outbound",
+                direction: Direction::Outbound,
                 service: key.to_string(),
                 route: route_name.to_string(),
                 backend: target.label.clone(),
@@ -292,19 +287,8 @@ async fn route_and_forward<'a>(
         },
     );
     labels.series = Some(series.clone());
-    let _admitted = target.balancer.admit().await.map_err(|shed| {
-        let reason = match shed {
-            Shed::MaxPendingRequests => "max-pending-requests",
-        };
-        proxy
-            .state
-            .metrics
-            .shed
-            .get_or_create(&ShedLabels {
-                backend: target.label.clone(),
-                reason,
-            })
-            .inc();
+    let _admitted = target.balancer.admit().await.map_err(|reason| {
+        proxy.state.metrics.shed(&target.label, reason);
         ProxyError::Shed {
             backend: target.label.clone(),
             reason,
@@ -354,12 +338,11 @@ pub async fn inbound(
     let series = proxy.state.inbound_series.get_or_insert(
         |a| *a == app,
         || {
-            let m = &proxy.state.metrics;
             let labels = RouteLabels {
-                direction: "inbound",
+                direction: Direction::Inbound,
                 service: String::new(),
                 route: String::new(),
-                backend: m.inbound_backends.admit(app.to_string(), &m.label_overflow),
+                backend: proxy.state.metrics.inbound_backend_label(app),
             };
             (app, RequestSeries::new(&proxy.state.metrics, labels))
         },
@@ -411,7 +394,7 @@ impl AccessEntry {
     fn write(self, labels: &RouteLabels, resp: &Response<Body>, started: Instant) {
         let line = serde_json::json!({
             "ts": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
-            "direction": labels.direction,
+            "direction": labels.direction.label(),
             "method": self.method,
             "authority": self.authority,
             "path": self.path,
@@ -453,7 +436,7 @@ fn with_body_limit(req: Request<Incoming>, limit: MinRate) -> Request<Body> {
     req
 }
 
-fn record(proxy: &Proxy, direction: &'static str, labels: &Labels, code: u16, started: Instant) {
+fn record(proxy: &Proxy, direction: Direction, labels: &Labels, code: u16, started: Instant) {
     let m = &proxy.state.metrics;
     let secs = started.elapsed().as_secs_f64();
     match &labels.series {

@@ -13,19 +13,21 @@
 //! * [`fault`]: fault injection draws.
 //!
 //! The request path ([`crate::http::pipeline`]) and the balancer
-//! ([`crate::balance`]) call them; mirroring lives in [`mirror`].
+//! ([`crate::balance`]) call them. Mirroring, which sends requests, is in
+//! [`crate::http::mirror`].
 
 pub mod breaker;
 pub mod budget;
 pub mod fault;
-pub mod mirror;
 pub mod retry;
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// Milliseconds on a process-wide monotonic clock, the time unit of the
-/// state machines here.
+/// state machines here. tokio's clock, which is the system's monotonic
+/// clock except in tests that pause it: there ejections, budgets and
+/// backoffs run on virtual time (`proxy/tests/request_path.rs`).
 pub fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_millis() as u64
