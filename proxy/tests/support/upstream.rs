@@ -38,12 +38,25 @@ pub struct Behaviour {
     pub delay_ms: std::sync::atomic::AtomicU64,
     /// Requests being handled now.
     pub active: AtomicUsize,
+    /// What the next requests get, one step each, before the rules above.
+    pub script: std::sync::Mutex<std::collections::VecDeque<Step>>,
+}
+
+/// One scripted answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// Held this long first.
+    pub delay_ms: u64,
+    /// Then answered with this status (200: the normal echo).
+    pub status: u16,
 }
 
 pub struct Upstream {
     pub name: String,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub conns: Arc<AtomicUsize>,
     pub behaviour: Arc<Behaviour>,
     killed: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -54,19 +67,22 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(AtomicUsize::new(0));
         let behaviour = Arc::new(Behaviour::default());
         let (killed, _) = tokio::sync::watch::channel(false);
-        let (n, h, b, k) = (
+        let (n, h, b, k, c) = (
             name.to_string(),
             hits.clone(),
             behaviour.clone(),
             killed.clone(),
+            conns.clone(),
         );
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                c.fetch_add(1, Ordering::SeqCst);
                 let (n, h, b) = (n.clone(), h.clone(), b.clone());
                 let mut dead = k.subscribe();
                 tokio::spawn(async move {
@@ -86,6 +102,7 @@ impl Upstream {
             name: name.to_string(),
             addr,
             hits,
+            conns,
             behaviour,
             killed,
             task,
@@ -113,6 +130,15 @@ impl Upstream {
 
     pub fn set_fail_pct(&self, pct: u32) {
         self.behaviour.fail_pct.store(pct, Ordering::SeqCst);
+    }
+
+    /// The next requests get these answers, in order.
+    pub fn script(&self, steps: &[Step]) {
+        self.behaviour.script.lock().unwrap().extend(steps);
+    }
+
+    pub fn conns(&self) -> usize {
+        self.conns.load(Ordering::SeqCst)
     }
 
     pub fn set_delay_ms(&self, ms: u64) {
@@ -152,6 +178,16 @@ async fn handle(
     hits.fetch_add(1, Ordering::SeqCst);
     behaviour.active.fetch_add(1, Ordering::SeqCst);
     let _active = Active(behaviour.clone());
+    let step = behaviour.script.lock().unwrap().pop_front();
+    if let Some(step) = step {
+        tokio::time::sleep(Duration::from_millis(step.delay_ms)).await;
+        if step.status != 200 {
+            let _ = req.into_body().collect().await;
+            let mut r = Response::new(full(format!("{name} scripted {}", step.status)));
+            *r.status_mut() = StatusCode::from_u16(step.status).unwrap();
+            return Ok(r);
+        }
+    }
     let delay = behaviour.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
