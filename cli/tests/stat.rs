@@ -1,40 +1,9 @@
 //! `strait stat` against a real proxy carrying real traffic (curl through
 //! `strait-proxy` to a plain HTTP/1.1 upstream), summed over two proxies.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn upstream() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut conn = conn;
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = conn.read(&mut chunk) {
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        if conn
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    port
-}
+use strait_test_support::upstream::keep_alive;
 
 use strait_test_support::free_port;
 
@@ -57,7 +26,7 @@ fn stat_shows_rps_success_and_latency_of_live_traffic() {
     let strait = env!("CARGO_BIN_EXE_strait");
     let proxy_bin = std::path::Path::new(strait).with_file_name("strait-proxy");
     let dir = tempfile::tempdir().unwrap();
-    let up = upstream();
+    let up = keep_alive("ok");
     std::fs::write(
         dir.path().join("m.yaml"),
         format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nports: [{{port: {up}}}]\nendpoints: [{{addresses: [127.0.0.1]}}]\n"),

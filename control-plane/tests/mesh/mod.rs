@@ -3,11 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use strait_test_support::netns::{End, Netns, require_root, veth};
 
 pub fn bin(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_BIN_EXE_strait-controller")).with_file_name(name);
@@ -23,33 +22,7 @@ pub use strait_test_support::free_port;
 
 /// An HTTP/1.1 keep-alive server answering its name.
 pub fn upstream(name: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut conn = conn;
-                let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
-                while let Ok(n) = conn.read(&mut chunk) {
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
-                        let resp = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{name}",
-                            name.len()
-                        );
-                        if conn.write_all(resp.as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    port
+    strait_test_support::upstream::keep_alive(name)
 }
 
 pub struct Proc(pub Child);
@@ -151,19 +124,7 @@ pub struct PodNet {
     pub ns: String,
     pub ip: String,
     host_if: String,
-    children: Vec<Child>,
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    netns: Netns,
 }
 
 const HTTP_NAME_SERVER: &str = r#"
@@ -179,72 +140,45 @@ http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever(
 
 impl PodNet {
     pub fn new() -> Self {
-        let uid = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default();
-        assert_eq!(
-            uid, "0",
-            "this test needs root to create a network namespace (Kubernetes refuses loopback endpoints); CI runs as root"
-        );
+        require_root("it creates a network namespace (Kubernetes refuses loopback endpoints)");
         let id = std::process::id() % 10_000;
         let n = std::process::id() % 200 + 20;
         let ns = format!("stcp{id}");
         let (host_if, ns_if) = (format!("vc{id}h"), format!("vc{id}n"));
-        let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-        let _ = Command::new("ip").args(["link", "del", &host_if]).output();
-        sh(&["ip", "netns", "add", &ns]);
-        sh(&[
-            "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if, "netns", &ns,
-        ]);
-        sh(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("10.252.{n}.1/24"),
-            "dev",
-            &host_if,
-        ]);
-        sh(&["ip", "link", "set", &host_if, "up"]);
-        sh(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("10.252.{n}.2/24"),
-            "dev",
-            &ns_if,
-        ]);
-        sh(&["ip", "-n", &ns, "link", "set", &ns_if, "up"]);
-        sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        let netns = Netns::new(&ns);
+        let (host_addr, ns_addr) = (format!("10.252.{n}.1/24"), format!("10.252.{n}.2/24"));
+        veth(
+            End {
+                ifname: &host_if,
+                netns: None,
+                addr: &host_addr,
+            },
+            End {
+                ifname: &ns_if,
+                netns: Some(&netns),
+                addr: &ns_addr,
+            },
+        );
         Self {
             ns,
             ip: format!("10.252.{n}.2"),
             host_if,
-            children: Vec::new(),
+            netns,
         }
     }
 
     /// An HTTP server in the namespace answering `name` on `port`.
     pub fn upstream(&mut self, name: &str, port: u16) {
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns,
+        self.netns.spawn(
+            &[
                 "/usr/bin/python3",
                 "-c",
                 HTTP_NAME_SERVER,
                 &port.to_string(),
                 name,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.children.push(child);
+            ],
+            Path::new("/dev/null"),
+        );
         let url = format!("http://{}:{port}/", self.ip);
         wait_for(&format!("upstream {name}"), || {
             Command::new("curl")
@@ -258,11 +192,8 @@ impl PodNet {
 
 impl Drop for PodNet {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+        // The namespace (and its processes) goes when `netns` drops; the
+        // host end of the veth pair is the host's to remove.
         let _ = Command::new("ip")
             .args(["link", "del", &self.host_if])
             .output();

@@ -1,35 +1,11 @@
-//! Network namespaces as test "pods": created with `ip netns`, joined by a
-//! veth pair, torn down (processes first) when dropped, even on panic.
+//! Two network namespaces as test "pods", built on
+//! `strait_test_support::netns` (removed when dropped, even on panic).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-/// Runs a command, panicking with its output if it fails.
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs a command in a namespace; returns (success, stdout+stderr).
-pub fn exec(ns: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), s)
-}
+use std::process::{Command, Stdio};
+use strait_test_support::netns::{End, Netns, veth};
+#[allow(unused_imports)] // each test binary uses some of them
+pub use strait_test_support::netns::{exec, sh};
 
 /// Fails the test (never skips) when the machine cannot run it.
 pub fn require_root() {
@@ -57,7 +33,8 @@ pub struct Pair {
     pub a: String,
     pub b: String,
     pub net: u8,
-    children: Vec<Child>,
+    a_ns: Netns,
+    b_ns: Netns,
 }
 
 impl Pair {
@@ -65,43 +42,21 @@ impl Pair {
         let id = std::process::id() % 10_000;
         let net = (std::process::id() % 200) as u8 + 20;
         let (a, b) = (format!("st{id}{tag}a"), format!("st{id}{tag}b"));
-        for ns in [&a, &b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-            sh(&["ip", "netns", "add", ns]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        let pair = Self {
-            a: a.clone(),
-            b: b.clone(),
-            net,
-            children: Vec::new(),
-        };
+        let (a_ns, b_ns) = (Netns::new(&a), Netns::new(&b));
         let (va, vb) = (format!("v{id}{tag}a"), format!("v{id}{tag}b"));
-        sh(&[
-            "ip", "link", "add", &va, "netns", &a, "type", "veth", "peer", "name", &vb, "netns", &b,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &a,
-            "addr",
-            "add",
-            &format!("10.250.{net}.1/24"),
-            "dev",
-            &va,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &b,
-            "addr",
-            "add",
-            &format!("10.250.{net}.2/24"),
-            "dev",
-            &vb,
-        ]);
-        sh(&["ip", "-n", &a, "link", "set", &va, "up"]);
-        sh(&["ip", "-n", &b, "link", "set", &vb, "up"]);
+        let (addr_a, addr_b) = (format!("10.250.{net}.1/24"), format!("10.250.{net}.2/24"));
+        veth(
+            End {
+                ifname: &va,
+                netns: Some(&a_ns),
+                addr: &addr_a,
+            },
+            End {
+                ifname: &vb,
+                netns: Some(&b_ns),
+                addr: &addr_b,
+            },
+        );
         // Service cluster IPs live in 10.251.N.0/24: routable from `a`, never
         // reached (the outbound redirect takes them first).
         sh(&[
@@ -114,7 +69,13 @@ impl Pair {
             "dev",
             &va,
         ]);
-        pair
+        Self {
+            a,
+            b,
+            net,
+            a_ns,
+            b_ns,
+        }
     }
 
     pub fn ip_a(&self) -> String {
@@ -129,26 +90,11 @@ impl Pair {
 
     /// Starts a long-running process in a namespace, stopped on drop.
     pub fn spawn(&mut self, ns: &str, args: &[&str], log: &Path) {
-        let logf = std::fs::File::create(log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(args)
-            .stdout(logf.try_clone().unwrap())
-            .stderr(logf)
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
+        let netns = if ns == self.a {
+            &mut self.a_ns
+        } else {
+            &mut self.b_ns
+        };
+        netns.spawn(args, log);
     }
 }

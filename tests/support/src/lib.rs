@@ -1,10 +1,13 @@
 //! What the tests of every Strait crate share, so that each helper exists
 //! once: a free loopback port ([`free_port`]), a process's memory
-//! ([`rss_kib`]) and the check that keeps a binary's `--help` and the flag
-//! tables of the docs identical ([`flags::check`]). A dev-dependency only;
-//! nothing here ships.
+//! ([`rss_kib`]), the check that keeps a binary's `--help` and the flag
+//! tables of the docs identical ([`flags::check`]), network namespaces
+//! joined by veth pairs ([`netns`]) and a keep-alive HTTP/1.1 upstream
+//! ([`upstream::keep_alive`]). A dev-dependency only; nothing here ships.
 
 pub mod flags;
+pub mod netns;
+pub mod upstream;
 
 /// A loopback port that was free a moment ago (the listener is closed
 /// before returning, so a test binds it right after).
