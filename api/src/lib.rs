@@ -14,6 +14,11 @@
 
 // No unwrap on input from the network or users; tests may unwrap.
 #![warn(clippy::unwrap_used)]
+// The one crate whose types the others build on, and whose doc comments on
+// the Strait manifest types become the CRDs' field descriptions (what
+// `kubectl explain` prints): every public item says what it is. The other
+// crates document what a reader needs, not every field.
+#![warn(missing_docs)]
 
 pub mod authority;
 pub mod bounds;

@@ -1,7 +1,7 @@
 //! The domain model: everything one proxy needs, validated, as plain data.
 //!
 //! A [`Snapshot`] is built by [`crate::translate`] and swapped whole into a
-//! running proxy. Vocabulary (BRIEF, STYLE): a *Service* is what the app
+//! running proxy. Vocabulary (the same in the docs and the code): a *Service* is what the app
 //! asked for, a *Route* picks a *Backend* (another Service port) by weight,
 //! and the backend's *Endpoints* are pods. Every field here has already been
 //! checked, so the request path never re-validates.
@@ -16,7 +16,7 @@ use std::time::Duration;
 /// A Service port: `namespace/name:port`. Names Services and Backends alike.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServicePortKey {
-    /// Namespace.
+    /// The Service's namespace.
     pub namespace: String,
     /// Service name.
     pub name: String,
@@ -115,7 +115,7 @@ pub struct Route {
     pub request_headers: HeaderModifier,
     /// Response header changes.
     pub response_headers: HeaderModifier,
-    /// Mirroring.
+    /// A copy of a share of the rule's requests to another backend.
     pub mirror: Option<Mirror>,
 }
 
@@ -169,7 +169,7 @@ pub struct QueryMatch {
 /// A value condition.
 #[derive(Debug, Clone, Serialize)]
 pub enum ValueMatch {
-    /// Equal.
+    /// The whole value equals this one.
     Exact(String),
     /// Whole-value regular expression.
     Regex(Pattern),
@@ -232,9 +232,9 @@ pub struct RetryPolicy {
 /// Fault injection of one rule.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fault {
-    /// Delay.
+    /// Hold some requests for a while before forwarding.
     pub delay: Option<FaultDelay>,
-    /// Abort.
+    /// Answer some requests with a status instead of forwarding.
     pub abort: Option<FaultAbort>,
 }
 
@@ -269,13 +269,13 @@ pub struct Mirror {
 /// Header changes, applied remove → set → add.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HeaderModifier {
-    /// Replace.
+    /// Headers set, replacing any value.
     #[serde(serialize_with = "ser_header_pairs")]
     pub set: Vec<(HeaderName, HeaderValue)>,
-    /// Append.
+    /// Headers added, keeping any value already there.
     #[serde(serialize_with = "ser_header_pairs")]
     pub add: Vec<(HeaderName, HeaderValue)>,
-    /// Delete.
+    /// Header names removed.
     #[serde(serialize_with = "ser_header_names")]
     pub remove: Vec<HeaderName>,
 }
@@ -323,7 +323,7 @@ pub struct Endpoint {
 /// How a backend's endpoints are chosen and protected.
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
-    /// Balancer.
+    /// How an endpoint is picked.
     pub load_balancer: LoadBalancer,
     /// Connect timeout (`None`: the proxy's default).
     #[serde(serialize_with = "ser_opt_duration")]
@@ -333,7 +333,7 @@ pub struct Policy {
     pub idle_timeout: Option<Duration>,
     /// Circuit breaker.
     pub circuit_breaker: Option<CircuitBreaker>,
-    /// Limits.
+    /// Bounds on connections and requests in flight.
     pub limits: Limits,
     /// Retry budget.
     pub retry_budget: RetryBudget,
@@ -388,7 +388,7 @@ pub struct CircuitBreaker {
 pub struct SuccessRate {
     /// Minimum success rate (0–1).
     pub threshold: f64,
-    /// Window.
+    /// How far back requests and retries are counted.
     #[serde(serialize_with = "ser_duration")]
     pub window: Duration,
     /// Requests needed before judging.
@@ -435,7 +435,7 @@ pub enum TlsMode {
     Strict,
     /// mTLS when the peer is meshed.
     Permissive,
-    /// Never.
+    /// The circuit breaker is off.
     Disabled,
 }
 

@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 pub struct Sample {
     /// Series name, e.g. `strait_requests_total`.
     pub name: String,
-    /// Labels.
     pub labels: BTreeMap<String, String>,
-    /// Value.
     pub value: f64,
 }
 

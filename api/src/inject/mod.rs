@@ -34,7 +34,7 @@ pub const IDENTITY_VOLUME: &str = "strait-identity";
 pub const IDENTITY_DIR: &str = "/var/run/strait/identity";
 /// The proxy's user id; iptables leaves its own traffic alone.
 pub const PROXY_UID: u32 = 2102;
-/// Proxy ports (BRIEF §1).
+/// The inbound listener's port.
 pub const INBOUND_PORT: u16 = 4143;
 /// The outbound listener's port.
 pub const OUTBOUND_PORT: u16 = 4140;

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 pub struct DirError {
     /// The directory.
     pub dir: PathBuf,
-    /// Why.
+    /// What the OS said.
     pub source: std::io::Error,
 }
 

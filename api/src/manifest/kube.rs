@@ -15,10 +15,10 @@ pub struct ObjectMeta {
     /// Namespace; `default` when absent, as kubectl does.
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Labels.
+    /// Labels; an EndpointSlice names its Service in `kubernetes.io/service-name`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Annotations.
+    /// Annotations; Strait reads `config.strait.dev/opaque-ports` on a Service.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// Generation (set by the API server).
@@ -36,9 +36,9 @@ impl ObjectMeta {
 /// `v1/Service`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Service {
-    /// Metadata.
+    /// Name, namespace, labels and annotations.
     pub metadata: ObjectMeta,
-    /// Spec.
+    /// Cluster IPs and ports.
     #[serde(default)]
     pub spec: ServiceSpec,
 }
@@ -53,7 +53,7 @@ pub struct ServiceSpec {
     /// `clusterIPs` (dual stack).
     #[serde(default, rename = "clusterIPs")]
     pub cluster_ips: Vec<String>,
-    /// Ports.
+    /// The Service's ports; only TCP ones carry mesh traffic.
     #[serde(default)]
     pub ports: Vec<ServicePort>,
 }
@@ -83,7 +83,7 @@ pub struct EndpointSlice {
     pub metadata: ObjectMeta,
     /// `IPv4`, `IPv6` or `FQDN`.
     pub address_type: String,
-    /// Endpoints.
+    /// The slice's endpoints, each with its addresses and readiness.
     #[serde(default)]
     pub endpoints: Vec<SliceEndpoint>,
     /// Ports, matched to Service ports by name.
@@ -101,7 +101,7 @@ pub struct SliceEndpoint {
     /// Addresses (one is used, as kube-proxy does).
     #[serde(default)]
     pub addresses: Vec<String>,
-    /// Conditions.
+    /// Readiness; an endpoint without it counts as ready, as in Kubernetes.
     #[serde(default)]
     pub conditions: Option<EndpointConditions>,
     /// The Pod behind the endpoint, when known.
@@ -120,13 +120,13 @@ pub struct EndpointConditions {
 /// A reference to another object.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct ObjectReference {
-    /// Kind.
+    /// The referent's kind (`Pod` is the only one Strait reads).
     #[serde(default)]
     pub kind: Option<String>,
-    /// Name.
+    /// The referent's name.
     #[serde(default)]
     pub name: Option<String>,
-    /// Namespace.
+    /// The referent's namespace.
     #[serde(default)]
     pub namespace: Option<String>,
 }

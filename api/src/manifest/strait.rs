@@ -1,6 +1,6 @@
 //! Serde mirrors of Strait's CRDs, `TrafficRoute` and `DestinationPolicy`
 //! (`strait.dev/v1alpha1`). Field names are the user-facing contract
-//! (BRIEF §4); unknown fields are refused so typos surface.
+//! (docs/configuration.md); unknown fields are refused so typos surface.
 //!
 //! These are wire shapes only: strings for durations and decimals, optional
 //! everything. [`crate::translate`] validates them into the domain model.
@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 /// `TrafficRoute`: ordered routing rules for one Service (port).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct TrafficRoute {
-    /// Metadata.
+    /// Name and namespace; a TrafficRoute applies in its own namespace.
     pub metadata: ObjectMeta,
-    /// Spec.
+    /// The Service port it routes and its rules.
     pub spec: TrafficRouteSpec,
 }
 
@@ -91,7 +91,7 @@ pub struct RouteRule {
         schemars(pattern(crate::duration::PATTERN), length(max = 32), extend("x-kubernetes-validations" = [{"rule": "duration(self) <= duration('1h')", "message": "must be at most 1h"}]))
     )]
     pub timeout: Option<String>,
-    /// Retries.
+    /// How failed requests are retried (none when absent).
     #[serde(default)]
     pub retry: Option<RetrySpec>,
     /// Fault injection.
@@ -295,15 +295,15 @@ pub struct HeaderModifierSpec {
     /// Replace or add.
     #[serde(default)]
     pub set: BTreeMap<String, String>,
-    /// Append.
+    /// Headers added, keeping any value already there.
     #[serde(default)]
     pub add: BTreeMap<String, String>,
-    /// Delete.
+    /// Header names removed.
     #[serde(default)]
     pub remove: Vec<String>,
 }
 
-/// Mirroring.
+/// Sending a copy of a share of requests to another backend, whose answers are dropped.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -324,9 +324,9 @@ pub struct MirrorSpec {
 /// `DestinationPolicy`: how traffic to one Service is balanced and protected.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct DestinationPolicy {
-    /// Metadata.
+    /// Name and namespace; the policy applies to a Service in its namespace.
     pub metadata: ObjectMeta,
-    /// Spec.
+    /// The target Service and the policy for it.
     pub spec: DestinationPolicySpec,
 }
 
@@ -423,7 +423,7 @@ pub struct CircuitBreakerSpec {
 pub struct SuccessRateSpec {
     /// Minimum success rate, e.g. `"0.8"`.
     pub threshold: Decimal,
-    /// Window.
+    /// How far back requests and retries are counted.
     #[serde(default)]
     #[cfg_attr(
         feature = "schema",
@@ -436,7 +436,7 @@ pub struct SuccessRateSpec {
     pub min_requests: Option<u32>,
 }
 
-/// Limits.
+/// Bounds on connections and requests to a backend; past them, requests are shed with 503.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

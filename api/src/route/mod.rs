@@ -13,13 +13,13 @@ use http::{HeaderMap, Method};
 /// The parts of a request routing looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestInfo<'a> {
-    /// Method.
+    /// The request's method.
     pub method: &'a Method,
     /// Path without the query.
     pub path: &'a str,
     /// Raw query string, if any.
     pub query: Option<&'a str>,
-    /// Headers.
+    /// The request's headers (header rules match their values).
     pub headers: &'a HeaderMap,
 }
 

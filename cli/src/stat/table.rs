@@ -20,7 +20,6 @@ pub enum Direction {
     Outbound,
     /// Requests the proxy received for its app.
     Inbound,
-    /// Both.
     All,
 }
 
