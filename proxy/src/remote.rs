@@ -32,7 +32,7 @@ pub struct Identity {
     pub service_account: String,
 }
 
-type Key = (String, String, String);
+type Key = strait_api::manifest::ObjectKey;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -66,18 +66,15 @@ impl Objects {
         for r in &update.upserts {
             let k = r.key.as_ref().ok_or("an upsert without a key")?;
             let object = parse_json(&k.kind, &r.json)?;
-            next.insert(
-                (k.kind.clone(), k.namespace.clone(), k.name.clone()),
-                object,
-            );
+            next.insert(Key::new(&k.kind, &k.namespace, &k.name), object);
         }
         for k in &update.removals {
-            next.remove(&(k.kind.clone(), k.namespace.clone(), k.name.clone()));
+            next.remove(&Key::new(&k.kind, &k.namespace, &k.name));
         }
         let located: Vec<Located<Object>> = next
             .iter()
-            .map(|((kind, ns, name), o)| Located {
-                file: format!("{kind} {ns}/{name}"),
+            .map(|(key, o)| Located {
+                file: key.to_string(),
                 line: 0,
                 object: o.clone(),
             })

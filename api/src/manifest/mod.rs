@@ -9,9 +9,11 @@
 //! directory of ordinary application manifests can be used as it is.
 
 pub mod dir;
+mod key;
 mod kube;
 mod strait;
 
+pub use key::ObjectKey;
 pub use kube::*;
 pub use strait::*;
 
@@ -54,6 +56,12 @@ impl Object {
             Object::DestinationPolicy(o) => ("DestinationPolicy", &o.metadata),
         };
         (kind, meta.namespace(), meta.name.as_str())
+    }
+
+    /// The key the object is stored and sent under.
+    pub fn object_key(&self) -> ObjectKey {
+        let (kind, namespace, name) = self.key();
+        ObjectKey::new(kind, namespace, name)
     }
 
     /// `kind namespace/name`, for messages.

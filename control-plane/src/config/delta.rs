@@ -2,8 +2,9 @@
 //! one version to the next. A leaf: the store produces deltas, the scope
 //! narrows them, the views and parts encode them.
 
-/// `(kind, namespace, name)`.
-pub type Key = (String, String, String);
+/// An object's key (`strait_api::manifest::ObjectKey`: kind, namespace,
+/// name), the same type the proxy and the status writer use.
+pub type Key = strait_api::manifest::ObjectKey;
 
 /// An object as JSON (UTF-8), shared: the store, every version's delta, the
 /// full sets and every stream's messages hold the same bytes.

@@ -17,9 +17,9 @@ pub const PART_BYTES: usize = 16 * 1024;
 /// the version and `full`; all but the last have `more`.
 pub fn to_parts(d: &Delta, full: bool) -> Vec<ConfigUpdate> {
     let key = |k: &Key| ResourceKey {
-        kind: k.0.clone(),
-        namespace: k.1.clone(),
-        name: k.2.clone(),
+        kind: k.kind.clone(),
+        namespace: k.namespace.clone(),
+        name: k.name.clone(),
     };
     let empty = || ConfigUpdate {
         version: d.version,
@@ -66,13 +66,13 @@ mod tests {
                 .enumerate()
                 .map(|(i, n)| {
                     (
-                        ("Service".into(), "ns".into(), format!("s{i}")),
+                        Key::new("Service", "ns", format!("s{i}")),
                         "x".repeat(*n).into(),
                     )
                 })
                 .collect(),
             removals: (0..removals)
-                .map(|i| ("Service".into(), "ns".into(), format!("gone{i}")))
+                .map(|i| Key::new("Service", "ns", format!("gone{i}")))
                 .collect(),
         }
     }

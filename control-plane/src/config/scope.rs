@@ -132,15 +132,15 @@ impl Scope {
         let mut count = 0;
         for (key, object) in objects {
             count += 1;
-            let ns = key.1.clone();
+            let ns = key.namespace.clone();
             let service = match object {
                 Object::Service(s) => {
                     let annotation = s.metadata.annotations.get(EXPORT_TO_ANNOTATION);
                     services.insert(
-                        (ns.clone(), key.2.clone()),
+                        (ns.clone(), key.name.clone()),
                         export_to(&ns, annotation.map(String::as_str)),
                     );
-                    Some(key.2.clone())
+                    Some(key.name.clone())
                 }
                 Object::EndpointSlice(s) => s.metadata.labels.get(SERVICE_NAME_LABEL).cloned(),
                 Object::DestinationPolicy(p) => Some(p.spec.target_ref.name.clone()),

@@ -98,14 +98,14 @@ impl Shared {
         if let Ok(mut seen) = self.rejections_logged.lock()
             && *seen != *store.rejections()
         {
-            for ((kind, ns, name), r) in store.rejections() {
-                if seen.get(&(kind.clone(), ns.clone(), name.clone())) != Some(r) {
+            for (key, r) in store.rejections() {
+                if seen.get(key) != Some(r) {
                     let kept = if r.previous_in_force {
                         "; its previous version stays in force"
                     } else {
                         ""
                     };
-                    tracing::warn!("{kind} {ns}/{name} refused: {}{kept}", r.message);
+                    tracing::warn!("{key} refused: {}{kept}", r.message);
                 }
             }
             *seen = store.rejections().clone();

@@ -42,13 +42,12 @@ pub struct Store {
 }
 
 fn key_of(o: &Object) -> Key {
-    let (k, ns, n) = o.key();
-    (k.to_string(), ns.to_string(), n.to_string())
+    o.object_key()
 }
 
 /// The label errors carry back to their object (`kind ns/name`).
 fn label(k: &Key) -> String {
-    format!("{} {}/{}", k.0, k.1, k.2)
+    k.to_string()
 }
 
 fn errors_by_object(entries: &BTreeMap<Key, Entry>) -> BTreeMap<String, Vec<ManifestError>> {
@@ -102,7 +101,7 @@ impl Store {
 
     /// Replaces every object of one kind (after a watcher's initial list).
     pub fn replace_kind(&mut self, kind: &str, objects: Vec<(Object, String)>) {
-        self.latest.retain(|k, _| k.0 != kind);
+        self.latest.retain(|k, _| k.kind != kind);
         for (o, j) in objects {
             self.latest.insert(
                 key_of(&o),
@@ -260,7 +259,7 @@ mod tests {
     }
 
     fn key(kind: &str, name: &str) -> Key {
-        (kind.into(), "ns".into(), name.into())
+        Key::new(kind, "ns", name)
     }
 
     #[test]

@@ -185,7 +185,7 @@ mod tests {
     }
 
     fn key(kind: &str, name: &str) -> Key {
-        (kind.into(), "shop".into(), name.into())
+        Key::new(kind, "shop", name)
     }
 
     fn publish(s: &mut Store) -> Arc<Version> {
@@ -194,9 +194,7 @@ mod tests {
 
     /// (upserted keys, removed keys) of one namespace's parts.
     fn seen(parts: &Parts) -> (Vec<Key>, Vec<Key>) {
-        let k = |r: &strait_api::wire::ResourceKey| {
-            (r.kind.clone(), r.namespace.clone(), r.name.clone())
-        };
+        let k = |r: &strait_api::wire::ResourceKey| Key::new(&r.kind, &r.namespace, &r.name);
         let mut up: Vec<Key> = parts
             .iter()
             .flat_map(|p| &p.upserts)

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use strait_api::manifest::Object;
+use strait_api::manifest::ObjectKey;
 
-type Written = HashMap<(String, String, String), (i64, [Desired; 2])>;
+type Written = HashMap<ObjectKey, (i64, [Desired; 2])>;
 
 /// Writes status until the process ends.
 pub async fn run(client: Client, shared: Arc<Shared>, is_leader: Arc<AtomicBool>) {
@@ -45,7 +46,7 @@ pub async fn run(client: Client, shared: Arc<Shared>, is_leader: Arc<AtomicBool>
             let version = store.version();
             store
                 .latest()
-                .filter(|(k, _)| k.0 == "TrafficRoute" || k.0 == "DestinationPolicy")
+                .filter(|(k, _)| k.kind == "TrafficRoute" || k.kind == "DestinationPolicy")
                 .map(|(k, o)| {
                     let generation = match o {
                         Object::TrafficRoute(r) => r.metadata.generation,
@@ -76,7 +77,7 @@ pub async fn run(client: Client, shared: Arc<Shared>, is_leader: Arc<AtomicBool>
                     written.insert(key, (generation, conditions));
                 }
                 Err(e) => {
-                    tracing::warn!(object = %format!("{} {}/{}", key.0, key.1, key.2), error = %e, "status update failed")
+                    tracing::warn!(object = %key, error = %e, "status update failed")
                 }
             }
         }
@@ -96,7 +97,7 @@ fn same(a: &[Desired; 2], b: &[Desired; 2]) -> bool {
 
 async fn patch(
     client: &Client,
-    key: &(String, String, String),
+    key: &ObjectKey,
     generation: i64,
     conditions: &[Desired; 2],
 ) -> Result<(), kube::Error> {
@@ -114,7 +115,11 @@ async fn patch(
         .collect();
     let body = serde_json::json!({ "status": { "conditions": conditions } });
     let pp = PatchParams::default();
-    let (kind, ns, name) = key;
+    let ObjectKey {
+        kind,
+        namespace: ns,
+        name,
+    } = key;
     match kind.as_str() {
         "TrafficRoute" => Api::<TrafficRoute>::namespaced(client.clone(), ns)
             .patch_status(name, &pp, &Patch::Merge(&body))

@@ -135,7 +135,7 @@ where
                     .clone()
                     .unwrap_or_else(|| "default".into());
                 let name = o.meta().name.clone().unwrap_or_default();
-                store.remove(&(kind.to_string(), ns, name));
+                store.remove(&strait_api::manifest::ObjectKey::new(kind, ns, name));
             }
         }
         drop(store);

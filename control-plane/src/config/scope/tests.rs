@@ -8,10 +8,7 @@ fn objects(yaml: &str) -> Vec<(Key, Object)> {
     assert!(errors.is_empty(), "{errors:?}");
     objects
         .into_iter()
-        .map(|o| {
-            let (k, ns, n) = o.object.key();
-            ((k.to_string(), ns.to_string(), n.to_string()), o.object)
-        })
+        .map(|o| (o.object.object_key(), o.object))
         .collect()
 }
 
@@ -54,7 +51,7 @@ fn seen(yaml: &str, namespace: &str) -> Vec<String> {
     let mut v: Vec<String> = objects
         .iter()
         .filter(|(k, _)| scope.visible(k, namespace))
-        .map(|(k, _)| format!("{}/{}/{}", k.0, k.1, k.2))
+        .map(|(k, _)| format!("{}/{}/{}", k.kind, k.namespace, k.name))
         .collect();
     v.sort();
     v
@@ -246,7 +243,7 @@ fn changed_lists_moved_added_and_removed_objects() {
         ]
         .concat(),
     );
-    let mut changed: Vec<String> = before.changed(&after).into_iter().map(|k| k.2).collect();
+    let mut changed: Vec<String> = before.changed(&after).into_iter().map(|k| k.name).collect();
     changed.sort();
     assert_eq!(changed, ["new", "old", "web"]);
     assert!(after.changed(&after).is_empty());
@@ -254,7 +251,7 @@ fn changed_lists_moved_added_and_removed_objects() {
 
 #[test]
 fn narrow_one_delta() {
-    let key = |n: &str| ("Service".to_string(), "shop".to_string(), n.to_string());
+    let key = |n: &str| Key::new("Service", "shop", n);
     let scope = |yaml: &str| {
         let o = objects(yaml);
         Arc::new(Scope::new(o.iter().map(|(k, o)| (k, o))))
@@ -291,7 +288,7 @@ fn narrow_one_delta() {
             .changed(&after)
             .into_iter()
             .map(|k| {
-                let json = (k.2 != "old").then(|| Json::from(format!("{}'", k.2)));
+                let json = (k.name != "old").then(|| Json::from(format!("{}'", k.name)));
                 (k, json)
             })
             .collect(),
@@ -300,8 +297,14 @@ fn narrow_one_delta() {
     };
     let names = |d: &Delta| {
         (
-            d.upserts.iter().map(|u| u.0.2.clone()).collect::<Vec<_>>(),
-            d.removals.iter().map(|k| k.2.clone()).collect::<Vec<_>>(),
+            d.upserts
+                .iter()
+                .map(|u| u.0.name.clone())
+                .collect::<Vec<_>>(),
+            d.removals
+                .iter()
+                .map(|k| k.name.clone())
+                .collect::<Vec<_>>(),
         )
     };
     let other = narrow(&delta, &t, "other");
