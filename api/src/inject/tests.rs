@@ -298,6 +298,21 @@ fn every_knob_from_pod_or_namespace() {
     assert_eq!(knobs::KNOWN.len(), cases.len(), "a table row per knob");
 }
 
+/// A manually injected pod with these knobs (annotation suffix, value).
+fn with_knobs(knobs: &[(&str, &str)]) -> (Value, Vec<String>) {
+    let keys: Vec<(String, &str)> = knobs
+        .iter()
+        .map(|(n, v)| (format!("{}{n}", knobs::PREFIX), *v))
+        .collect();
+    let annotations: Vec<(&str, &str)> = keys.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    injected(inject(
+        &pod(&annotations),
+        &ns(&[]),
+        &settings(),
+        Mode::Manual,
+    ))
+}
+
 #[test]
 fn a_bad_knob_is_a_warning_and_the_default() {
     let k = |n: &str| format!("{}{n}", knobs::PREFIX);
@@ -353,15 +368,7 @@ fn a_bad_knob_is_a_warning_and_the_default() {
     ];
     let (default, _) = injected(inject(&pod(&[]), &ns(&[]), &settings(), Mode::Manual));
     for (knobs, what) in pairs {
-        let annotations: Vec<(String, &str)> = knobs.iter().map(|(n, v)| (k(n), *v)).collect();
-        let annotations: Vec<(&str, &str)> =
-            annotations.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-        let (p, w) = injected(inject(
-            &pod(&annotations),
-            &ns(&[]),
-            &settings(),
-            Mode::Manual,
-        ));
+        let (p, w) = with_knobs(knobs);
         assert!(
             w.len() == 1
                 && w[0].contains(&format!("proxy-{what}-request"))
@@ -385,15 +392,7 @@ fn a_bad_knob_is_a_warning_and_the_default() {
         ],
         [("proxy-cpu-request", "900m"), ("proxy-cpu-limit", "1")],
     ] {
-        let annotations: Vec<(String, &str)> = knobs.iter().map(|(n, v)| (k(n), *v)).collect();
-        let annotations: Vec<(&str, &str)> =
-            annotations.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-        let (_, w) = injected(inject(
-            &pod(&annotations),
-            &ns(&[]),
-            &settings(),
-            Mode::Manual,
-        ));
+        let (_, w) = with_knobs(&knobs);
         assert!(w.is_empty(), "{knobs:?}: {w:?}");
     }
     let (_, w) = injected(inject(

@@ -85,9 +85,9 @@ fn web_pods(ns: &Namespace) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Every address in a Service's EndpointSlices, ready or not (a
-/// terminating pod stays listed, not ready, until it is gone).
-fn listed_endpoints(ns: &Namespace, service: &str) -> BTreeSet<String> {
+/// The addresses in a Service's EndpointSlices: the ready ones, or every
+/// one listed (a terminating pod stays listed, not ready, until it is gone).
+fn endpoints(ns: &Namespace, service: &str, ready_only: bool) -> BTreeSet<String> {
     let label = format!("kubernetes.io/service-name={service}");
     let slices = ns.get_json(&["endpointslices", "-l", &label]);
     slices["items"]
@@ -95,24 +95,14 @@ fn listed_endpoints(ns: &Namespace, service: &str) -> BTreeSet<String> {
         .into_iter()
         .flatten()
         .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+        .filter(|e| !ready_only || e["conditions"]["ready"] == true)
         .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
         .filter_map(|a| a.as_str().map(str::to_owned))
         .collect()
 }
 
-/// The ready addresses in a Service's EndpointSlices.
 fn ready_endpoints(ns: &Namespace, service: &str) -> BTreeSet<String> {
-    let label = format!("kubernetes.io/service-name={service}");
-    let slices = ns.get_json(&["endpointslices", "-l", &label]);
-    slices["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
-        .filter(|e| e["conditions"]["ready"] == true)
-        .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
-        .filter_map(|a| a.as_str().map(str::to_owned))
-        .collect()
+    endpoints(ns, service, true)
 }
 
 #[test]
@@ -296,7 +286,7 @@ fn a_deleted_pods_address_leaves_the_endpointslice() {
     wait_until(
         &format!("{gone_ip} to leave the EndpointSlice"),
         Duration::from_secs(60),
-        || (!listed_endpoints(&ns, "web").contains(gone_ip)).then_some(()),
+        || (!endpoints(&ns, "web", false).contains(gone_ip)).then_some(()),
     );
     // The Deployment replaces it, and the replacement's address comes in.
     wait_until(
