@@ -1,5 +1,6 @@
-//! Compiles the config-stream `.proto` with protox (a pure-Rust protobuf
-//! compiler), so building needs no system `protoc`.
+//! Compiles the config stream's and the identity service's `.proto` files
+//! with protox (a pure-Rust protobuf compiler), so building needs no system
+//! `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "proto/strait/config/v1/config.proto";
@@ -13,5 +14,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;
+    let identity = "proto/strait/identity/v1/identity.proto";
+    println!("cargo:rerun-if-changed={identity}");
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(protox::compile([identity], ["proto"])?)?;
     Ok(())
 }

@@ -23,6 +23,7 @@
 pub mod authority;
 pub mod bounds;
 pub mod duration;
+pub mod identity;
 pub mod inject;
 pub mod manifest;
 pub mod model;
@@ -35,6 +36,13 @@ pub mod translate;
 pub use model::Snapshot;
 
 pub mod codec;
+
+/// The identity service's wire types and gRPC service (generated from
+/// `proto/strait/identity/v1/identity.proto`).
+pub mod identity_wire {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("strait.identity.v1");
+}
 
 /// The config stream's wire types and gRPC service (generated from
 /// `proto/strait/config/v1/config.proto`).

@@ -4,7 +4,7 @@
 //! In Kubernetes mode the controller watches the API server into the
 //! config store, takes part in leader election (only the Lease holder
 //! writes status and keeps the webhook's certificate), and serves the
-//! injection webhook; in local mode a directory is the only source. Both
+//! injection webhook and the identity service; in local mode a directory is the only source. Both
 //! serve the config stream and the health port.
 
 use crate::config::shared::Shared;
@@ -50,8 +50,10 @@ pub struct Kubernetes {
     pub webhook: webhook::reconcile::Target,
     /// What injected pods get.
     pub inject: strait_api::inject::Settings,
-    /// The controller's own Deployment, owner of its Lease and Secret.
+    /// The controller's own Deployment, owner of its Lease and Secrets.
     pub owner_deployment: Option<String>,
+    /// The identity service.
+    pub identity: crate::identity::Settings,
 }
 
 /// Why the controller stopped with an error.
@@ -157,6 +159,12 @@ async fn start_kubernetes(
         client.clone(),
         shared.clone(),
         leading.clone(),
+    ));
+    tokio::spawn(crate::identity::serve(
+        client.clone(),
+        namespace.clone(),
+        k.owner_deployment.clone(),
+        k.identity,
     ));
     let secret = k.webhook.secret.clone();
     tokio::spawn(webhook::reconcile::run(

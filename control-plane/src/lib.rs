@@ -14,6 +14,9 @@
 //! * [`webhook`] is the injection webhook: the admission review, its own
 //!   certificate and `caBundle`, and the HTTPS listener.
 //!
+//! * [`identity`] is the identity service: the mesh's trust anchor, and
+//!   certificates for the ServiceAccount a proxy's token proves.
+//!
 //! * [`health`] serves `/live` and `/ready` on the controller's health port.
 //!
 //! * [`app`] builds and runs all of it from a typed [`app::Config`]; the
@@ -26,5 +29,6 @@ pub mod app;
 pub mod config;
 pub mod crd;
 pub mod health;
+pub mod identity;
 pub mod k8s;
 pub mod webhook;

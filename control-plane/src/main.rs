@@ -82,6 +82,21 @@ struct Args {
     /// are made its dependents, so deleting it (helm uninstall) removes them.
     #[arg(long, env = "STRAIT_OWNER_DEPLOYMENT")]
     owner_deployment: Option<String>,
+    /// Identity service listener (gRPC; Kubernetes mode only).
+    #[arg(long, env = "STRAIT_IDENTITY_ADDR", default_value = "0.0.0.0:8080")]
+    identity_addr: SocketAddr,
+    /// The mesh's trust domain: identities are
+    /// spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>.
+    #[arg(long, env = "STRAIT_TRUST_DOMAIN", default_value = "cluster.local")]
+    trust_domain: String,
+    /// The Secret holding the trust anchor (tls.crt and tls.key: the issuer;
+    /// ca.crt: the roots); created with a new root when missing.
+    #[arg(
+        long,
+        env = "STRAIT_IDENTITY_SECRET",
+        default_value = "strait-identity-issuer"
+    )]
+    identity_secret: String,
     /// Audience of the ServiceAccount token projected into injected pods.
     #[arg(
         long,
@@ -123,16 +138,23 @@ impl Args {
                     secret: self.webhook_secret,
                     service: self.webhook_service,
                     configuration: self.webhook_configuration,
+                    owner: self.owner_deployment.clone(),
                 },
                 inject: strait_api::inject::Settings {
                     image: self.proxy_image,
                     image_pull_policy: self.proxy_image_pull_policy,
                     control_plane,
                     version: env!("CARGO_PKG_VERSION").into(),
-                    identity_audience: self.identity_audience,
+                    identity_audience: self.identity_audience.clone(),
                     defaults: strait_api::inject::knobs::Knobs::default(),
                 },
                 owner_deployment: self.owner_deployment,
+                identity: strait_control_plane::identity::Settings {
+                    addr: self.identity_addr,
+                    trust_domain: self.trust_domain,
+                    secret: self.identity_secret,
+                    audience: self.identity_audience,
+                },
             }))
         };
         Config {

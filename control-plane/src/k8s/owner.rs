@@ -1,5 +1,5 @@
 //! What the controller makes at run time (its leader-election Lease, the
-//! webhook's Secret) belongs to its Deployment: an owner reference on each
+//! webhook's Secret, a trust anchor it generated) belongs to its Deployment: an owner reference on each
 //! lets the garbage collector delete them with the Deployment, so `helm
 //! uninstall` leaves nothing but the CRDs behind. Without a Deployment (the
 //! controller run by hand, in tests) nothing is adopted.
@@ -46,23 +46,34 @@ async fn adopt(
     lease: &str,
     secret: &str,
 ) -> Result<bool, kube::Error> {
+    let Some(owner) = reference(client, ns, deployment).await? else {
+        return Ok(false);
+    };
+    let a = ensure::<Lease>(client, ns, lease, &owner).await?;
+    let b = ensure::<Secret>(client, ns, secret, &owner).await?;
+    Ok(a && b)
+}
+
+/// The owner reference to Deployment `ns/deployment`, if it exists: what
+/// an object the controller creates carries from the start, so that one
+/// re-created between two adoption rounds is not left behind.
+pub async fn reference(
+    client: &kube::Client,
+    ns: &str,
+    deployment: &str,
+) -> Result<Option<OwnerReference>, kube::Error> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let Some(d) = deployments.get_opt(deployment).await? else {
-        return Ok(false);
-    };
-    let Some(uid) = d.metadata.uid else {
-        return Ok(false);
-    };
-    let owner = OwnerReference {
+    let uid = deployments
+        .get_opt(deployment)
+        .await?
+        .and_then(|d| d.metadata.uid);
+    Ok(uid.map(|uid| OwnerReference {
         api_version: "apps/v1".into(),
         kind: "Deployment".into(),
         name: deployment.into(),
         uid,
         ..OwnerReference::default()
-    };
-    let a = ensure::<Lease>(client, ns, lease, &owner).await?;
-    let b = ensure::<Secret>(client, ns, secret, &owner).await?;
-    Ok(a && b)
+    }))
 }
 
 async fn ensure<K>(

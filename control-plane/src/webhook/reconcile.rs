@@ -36,6 +36,8 @@ pub struct Target {
     pub service: String,
     /// The MutatingWebhookConfiguration whose `caBundle` is kept.
     pub configuration: String,
+    /// The controller's Deployment, owner of a Secret created here.
+    pub owner: Option<String>,
 }
 
 /// Why a round failed (it is retried).
@@ -154,10 +156,16 @@ async fn round(
                         .map(|_| ())
                 }
                 Some(_) => return Ok(()),
-                None => secrets
-                    .create(&PostParams::default(), &secret)
-                    .await
-                    .map(|_| ()),
+                None => {
+                    let mut s = secret;
+                    if let Some(owner) = &t.owner {
+                        s.metadata.owner_references =
+                            crate::k8s::owner::reference(client, &t.namespace, owner)
+                                .await?
+                                .map(|r| vec![r]);
+                    }
+                    secrets.create(&PostParams::default(), &s).await.map(|_| ())
+                }
             };
             match done {
                 Ok(()) => tracing::info!(secret = %t.secret, "webhook certificate created"),

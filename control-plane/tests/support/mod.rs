@@ -119,6 +119,12 @@ impl ApiServer {
             .unwrap_or_else(|e| panic!("cannot start the apiserver watchdog: {e}"))
     }
 
+    /// The server's certificates and keys (`sa.key` signs ServiceAccount
+    /// tokens).
+    pub fn pki(&self) -> PathBuf {
+        self.work.join("pki")
+    }
+
     /// The admin kubeconfig.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig

@@ -307,6 +307,30 @@ fn install_inject_route_and_operate() {
         !ok && out.contains("✘ no Strait control plane is installed yet"),
         "check --pre once installed: {out}"
     );
+    // The identity service made the mesh's trust anchor, laid out as
+    // cert-manager writes one, and owned by the controller's Deployment.
+    let anchor = wait_until("the trust anchor Secret", Duration::from_secs(60), || {
+        let out = cluster.kubectl(&[
+            "-n",
+            NS,
+            "get",
+            "secret",
+            "strait-identity-issuer",
+            "-o",
+            "json",
+        ]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON"))
+    });
+    assert_eq!(anchor["type"], "kubernetes.io/tls");
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(anchor["data"][key].is_string(), "{key} in {anchor}");
+    }
+    assert_eq!(
+        anchor["metadata"]["ownerReferences"][0]["name"], "strait-controller",
+        "{anchor}"
+    );
 
     // 3. Workloads that run unmeshed; then their namespace is annotated
     // for injection and they are rolled out: every new pod runs the proxy.
@@ -708,6 +732,9 @@ fn install_inject_route_and_operate() {
             .into_iter()
             .map(str::to_owned)
             .collect();
+            if left != want {
+                println!("still there after helm uninstall: {left:?}");
+            }
             (left == want).then_some(left)
         },
     );

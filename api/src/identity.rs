@@ -1,0 +1,151 @@
+//! Workload identity names: `spiffe://<trust-domain>/ns/<namespace>/sa/<sa>`,
+//! one per ServiceAccount, as Linkerd and Istio name them. Pure: parsing,
+//! printing, and the identity a Kubernetes ServiceAccount username grants.
+
+use std::fmt;
+
+/// The trust domain when none is configured.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+
+/// The audience of the ServiceAccount token a proxy presents for its
+/// certificate (the injector projects a token with it).
+pub const TOKEN_AUDIENCE: &str = "strait.dev/identity";
+
+/// A workload's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpiffeId {
+    /// The mesh's trust domain, e.g. `cluster.local`.
+    pub trust_domain: String,
+    /// The ServiceAccount's namespace.
+    pub namespace: String,
+    /// The ServiceAccount's name.
+    pub service_account: String,
+}
+
+/// Why a string is not a workload identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// Not `spiffe://DOMAIN/ns/NS/sa/SA`.
+    #[error("{0:?} is not spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>")]
+    NotSpiffe(String),
+    /// Not `system:serviceaccount:NS:SA`.
+    #[error("{0:?} is not a ServiceAccount (system:serviceaccount:<namespace>:<name>)")]
+    NotServiceAccount(String),
+}
+
+/// A DNS-1123 label (what namespaces and ServiceAccount names are) or, for a
+/// trust domain, dot-separated labels.
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !s.starts_with(['-', '.'])
+        && !s.ends_with(['-', '.'])
+}
+
+impl SpiffeId {
+    /// The identity of ServiceAccount `namespace/service_account`.
+    pub fn new(trust_domain: &str, namespace: &str, service_account: &str) -> Self {
+        SpiffeId {
+            trust_domain: trust_domain.to_owned(),
+            namespace: namespace.to_owned(),
+            service_account: service_account.to_owned(),
+        }
+    }
+
+    /// Parses `spiffe://DOMAIN/ns/NS/sa/SA` exactly (no query, fragment,
+    /// port, user info, trailing slash or extra segments).
+    pub fn parse(uri: &str) -> Result<Self, IdentityError> {
+        let bad = || IdentityError::NotSpiffe(uri.chars().take(300).collect());
+        let rest = uri.strip_prefix("spiffe://").ok_or_else(bad)?;
+        let mut parts = rest.split('/');
+        let (Some(domain), Some("ns"), Some(ns), Some("sa"), Some(sa), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(bad());
+        };
+        if ![domain, ns, sa].iter().all(|p| is_label(p)) {
+            return Err(bad());
+        }
+        Ok(SpiffeId::new(domain, ns, sa))
+    }
+
+    /// The identity a ServiceAccount's username grants:
+    /// `system:serviceaccount:NS:SA` (what TokenReview returns).
+    pub fn from_username(trust_domain: &str, username: &str) -> Result<Self, IdentityError> {
+        let bad = || IdentityError::NotServiceAccount(username.chars().take(300).collect());
+        let rest = username
+            .strip_prefix("system:serviceaccount:")
+            .ok_or_else(bad)?;
+        let (ns, sa) = rest.split_once(':').ok_or_else(bad)?;
+        if !is_label(ns) || !is_label(sa) || !is_label(trust_domain) {
+            return Err(bad());
+        }
+        Ok(SpiffeId::new(trust_domain, ns, sa))
+    }
+}
+
+impl fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "spiffe://{}/ns/{}/sa/{}",
+            self.trust_domain, self.namespace, self.service_account
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_table() {
+        let ok = SpiffeId::new("cluster.local", "shop", "web");
+        let cases: &[(&str, Option<&SpiffeId>)] = &[
+            ("spiffe://cluster.local/ns/shop/sa/web", Some(&ok)),
+            ("spiffe://cluster.local/ns/shop/sa/web/", None),
+            ("spiffe://cluster.local/ns/shop/sa/web/x", None),
+            ("spiffe://cluster.local/ns/shop/sa/", None),
+            ("spiffe://cluster.local/ns//sa/web", None),
+            ("spiffe://cluster.local/sa/web/ns/shop", None),
+            ("spiffe://Cluster.local/ns/shop/sa/web", None),
+            ("spiffe://cluster.local:443/ns/shop/sa/web", None),
+            ("spiffe://u@cluster.local/ns/shop/sa/web", None),
+            ("spiffe://cluster.local/ns/shop/sa/web?x", None),
+            ("spiffe://cluster.local/ns/-shop/sa/web", None),
+            ("https://cluster.local/ns/shop/sa/web", None),
+            ("spiffe://", None),
+            ("", None),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(SpiffeId::parse(uri).ok().as_ref(), *want, "{uri}");
+        }
+        assert_eq!(ok.to_string(), "spiffe://cluster.local/ns/shop/sa/web");
+        assert_eq!(SpiffeId::parse(&ok.to_string()), Ok(ok));
+    }
+
+    #[test]
+    fn usernames_table() {
+        let cases: &[(&str, Option<(&str, &str)>)] = &[
+            ("system:serviceaccount:shop:web", Some(("shop", "web"))),
+            ("system:serviceaccount:shop", None),
+            ("system:serviceaccount::web", None),
+            ("system:serviceaccount:shop:web:x", None),
+            ("system:node:n1", None),
+            ("admin", None),
+            ("system:serviceaccount:Shop:web", None),
+        ];
+        for (user, want) in cases {
+            let got = SpiffeId::from_username("cluster.local", user).ok();
+            let want = want.map(|(ns, sa)| SpiffeId::new("cluster.local", ns, sa));
+            assert_eq!(got, want, "{user}");
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The identity service (gRPC `strait.identity.v1.Identity`, port 8080): a
+//! proxy sends its projected ServiceAccount token and a CSR; the token is
+//! reviewed by the API server ([`super::review`]), the CSR checked against
+//! the identity the token grants ([`super::csr`]), and a 24-hour
+//! certificate signed ([`super::ca`]). Every refusal says why, to the proxy
+//! and in the controller's log.
+
+use super::ca::{Signer, WORKLOAD_LIFETIME};
+use super::csr;
+use super::review::{self, TokenError};
+use std::sync::Arc;
+use strait_api::identity_wire::identity_server::Identity;
+use strait_api::identity_wire::{CertifyRequest, CertifyResponse};
+use tonic::{Request, Response, Status};
+
+/// What the service needs.
+pub struct Service {
+    /// For TokenReview.
+    pub client: kube::Client,
+    /// Signs the certificates.
+    pub signer: Arc<Signer>,
+    /// The audience tokens must carry.
+    pub audience: String,
+    /// The mesh's trust domain.
+    pub trust_domain: String,
+}
+
+#[tonic::async_trait]
+impl Identity for Service {
+    async fn certify(
+        &self,
+        req: Request<CertifyRequest>,
+    ) -> Result<Response<CertifyResponse>, Status> {
+        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let req = req.into_inner();
+        let id = match review::review(&self.client, &req.token, &self.audience, &self.trust_domain)
+            .await
+        {
+            Ok(id) => id,
+            Err(e @ TokenError::Unavailable(_)) => {
+                tracing::warn!(%peer, "identity: {e}");
+                return Err(Status::unavailable(e.to_string()));
+            }
+            Err(e) => {
+                tracing::info!(%peer, "identity refused: {e}");
+                return Err(Status::permission_denied(e.to_string()));
+            }
+        };
+        let key = csr::check(&req.csr_pem, &id).map_err(|e| {
+            tracing::info!(%peer, identity = %id, "identity refused: {e}");
+            match e {
+                csr::CsrError::Identity { .. } => Status::permission_denied(e.to_string()),
+                _ => Status::invalid_argument(e.to_string()),
+            }
+        })?;
+        let issued = self
+            .signer
+            .sign(
+                &key,
+                &id,
+                time::OffsetDateTime::now_utc(),
+                WORKLOAD_LIFETIME,
+            )
+            .map_err(|e| {
+                tracing::error!(identity = %id, "identity: cannot sign: {e}");
+                Status::internal(e.to_string())
+            })?;
+        tracing::debug!(%peer, identity = %id, not_after = issued.not_after, "certificate issued");
+        Ok(Response::new(CertifyResponse {
+            certificate_chain_pem: issued.chain,
+            trust_bundle_pem: issued.roots,
+            not_after: issued.not_after,
+            identity: id.to_string(),
+        }))
+    }
+}
