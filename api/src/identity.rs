@@ -28,6 +28,9 @@ pub enum IdentityError {
     /// Not `spiffe://DOMAIN/ns/NS/sa/SA`.
     #[error("{0:?} is not spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>")]
     NotSpiffe(String),
+    /// Not a DNS-like name.
+    #[error("trust domain {0:?} is not a lowercase DNS-like name such as cluster.local")]
+    TrustDomain(String),
     /// Not `system:serviceaccount:NS:SA`.
     #[error("{0:?} is not a ServiceAccount (system:serviceaccount:<namespace>:<name>)")]
     NotServiceAccount(String),
@@ -42,6 +45,17 @@ fn is_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && !s.starts_with(['-', '.'])
         && !s.ends_with(['-', '.'])
+}
+
+/// Checks a trust domain: lowercase DNS-like labels (`cluster.local`).
+pub fn check_trust_domain(trust_domain: &str) -> Result<(), IdentityError> {
+    if is_label(trust_domain) {
+        Ok(())
+    } else {
+        Err(IdentityError::TrustDomain(
+            trust_domain.chars().take(300).collect(),
+        ))
+    }
 }
 
 impl SpiffeId {
@@ -146,6 +160,15 @@ mod tests {
             let got = SpiffeId::from_username("cluster.local", user).ok();
             let want = want.map(|(ns, sa)| SpiffeId::new("cluster.local", ns, sa));
             assert_eq!(got, want, "{user}");
+        }
+        for (domain, ok) in [
+            ("cluster.local", true),
+            ("mesh", true),
+            ("Cluster.local", false),
+            ("a/b", false),
+            ("", false),
+        ] {
+            assert_eq!(check_trust_domain(domain).is_ok(), ok, "{domain}");
         }
     }
 }

@@ -114,13 +114,14 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    app::run(args.into_config()).await?;
+    app::run(args.into_config()?).await?;
     Ok(())
 }
 
 impl Args {
     /// The typed config these flags describe.
-    fn into_config(self) -> Config {
+    fn into_config(self) -> anyhow::Result<Config> {
+        strait_api::identity::check_trust_domain(&self.trust_domain).context("--trust-domain")?;
         let source = if !self.local.is_empty() {
             Source::Local(self.local)
         } else {
@@ -157,11 +158,11 @@ impl Args {
                 },
             }))
         };
-        Config {
+        Ok(Config {
             replica: self.replica,
             config_addr: self.config_addr,
             health_addr: self.health_addr,
             source,
-        }
+        })
     }
 }

@@ -8,6 +8,7 @@
 
 mod support;
 
+use arc_swap::ArcSwap;
 use rcgen::{CertificateParams, KeyPair, SanType};
 use std::sync::Arc;
 use strait_api::identity::{SpiffeId, TOKEN_AUDIENCE};
@@ -112,7 +113,9 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
     };
 
     let now = time::OffsetDateTime::now_utc();
-    let signer = Arc::new(Signer::new(new_anchor(now, "cluster.local").unwrap()).unwrap());
+    let signer = Arc::new(ArcSwap::from_pointee(
+        Signer::new(new_anchor(now, "cluster.local").unwrap(), now).unwrap(),
+    ));
     let service = Service {
         client,
         signer: signer.clone(),
@@ -148,7 +151,7 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
         .expect("a good token is certified")
         .into_inner();
     assert_eq!(granted, web);
-    assert_eq!(trust_bundle_pem, signer.roots());
+    assert_eq!(trust_bundle_pem, signer.load().roots());
     let day = (not_after - now.unix_timestamp()) as f64 / 3600.0;
     assert!((23.9..24.1).contains(&day), "lives 24 h: {day}");
     let leaf = x509_parser::pem::Pem::iter_from_buffer(certificate_chain_pem.as_bytes())

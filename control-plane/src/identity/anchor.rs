@@ -66,7 +66,7 @@ fn to_secret(name: &str, a: &AnchorPem) -> Secret {
 }
 
 /// The anchor in Secret `namespace/name`, created (a new root and issuer)
-/// when there is none.
+/// when there is none and `create` allows it.
 ///
 /// A created Secret is owned by Deployment `owner` (the controller's own),
 /// so `helm uninstall` removes it with the rest; a user's own Secret is
@@ -77,10 +77,17 @@ pub async fn load_or_create(
     name: &str,
     trust_domain: &str,
     owner: Option<&str>,
+    create: bool,
 ) -> Result<AnchorPem, AnchorError> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     if let Some(s) = secrets.get_opt(name).await? {
         return from_secret(&s);
+    }
+    if !create {
+        return Err(AnchorError::Invalid(
+            name.into(),
+            "not found; create it (cert-manager, or kubectl create secret generic with tls.crt, tls.key and ca.crt)".into(),
+        ));
     }
     let fresh = new_anchor(time::OffsetDateTime::now_utc(), trust_domain)?;
     let mut secret = to_secret(name, &fresh);

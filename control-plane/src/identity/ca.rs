@@ -88,20 +88,66 @@ pub struct Issued {
 pub struct Signer {
     issuer: Issuer<'static, KeyPair>,
     anchor: AnchorPem,
+    /// The issuer's own expiry (Unix seconds): no certificate outlives it.
+    issuer_not_after: i64,
+}
+
+/// The DER of every certificate in a PEM bundle.
+fn ders(pem: &str, what: &str) -> Result<Vec<Vec<u8>>, CaError> {
+    let ders: Vec<Vec<u8>> = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .map(|p| p.map(|p| p.contents))
+        .collect::<Result<_, _>>()
+        .map_err(|e| CaError::Anchor(format!("{what}: {e}")))?;
+    if ders.is_empty() {
+        return Err(CaError::Anchor(format!("{what} holds no certificate")));
+    }
+    Ok(ders)
 }
 
 impl Signer {
-    /// A signer for `anchor`; its issuer must be a CA certificate that
-    /// matches its key.
-    pub fn new(anchor: AnchorPem) -> Result<Self, CaError> {
+    /// A signer for `anchor`, if it holds together: the issuer is a CA
+    /// certificate, valid at `now`, whose public key is `tls.key`'s and
+    /// whose signature one of the roots verifies. A user's Secret that
+    /// fails any of these is refused at once, rather than signing
+    /// certificates no peer will accept.
+    pub fn new(anchor: AnchorPem, now: OffsetDateTime) -> Result<Self, CaError> {
         let key = KeyPair::from_pem(&anchor.issuer_key)
             .map_err(|e| CaError::Anchor(format!("tls.key: {e}")))?;
+        let issuer_der = ders(&anchor.issuer_cert, "tls.crt")?.remove(0);
+        let (_, cert) = x509_parser::parse_x509_certificate(&issuer_der)
+            .map_err(|e| CaError::Anchor(format!("tls.crt: {e}")))?;
+        if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+            return Err(CaError::Anchor("tls.key is not the key of tls.crt".into()));
+        }
+        if !cert.is_ca() {
+            return Err(CaError::Anchor("tls.crt is not a CA certificate".into()));
+        }
+        let validity = cert.validity();
+        let now_s = now.unix_timestamp();
+        if now_s < validity.not_before.timestamp() || now_s >= validity.not_after.timestamp() {
+            return Err(CaError::Anchor(format!(
+                "tls.crt is not valid now (valid {} to {})",
+                validity.not_before, validity.not_after
+            )));
+        }
+        let roots = ders(&anchor.roots, "ca.crt")?;
+        let chained = roots.iter().any(|r| {
+            x509_parser::parse_x509_certificate(r)
+                .is_ok_and(|(_, root)| cert.verify_signature(Some(root.public_key())).is_ok())
+        });
+        if !chained {
+            return Err(CaError::Anchor(
+                "tls.crt is not signed by a root in ca.crt".into(),
+            ));
+        }
+        let issuer_not_after = validity.not_after.timestamp();
         let issuer = Issuer::from_ca_cert_pem(&anchor.issuer_cert, key)
             .map_err(|e| CaError::Anchor(format!("tls.crt: {e}")))?;
-        if anchor.roots.trim().is_empty() {
-            return Err(CaError::Anchor("ca.crt holds no root".into()));
-        }
-        Ok(Signer { issuer, anchor })
+        Ok(Signer {
+            issuer,
+            anchor,
+            issuer_not_after,
+        })
     }
 
     /// A certificate for `id` over `public_key`, valid for `lifetime` from
@@ -127,7 +173,10 @@ impl Signer {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         p.not_before = now - BACKDATE;
-        p.not_after = now + lifetime;
+        p.not_after = (now + lifetime).min(
+            OffsetDateTime::from_unix_timestamp(self.issuer_not_after)
+                .map_err(|e| CaError::Anchor(e.to_string()))?,
+        );
         let cert = p.signed_by(public_key, &self.issuer)?;
         Ok(Issued {
             chain: format!("{}{}", cert.pem(), self.anchor.issuer_cert),
@@ -151,7 +200,7 @@ mod tests {
     #[test]
     fn issued_certificates_chain_to_the_roots() {
         let now = OffsetDateTime::now_utc();
-        let signer = Signer::new(new_anchor(now, "cluster.local").unwrap()).unwrap();
+        let signer = Signer::new(new_anchor(now, "cluster.local").unwrap(), now).unwrap();
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let id = SpiffeId::new("cluster.local", "shop", "web");
         let issued = signer.sign(&key, &id, now, WORKLOAD_LIFETIME).unwrap();
@@ -184,7 +233,7 @@ mod tests {
             "[URI(\"spiffe://cluster.local/ns/shop/sa/web\")]"
         );
         // Another anchor's certificate does not verify against these roots.
-        let other = Signer::new(new_anchor(now, "cluster.local").unwrap()).unwrap();
+        let other = Signer::new(new_anchor(now, "cluster.local").unwrap(), now).unwrap();
         let foreign = other.sign(&key, &id, now, WORKLOAD_LIFETIME).unwrap();
         let foreign = ders(&foreign.chain);
         assert!(
@@ -202,30 +251,56 @@ mod tests {
     fn a_broken_anchor_is_an_error() {
         let now = OffsetDateTime::now_utc();
         let good = new_anchor(now, "cluster.local").unwrap();
-        for (what, anchor) in [
+        let other = new_anchor(now, "cluster.local").unwrap();
+        let with = |f: &dyn Fn(&mut AnchorPem)| {
+            let mut a = good.clone();
+            f(&mut a);
+            a
+        };
+        let cases = [
+            ("not a key", with(&|a| a.issuer_key = "x".into()), "tls.key"),
             (
-                "key",
-                AnchorPem {
-                    issuer_key: "x".into(),
-                    ..good.clone()
-                },
+                "not a certificate",
+                with(&|a| a.issuer_cert = "x".into()),
+                "tls.crt",
+            ),
+            ("no roots", with(&|a| a.roots = String::new()), "ca.crt"),
+            (
+                "another anchor's key",
+                with(&|a| a.issuer_key = other.issuer_key.clone()),
+                "not the key",
             ),
             (
-                "cert",
-                AnchorPem {
-                    issuer_cert: "x".into(),
-                    ..good.clone()
-                },
+                "another anchor's roots",
+                with(&|a| a.roots = other.roots.clone()),
+                "not signed by a root",
             ),
             (
-                "roots",
-                AnchorPem {
-                    roots: String::new(),
-                    ..good.clone()
-                },
+                "the root as the issuer",
+                with(&|a| a.issuer_cert = good.roots.clone()),
+                "not the key",
             ),
-        ] {
-            assert!(Signer::new(anchor).is_err(), "{what}");
+        ];
+        for (what, anchor, reason) in cases {
+            let err = Signer::new(anchor, now)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(reason), "{what}: {err:?}");
         }
+        // Expired, or not yet valid: refused.
+        let later = now + ISSUER_LIFETIME + Duration::days(1);
+        assert!(Signer::new(good.clone(), later).is_err(), "expired issuer");
+        assert!(
+            Signer::new(good.clone(), now - Duration::days(1)).is_err(),
+            "not yet valid"
+        );
+        // A certificate never outlives its issuer.
+        let signer = Signer::new(good, now).unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let id = SpiffeId::new("cluster.local", "shop", "web");
+        let near_end = now + ISSUER_LIFETIME - Duration::hours(1);
+        let issued = signer.sign(&key, &id, near_end, WORKLOAD_LIFETIME).unwrap();
+        assert_eq!(issued.not_after, signer.issuer_not_after);
     }
 }

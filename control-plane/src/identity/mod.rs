@@ -13,6 +13,7 @@ pub mod csr;
 pub mod review;
 pub mod service;
 
+use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,37 +26,87 @@ pub struct Settings {
     pub addr: SocketAddr,
     /// The mesh's trust domain.
     pub trust_domain: String,
-    /// The Secret holding the trust anchor (created when missing).
+    /// The Secret holding the trust anchor (created when missing, if it
+    /// is [`DEFAULT_SECRET`]).
     pub secret: String,
     /// The audience proxies' tokens must carry.
     pub audience: String,
 }
 
+/// The chart's default trust-anchor Secret: the only name the controller
+/// creates a Secret under. A Secret the user names (cert-manager's, say) is
+/// waited for, never created, so a late cert-manager does not find a root
+/// the controller made in its place.
+pub const DEFAULT_SECRET: &str = "strait-identity-issuer";
+
+/// How often the anchor Secret is read again (cert-manager renews issuers
+/// in place; a user may rotate the roots).
+const RELOAD: Duration = Duration::from_secs(60);
+
+/// Concurrent certificate requests (each a TokenReview against the API
+/// server) per connection; more wait their turn.
+const PER_CONNECTION: usize = 8;
+
+/// Largest request message (a token and a CSR are a few KiB).
+const MAX_MESSAGE: usize = 64 * 1024;
+
+async fn signer(
+    client: &kube::Client,
+    namespace: &str,
+    owner: Option<&str>,
+    s: &Settings,
+) -> Result<(ca::AnchorPem, ca::Signer), String> {
+    let create = s.secret == DEFAULT_SECRET;
+    let anchor =
+        anchor::load_or_create(client, namespace, &s.secret, &s.trust_domain, owner, create)
+            .await
+            .map_err(|e| e.to_string())?;
+    let signer = ca::Signer::new(anchor.clone(), time::OffsetDateTime::now_utc())
+        .map_err(|e| e.to_string())?;
+    Ok((anchor, signer))
+}
+
 /// Loads (or creates) the trust anchor, then serves the identity service
-/// until the process ends. Retries while the API server cannot be reached;
-/// an anchor that does not parse is logged and retried (a user fixing
-/// their Secret does not need to restart the controller).
+/// until the process ends. Retries while the API server cannot be reached
+/// or the anchor does not hold together (a user fixing their Secret does
+/// not need to restart the controller), and reads the anchor again every
+/// minute, so a renewed issuer or rotated roots are used without a restart.
 pub async fn serve(client: kube::Client, namespace: String, owner: Option<String>, s: Settings) {
-    let signer = loop {
-        let anchor = anchor::load_or_create(
-            &client,
-            &namespace,
-            &s.secret,
-            &s.trust_domain,
-            owner.as_deref(),
-        )
-        .await;
-        match anchor
-            .map_err(|e| e.to_string())
-            .and_then(|a| ca::Signer::new(a).map_err(|e| e.to_string()))
-        {
-            Ok(signer) => break Arc::new(signer),
+    let (mut current, first) = loop {
+        match signer(&client, &namespace, owner.as_deref(), &s).await {
+            Ok(ok) => break ok,
             Err(e) => {
                 tracing::warn!(secret = %s.secret, "identity service waiting for its trust anchor: {e}");
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }
     };
+    let signer = Arc::new(ArcSwap::from_pointee(first));
+    {
+        let (client, namespace, owner, s, signer) = (
+            client.clone(),
+            namespace.clone(),
+            owner.clone(),
+            s.clone(),
+            signer.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RELOAD).await;
+                match signer_if_changed(&client, &namespace, owner.as_deref(), &s, &current).await {
+                    Ok(Some((anchor, fresh))) => {
+                        tracing::info!(secret = %s.secret, "trust anchor changed; signing with the new one");
+                        signer.store(Arc::new(fresh));
+                        current = anchor;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(secret = %s.secret, "trust anchor not reloaded, the current one stays in use: {e}")
+                    }
+                }
+            }
+        });
+    }
     let listener = match tokio::net::TcpListener::bind(s.addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -72,10 +123,23 @@ pub async fn serve(client: kube::Client, namespace: String, owner: Option<String
     };
     let incoming = crate::config::accept::talking(listener, crate::config::accept::FIRST_BYTES);
     if let Err(e) = tonic::transport::Server::builder()
-        .add_service(IdentityServer::new(service))
+        .concurrency_limit_per_connection(PER_CONNECTION)
+        .add_service(IdentityServer::new(service).max_decoding_message_size(MAX_MESSAGE))
         .serve_with_incoming(incoming)
         .await
     {
         tracing::error!("identity service stopped: {e}");
     }
+}
+
+/// A new signer when the Secret holds another anchor than `current`.
+async fn signer_if_changed(
+    client: &kube::Client,
+    namespace: &str,
+    owner: Option<&str>,
+    s: &Settings,
+    current: &ca::AnchorPem,
+) -> Result<Option<(ca::AnchorPem, ca::Signer)>, String> {
+    let (anchor, signer) = signer(client, namespace, owner, s).await?;
+    Ok((anchor != *current).then_some((anchor, signer)))
 }

@@ -8,6 +8,7 @@
 use super::ca::{Signer, WORKLOAD_LIFETIME};
 use super::csr;
 use super::review::{self, TokenError};
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 use strait_api::identity_wire::identity_server::Identity;
 use strait_api::identity_wire::{CertifyRequest, CertifyResponse};
@@ -17,8 +18,8 @@ use tonic::{Request, Response, Status};
 pub struct Service {
     /// For TokenReview.
     pub client: kube::Client,
-    /// Signs the certificates.
-    pub signer: Arc<Signer>,
+    /// Signs the certificates (swapped when the anchor changes).
+    pub signer: Arc<ArcSwap<Signer>>,
     /// The audience tokens must carry.
     pub audience: String,
     /// The mesh's trust domain.
@@ -55,6 +56,7 @@ impl Identity for Service {
         })?;
         let issued = self
             .signer
+            .load()
             .sign(
                 &key,
                 &id,
