@@ -144,7 +144,7 @@ pub fn read(
             &defaults.memory_limit,
         ),
     ] {
-        if let (Some(r), Some(l)) = (quantity_value(request), quantity_value(limit))
+        if let (Some(r), Some(l)) = (quantity_nanos(request), quantity_nanos(limit))
             && r > l
         {
             warnings.push(format!(
@@ -218,8 +218,10 @@ fn is_quantity(v: &str) -> bool {
         && ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"].contains(&suffix)
 }
 
-/// A valid quantity's value in base units (cores, bytes); `None` when empty.
-fn quantity_value(v: &str) -> Option<f64> {
+/// A valid quantity's exact value in nano-units (nanocores, nanobytes),
+/// compared as integers: `700m` and `0.7` are the same amount, which
+/// floating point would not say. `None` when empty, invalid or too large.
+fn quantity_nanos(v: &str) -> Option<u128> {
     if !is_quantity(v) {
         return None;
     }
@@ -227,19 +229,30 @@ fn quantity_value(v: &str) -> Option<f64> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(v.len());
     let (num, suffix) = v.split_at(digits_end);
-    let scale = match suffix {
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => 1.0,
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.len() + frac.len() > 30 {
+        return None;
+    }
+    let digits: u128 = format!("{int}{frac}").parse().ok()?;
+    let (pow10, pow1024): (i64, u32) = match suffix {
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "Ki" => (0, 1),
+        "Mi" => (0, 2),
+        "Gi" => (0, 3),
+        "Ti" => (0, 4),
+        _ => (0, 0),
     };
-    Some(num.parse::<f64>().ok()? * scale)
+    let n = digits.checked_mul(1024u128.checked_pow(pow1024)?)?;
+    let exp = 9 + pow10 - frac.len() as i64;
+    if exp >= 0 {
+        n.checked_mul(10u128.checked_pow(u32::try_from(exp).ok()?)?)
+    } else {
+        Some(n / 10u128.checked_pow(u32::try_from(-exp).ok()?)?)
+    }
 }
 
 fn or_none(v: &str) -> &str {

@@ -391,6 +391,14 @@ fn a_bad_knob_is_a_warning_and_the_default() {
             ("proxy-memory-limit", "128Mi"),
         ],
         [("proxy-cpu-request", "900m"), ("proxy-cpu-limit", "1")],
+        // The same amount written two ways (floating point would call the
+        // first request above its limit).
+        [("proxy-cpu-request", "700m"), ("proxy-cpu-limit", "0.7")],
+        [("proxy-cpu-request", "0.35"), ("proxy-cpu-limit", "350m")],
+        [
+            ("proxy-memory-request", "1Ki"),
+            ("proxy-memory-limit", "1.024k"),
+        ],
     ] {
         let (_, w) = with_knobs(&knobs);
         assert!(w.is_empty(), "{knobs:?}: {w:?}");
