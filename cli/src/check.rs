@@ -393,8 +393,11 @@ pub fn crd_verdict(name: &str, installed: &CustomResourceDefinition, crd: &str) 
         .find(|(n, _)| *n == crd)
         .and_then(|(_, yaml)| serde_saphyr::from_str::<CustomResourceDefinition>(yaml).ok())
         .and_then(|c| c.spec.versions.into_iter().find(|v| v.name == "v1alpha1"))
-        .and_then(|v| serde_json::to_value(v.schema).ok());
-    let installed = serde_json::to_value(&served.schema).ok();
+        .and_then(|v| serde_json::to_value(v.schema).ok())
+        .map(without_descriptions);
+    let installed = serde_json::to_value(&served.schema)
+        .ok()
+        .map(without_descriptions);
     match (expected, installed) {
         (Some(e), Some(i)) if e == i => pass(name, "v1alpha1 served, schema as this version's"),
         _ => fail(
@@ -406,6 +409,28 @@ pub fn crd_verdict(name: &str, installed: &CustomResourceDefinition, crd: &str) 
             "kubectl apply --server-side -f crds/ (helm upgrade does not update CRDs)",
         ),
     }
+}
+
+/// A schema without its `description`s: a release that only rewords them
+/// has the same schema (a property itself named `description` is kept).
+fn without_descriptions(mut v: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if map
+                    .get("description")
+                    .is_some_and(serde_json::Value::is_string)
+                {
+                    map.remove("description");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
 }
 
 /// Before install: can this user install Strait here, and is it not
@@ -433,8 +458,14 @@ async fn pre(client: &kube::Client, namespace: &str) -> Vec<Check> {
         (Err(e), _) | (_, Err(e)) => fail(name, e.to_string(), "check your RBAC"),
     });
     // What `helm install` creates, asked of the API server as this user.
+    // Creating the namespace is needed only when it does not exist yet.
+    let namespace_missing = Api::<Namespace>::all(client.clone())
+        .get_opt(namespace)
+        .await
+        .map(|n| n.is_none())
+        .unwrap_or(true);
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    for (group, resource, ns) in [
+    let mut wanted: Vec<(&str, &str, Option<&str>)> = vec![
         ("apiextensions.k8s.io", "customresourcedefinitions", None),
         ("rbac.authorization.k8s.io", "clusterroles", None),
         ("rbac.authorization.k8s.io", "clusterrolebindings", None),
@@ -443,10 +474,13 @@ async fn pre(client: &kube::Client, namespace: &str) -> Vec<Check> {
             "mutatingwebhookconfigurations",
             None,
         ),
-        ("", "namespaces", None),
         ("apps", "deployments", Some(namespace)),
         ("", "secrets", Some(namespace)),
-    ] {
+    ];
+    if namespace_missing {
+        wanted.push(("", "namespaces", None));
+    }
+    for (group, resource, ns) in wanted {
         let review = SelfSubjectAccessReview {
             spec: SelfSubjectAccessReviewSpec {
                 resource_attributes: Some(ResourceAttributes {
@@ -670,6 +704,12 @@ mod tests {
                 !v.ok && v.hint.contains("kubectl apply"),
                 "{crd} without {first}: {v:?}"
             );
+            // Only a description reworded: the same schema.
+            let mut reworded = current.clone();
+            let schema = reworded.spec.versions[0].schema.as_mut().unwrap();
+            schema.open_api_v3_schema.as_mut().unwrap().description =
+                Some("said another way".into());
+            assert!(crd_verdict("c", &reworded, crd).ok, "{crd} reworded");
             // Not served.
             let mut unserved = current.clone();
             unserved.spec.versions[0].served = false;
