@@ -17,6 +17,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use strait_api::wire::config_discovery_server::ConfigDiscoveryServer;
 
+/// How long the webhook and identity service keep answering after SIGTERM
+/// (readiness fails meanwhile), so that no call reaches a closed socket
+/// while the pod's endpoints are being removed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Everything the controller needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -94,7 +99,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
             Some(start_kubernetes(*k, &config.replica, &shared, &resolver, stop_rx.clone()).await?)
         }
     };
-    serve_health(config.health_addr, &shared, &resolver, local_mode);
+    let stopping_since: Arc<std::sync::OnceLock<tokio::time::Instant>> = Arc::default();
+    serve_health(
+        config.health_addr,
+        &shared,
+        &resolver,
+        local_mode,
+        stopping_since.clone(),
+    );
     tokio::spawn(shared.clone().publish_loop());
     let listener = tokio::net::TcpListener::bind(config.config_addr)
         .await
@@ -109,10 +121,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .add_service(ConfigDiscoveryServer::new(server::Server(shared)))
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            let _ = stop_tx.send(true);
+        .serve_with_incoming_shutdown(incoming, {
+            let stopping_since = stopping_since.clone();
+            async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                let _ = stopping_since.set(tokio::time::Instant::now());
+                let _ = stop_tx.send(true);
+            }
         });
     // Streams are long-lived and a graceful stop waits for them all: give
     // them a moment, then close them (proxies reconnect to another replica
@@ -127,6 +143,13 @@ pub async fn run(config: Config) -> Result<(), Error> {
     // Let the leader hand its Lease over before the process ends.
     if let Some(task) = leader_task {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    // The webhook and identity service keep serving a while after SIGTERM:
+    // the pod leaves its Services' endpoints when it starts terminating,
+    // but kube-proxy and the API server take a moment to stop sending, and
+    // a webhook call that finds nobody admits the pod without the proxy.
+    if let Some(since) = stopping_since.get() {
+        tokio::time::sleep_until(*since + STOP_GRACE).await;
     }
     Ok(())
 }
@@ -202,11 +225,14 @@ fn serve_health(
     shared: &Arc<Shared>,
     resolver: &Arc<webhook::tls::Resolver>,
     local_mode: bool,
+    stopping_since: Arc<std::sync::OnceLock<tokio::time::Instant>>,
 ) {
     let ready: health::Readiness = {
         let (shared, resolver) = (shared.clone(), resolver.clone());
         Arc::new(move || {
-            if !shared.synced() {
+            if stopping_since.get().is_some() {
+                Some("shutting down".into())
+            } else if !shared.synced() {
                 Some("the initial lists are still loading".into())
             } else if !local_mode && !resolver.ready() {
                 Some("the webhook has no certificate yet".into())

@@ -1,5 +1,7 @@
 //! Keeps the webhook's certificate and its MutatingWebhookConfiguration in
-//! step, every 30 seconds:
+//! step, every 30 seconds and at once when the Secret changes (every
+//! replica watches it, so a replaced certificate is served by all of them
+//! within a moment, not one round later):
 //!
 //! 1. the Secret (`tls.crt`, `tls.key`, `ca.crt`, `ca.key`) exists:
 //!    if not, any replica creates it with a new CA and serving certificate
@@ -15,11 +17,13 @@
 use super::certs::{self, Pem};
 use super::tls::Resolver;
 use base64::Engine;
+use futures_util::StreamExt;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,6 +65,9 @@ pub async fn run(
     resolver: Arc<Resolver>,
     leading: Arc<AtomicBool>,
 ) {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &target.namespace);
+    let only_ours = watcher::Config::default().fields(&format!("metadata.name={}", target.secret));
+    let mut changes = watcher::watcher(secrets, only_ours).boxed();
     loop {
         let wait = match round(&client, &target, &resolver, leading.load(Ordering::Acquire)).await {
             Ok(()) => Duration::from_secs(30),
@@ -69,7 +76,12 @@ pub async fn run(
                 Duration::from_secs(2)
             }
         };
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            // Any event (a change, a deletion, the watch restarting) is a
+            // reason to look now; errors are retried by the watcher itself.
+            _ = changes.next() => {}
+        }
     }
 }
 

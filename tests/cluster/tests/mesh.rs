@@ -676,8 +676,16 @@ fn install_inject_route_and_operate() {
     cluster.kubectl_ok(&["-n", NS, "delete", "secret", "strait-webhook-tls"]);
     wait_until("a new webhook certificate", Duration::from_secs(90), || {
         let (ok, _) = t.check(&[]);
-        (ok && ca_bundle() != bundle_before && injected_dry_run(&ns)).then_some(())
+        (ok && ca_bundle() != bundle_before).then_some(())
     });
+    // Both replicas serve the new certificate at once (they watch the
+    // Secret): pods created right after are injected, every one.
+    std::thread::sleep(Duration::from_secs(3));
+    let after: Vec<bool> = (0..6).map(|_| injected_dry_run(&ns)).collect();
+    assert!(
+        after.iter().all(|i| *i),
+        "pods created after the new certificate are injected: {after:?}"
+    );
     let (ok, out) = wait_until("check after the upgrade", Duration::from_secs(90), || {
         let (ok, out) = t.check(&[]);
         ok.then_some((ok, out))
