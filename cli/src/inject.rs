@@ -26,6 +26,12 @@ pub fn settings(control_plane: &str, image: &str) -> Settings {
         control_plane: control_plane.to_owned(),
         version: env!("CARGO_PKG_VERSION").into(),
         identity_audience: "strait.dev/identity".into(),
+        // The identity service runs beside the config stream, on 8080.
+        identity_addr: match control_plane.rsplit_once(':') {
+            Some((host, _)) => format!("{host}:8080"),
+            None => format!("{control_plane}:8080"),
+        },
+        trust_domain: strait_api::identity::DEFAULT_TRUST_DOMAIN.into(),
         defaults: Knobs::default(),
     }
 }

@@ -97,6 +97,10 @@ struct Args {
         default_value = "strait-identity-issuer"
     )]
     identity_secret: String,
+    /// How long the workload certificates the identity service signs live
+    /// (proxies renew them at 70 % of it).
+    #[arg(long, env = "STRAIT_CERTIFICATE_LIFETIME", default_value = "24h", value_parser = certificate_lifetime)]
+    certificate_lifetime: std::time::Duration,
     /// Audience of the ServiceAccount token projected into injected pods.
     #[arg(
         long,
@@ -118,6 +122,15 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A certificate lifetime: a duration from one minute to 30 days.
+fn certificate_lifetime(s: &str) -> Result<std::time::Duration, String> {
+    let d = strait_api::duration::parse(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(60) || d > std::time::Duration::from_secs(30 * 86_400) {
+        return Err(format!("{s}: a certificate lifetime is from 1m to 720h"));
+    }
+    Ok(d)
+}
+
 impl Args {
     /// The typed config these flags describe.
     fn into_config(self) -> anyhow::Result<Config> {
@@ -125,6 +138,13 @@ impl Args {
         let source = if !self.local.is_empty() {
             Source::Local(self.local)
         } else {
+            // Injected proxies reach the identity service on this
+            // controller's Service, beside the config stream.
+            let identity_addr = format!(
+                "strait-controller.{}.svc.cluster.local:{}",
+                self.lease_namespace,
+                self.identity_addr.port()
+            );
             let control_plane = self.inject_control_plane.unwrap_or_else(|| {
                 format!(
                     "strait-controller.{}.svc.cluster.local:8086",
@@ -147,6 +167,8 @@ impl Args {
                     control_plane,
                     version: env!("CARGO_PKG_VERSION").into(),
                     identity_audience: self.identity_audience.clone(),
+                    identity_addr,
+                    trust_domain: self.trust_domain.clone(),
                     defaults: strait_api::inject::knobs::Knobs::default(),
                 },
                 owner_deployment: self.owner_deployment,
@@ -155,6 +177,7 @@ impl Args {
                     trust_domain: self.trust_domain,
                     secret: self.identity_secret,
                     audience: self.identity_audience,
+                    lifetime: self.certificate_lifetime,
                 },
             }))
         };

@@ -11,6 +11,7 @@ mod support;
 use arc_swap::ArcSwap;
 use rcgen::{CertificateParams, KeyPair, SanType};
 use std::sync::Arc;
+use std::time::Duration;
 use strait_api::identity::{SpiffeId, TOKEN_AUDIENCE};
 use strait_api::identity_wire::identity_client::IdentityClient;
 use strait_api::identity_wire::identity_server::IdentityServer;
@@ -121,6 +122,7 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
         signer: signer.clone(),
         audience: TOKEN_AUDIENCE.into(),
         trust_domain: "cluster.local".into(),
+        lifetime: strait_control_plane::identity::ca::WORKLOAD_LIFETIME,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -224,6 +226,96 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
             err.message()
         );
     }
+
+    // The proxy's side, with the real binary: a fresh key, a certificate
+    // for its ServiceAccount, renewed at 70 % of a 10 s life; a failed
+    // renewal keeps the current certificate; a token that does not grant
+    // the identity gets none, and the proxy serves on.
+    let short = Service {
+        client: server.client().await,
+        signer: signer.clone(),
+        audience: TOKEN_AUDIENCE.into(),
+        trust_domain: "cluster.local".into(),
+        lifetime: time::Duration::seconds(10),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let short_addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(IdentityServer::new(short))
+            .serve_with_incoming(tokio_stream_from(listener)),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let web_token = dir.path().join("web-token");
+    std::fs::write(&web_token, token("web", TOKEN_AUDIENCE)).unwrap();
+    let db_token = dir.path().join("db-token");
+    std::fs::write(&db_token, token("db", TOKEN_AUDIENCE)).unwrap();
+    let good = RunningProxy::start(dir.path(), "good", short_addr, &web_token);
+    let impostor = RunningProxy::start(dir.path(), "impostor", short_addr, &db_token);
+
+    let renewed = |p: &RunningProxy, n: f64| {
+        p.metric("strait_identity_renewals_total{result=\"success\"}") >= n
+    };
+    wait(Duration::from_secs(20), "a first certificate", || {
+        renewed(&good, 1.0)
+    });
+    let first_expiry = good.metric("strait_identity_certificate_expiry_seconds");
+    wait(Duration::from_secs(30), "two renewals", || {
+        renewed(&good, 3.0)
+    });
+    let later_expiry = good.metric("strait_identity_certificate_expiry_seconds");
+    assert!(
+        later_expiry >= first_expiry + 10.0,
+        "{first_expiry} then {later_expiry}"
+    );
+
+    // The token goes bad: renewal fails, the current certificate is kept.
+    std::fs::write(&web_token, "not a token").unwrap();
+    wait(Duration::from_secs(20), "a failed renewal", || {
+        good.metric("strait_identity_renewals_total{result=\"failure\"}") >= 1.0
+    });
+    let kept = good.metric("strait_identity_certificate_expiry_seconds");
+    assert!(kept > 0.0, "the current certificate is kept");
+    assert!(
+        good.log().contains("keeping the current certificate"),
+        "{}",
+        good.log()
+    );
+    // Good again: renewed.
+    std::fs::write(&web_token, token("web", TOKEN_AUDIENCE)).unwrap();
+    let before = good.metric("strait_identity_renewals_total{result=\"success\"}");
+    wait(
+        Duration::from_secs(40),
+        "renewal after the token is good again",
+        || renewed(&good, before + 1.0),
+    );
+
+    // db's token does not grant web's identity: refused, reason logged,
+    // no certificate, and the proxy is still ready.
+    wait(
+        Duration::from_secs(20),
+        "the impostor refused twice",
+        || impostor.metric("strait_identity_renewals_total{result=\"failure\"}") >= 2.0,
+    );
+    assert_eq!(
+        impostor.metric("strait_identity_renewals_total{result=\"success\"}"),
+        0.0
+    );
+    assert_eq!(
+        impostor.metric("strait_identity_certificate_expiry_seconds"),
+        0.0
+    );
+    assert!(
+        impostor
+            .log()
+            .contains("grants only spiffe://cluster.local/ns/shop/sa/db"),
+        "{}",
+        impostor.log()
+    );
+    assert!(
+        impostor.get("/ready").is_some(),
+        "ready without a certificate"
+    );
 }
 
 /// The listener's connections as the stream tonic serves.
@@ -234,4 +326,93 @@ fn tokio_stream_from(
         let conn = l.accept().await.map(|(s, _)| s);
         Some((conn, l))
     })
+}
+
+fn wait(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The real `strait-proxy` binary with an empty local config and identity.
+struct RunningProxy {
+    child: std::process::Child,
+    admin: u16,
+    log: std::path::PathBuf,
+}
+
+impl RunningProxy {
+    fn start(
+        dir: &std::path::Path,
+        name: &str,
+        identity: std::net::SocketAddr,
+        token: &std::path::Path,
+    ) -> Self {
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_strait-controller"))
+            .with_file_name("strait-proxy");
+        assert!(
+            bin.exists(),
+            "{} missing: build the workspace",
+            bin.display()
+        );
+        let config = dir.join(format!("{name}-config"));
+        std::fs::create_dir_all(&config).unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let port = strait_test_support::free_port;
+        let admin = port();
+        let child = std::process::Command::new(bin)
+            .arg("--local")
+            .arg(&config)
+            .args(["--namespace", "shop", "--service-account", "web"])
+            .args(["--identity-addr", &identity.to_string()])
+            .arg("--identity-token")
+            .arg(token)
+            .args(["--outbound-addr", &format!("127.0.0.1:{}", port())])
+            .args(["--inbound-addr", &format!("127.0.0.1:{}", port())])
+            .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        RunningProxy { child, admin, log }
+    }
+
+    fn get(&self, path: &str) -> Option<String> {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sf",
+                "-m",
+                "2",
+                &format!("http://127.0.0.1:{}{path}", self.admin),
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn metric(&self, selector: &str) -> f64 {
+        self.get("/metrics")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(selector)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

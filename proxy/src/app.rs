@@ -86,7 +86,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         mirrors: Default::default(),
         drain: Drain::new(),
         settings,
+        identity: Arc::default(),
     });
+    if let Some(id) = config.identity {
+        tokio::spawn(crate::identity::run(
+            id,
+            proxy.identity.clone(),
+            state.metrics.clone(),
+        ));
+    }
     let source = match &config.source {
         Source::Local(dirs) => local::source(dirs),
         Source::ControlPlane { addr, .. } => addr.clone(),

@@ -46,6 +46,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// What every connection handler reads.
     pub settings: Settings,
+    /// The identity service to get this proxy's certificate from (none:
+    /// no certificate).
+    pub identity: Option<crate::identity::Settings>,
 }
 
 impl Config {
@@ -59,6 +62,7 @@ impl Config {
             upstream_idle_timeout: Duration::from_secs(90),
             drain_timeout: Duration::from_secs(10),
             settings: Settings::default(),
+            identity: None,
         }
     }
 }

@@ -12,7 +12,8 @@
 //! Config arrives through [`local`] (a watched directory) or [`remote`] (the
 //! control plane's stream) into [`state`], swapped whole. [`admin`] serves metrics, probes and `/config`;
 //! [`drain`] handles graceful shutdown; [`init`] installs the iptables
-//! redirect (`strait-proxy init`).
+//! redirect (`strait-proxy init`); [`identity`] keeps this proxy's
+//! certificate from the control plane's identity service.
 
 // No unwrap on input from the network or users; tests may unwrap.
 #![warn(clippy::unwrap_used)]
@@ -25,6 +26,7 @@ pub mod conn;
 pub mod detect;
 pub mod drain;
 pub mod http;
+pub mod identity;
 pub mod inbound;
 pub mod init;
 pub mod io;
@@ -53,6 +55,8 @@ pub struct Proxy {
     pub drain: drain::Drain,
     /// Start-up settings.
     pub settings: Settings,
+    /// This proxy's certificate, once the identity service issued one.
+    pub identity: Arc<identity::Current>,
 }
 
 impl Proxy {

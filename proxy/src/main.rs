@@ -92,6 +92,21 @@ struct Args {
     /// Worker threads (default: one per core).
     #[arg(long, env = "STRAIT_WORKERS")]
     workers: Option<usize>,
+    /// The identity service (HOST:PORT) this proxy gets its certificate
+    /// from (the injector sets it; without it the proxy has none).
+    #[arg(long, env = "STRAIT_IDENTITY_ADDR")]
+    identity_addr: Option<String>,
+    /// The projected ServiceAccount token presented to the identity service.
+    #[arg(
+        long,
+        env = "STRAIT_IDENTITY_TOKEN",
+        default_value = "/var/run/strait/identity/token"
+    )]
+    identity_token: PathBuf,
+    /// The mesh's trust domain (this proxy's identity is
+    /// spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>).
+    #[arg(long, env = "STRAIT_TRUST_DOMAIN", default_value = "cluster.local")]
+    trust_domain: String,
     /// Log filter, e.g. `info` or `strait_proxy=debug`.
     #[arg(long, env = "STRAIT_LOG", default_value = "info")]
     log: String,
@@ -184,6 +199,19 @@ fn main() -> anyhow::Result<()> {
 impl Args {
     /// The typed config these flags describe.
     fn into_config(self) -> anyhow::Result<Config> {
+        strait_api::identity::check_trust_domain(&self.trust_domain).context("--trust-domain")?;
+        let identity = self
+            .identity_addr
+            .clone()
+            .map(|addr| strait_proxy::identity::Settings {
+                addr,
+                token_file: self.identity_token.clone(),
+                id: strait_api::identity::SpiffeId::new(
+                    &self.trust_domain,
+                    &self.namespace,
+                    &self.service_account,
+                ),
+            });
         let source = match (self.local.is_empty(), self.control_plane) {
             (false, _) => Source::Local(self.local),
             (true, Some(addr)) => Source::ControlPlane {
@@ -219,6 +247,7 @@ impl Args {
                 },
                 ..Settings::default()
             },
+            identity,
             ..Config::new(source)
         })
     }

@@ -55,6 +55,10 @@ pub struct Settings {
     pub version: String,
     /// Audience of the projected token (what the identity service expects).
     pub identity_audience: String,
+    /// The identity service's address, `host:port`.
+    pub identity_addr: String,
+    /// The mesh's trust domain.
+    pub trust_domain: String,
     /// Knob defaults.
     pub defaults: Knobs,
 }
@@ -273,6 +277,9 @@ fn proxy_container(s: &Settings, k: &Knobs) -> Value {
         json!({"name": "STRAIT_NAMESPACE", "valueFrom": field("metadata.namespace")}),
         json!({"name": "STRAIT_SERVICE_ACCOUNT", "valueFrom": field("spec.serviceAccountName")}),
         json!({"name": "STRAIT_CONTROL_PLANE", "value": s.control_plane}),
+        json!({"name": "STRAIT_IDENTITY_ADDR", "value": s.identity_addr}),
+        json!({"name": "STRAIT_TRUST_DOMAIN", "value": s.trust_domain}),
+        json!({"name": "STRAIT_IDENTITY_TOKEN", "value": format!("{IDENTITY_DIR}/token")}),
         json!({"name": "STRAIT_LOG", "value": k.log_level}),
     ];
     if !k.opaque_ports.is_empty() {

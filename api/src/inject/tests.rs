@@ -12,6 +12,8 @@ fn settings() -> Settings {
         control_plane: "strait-controller.strait-system.svc.cluster.local:8086".into(),
         version: "0.1.0".into(),
         identity_audience: "strait.dev/identity".into(),
+        identity_addr: "strait-controller.strait-system.svc.cluster.local:8080".into(),
+        trust_domain: "cluster.local".into(),
         defaults: Knobs::default(),
     }
 }

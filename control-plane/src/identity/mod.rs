@@ -31,6 +31,8 @@ pub struct Settings {
     pub secret: String,
     /// The audience proxies' tokens must carry.
     pub audience: String,
+    /// How long workload certificates live (24 h by default).
+    pub lifetime: std::time::Duration,
 }
 
 /// The chart's default trust-anchor Secret: the only name the controller
@@ -120,6 +122,7 @@ pub async fn serve(client: kube::Client, namespace: String, owner: Option<String
         signer,
         audience: s.audience,
         trust_domain: s.trust_domain,
+        lifetime: time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME),
     };
     let incoming = crate::config::accept::talking(listener, crate::config::accept::FIRST_BYTES);
     if let Err(e) = tonic::transport::Server::builder()

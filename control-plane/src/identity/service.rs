@@ -5,7 +5,7 @@
 //! certificate signed ([`super::ca`]). Every refusal says why, to the proxy
 //! and in the controller's log.
 
-use super::ca::{Signer, WORKLOAD_LIFETIME};
+use super::ca::Signer;
 use super::csr;
 use super::review::{self, TokenError};
 use arc_swap::ArcSwap;
@@ -24,6 +24,8 @@ pub struct Service {
     pub audience: String,
     /// The mesh's trust domain.
     pub trust_domain: String,
+    /// How long certificates live.
+    pub lifetime: time::Duration,
 }
 
 #[tonic::async_trait]
@@ -57,12 +59,7 @@ impl Identity for Service {
         let issued = self
             .signer
             .load()
-            .sign(
-                &key,
-                &id,
-                time::OffsetDateTime::now_utc(),
-                WORKLOAD_LIFETIME,
-            )
+            .sign(&key, &id, time::OffsetDateTime::now_utc(), self.lifetime)
             .map_err(|e| {
                 tracing::error!(identity = %id, "identity: cannot sign: {e}");
                 Status::internal(e.to_string())

@@ -100,6 +100,8 @@ mod tests {
             control_plane: "cp:8086".into(),
             version: "0.1.0".into(),
             identity_audience: "strait.dev/identity".into(),
+            identity_addr: "cp:8080".into(),
+            trust_domain: "cluster.local".into(),
             defaults: Knobs::default(),
         }
     }

@@ -66,6 +66,22 @@ impl Metrics {
             .inc();
     }
 
+    /// The identity service issued a certificate that expires at
+    /// `not_after` (Unix seconds).
+    pub fn certified(&self, not_after: i64) {
+        self.identity_expiry.set(not_after);
+        self.identity_renewals
+            .get_or_create(&ReloadLabels { result: "success" })
+            .inc();
+    }
+
+    /// A certificate request failed (the current certificate stays).
+    pub fn certification_failed(&self) {
+        self.identity_renewals
+            .get_or_create(&ReloadLabels { result: "failure" })
+            .inc();
+    }
+
     /// A config was applied that knows `endpoints` endpoints.
     pub fn config_applied(&self, endpoints: usize) {
         self.config_endpoints.set(endpoints as i64);

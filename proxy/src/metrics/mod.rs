@@ -68,6 +68,10 @@ pub struct Metrics {
     shed: Family<ShedLabels, Counter>,
     /// `strait_faults_injected_total`.
     faults: Family<FaultLabels, Counter>,
+    /// `strait_identity_certificate_expiry_seconds`.
+    identity_expiry: Gauge,
+    /// `strait_identity_renewals_total`.
+    identity_renewals: Family<ReloadLabels, Counter>,
     /// `strait_mirrored_requests_total`.
     mirrors: Family<MirrorLabels, Counter>,
 }
@@ -165,6 +169,18 @@ impl Metrics {
             "Requests copied to a mirror backend",
             mirrors.clone(),
         );
+        let identity_expiry = Gauge::default();
+        registry.register(
+            "identity_certificate_expiry_seconds",
+            "Expiry of the proxy's certificate, Unix seconds (0 before the first)",
+            identity_expiry.clone(),
+        );
+        let identity_renewals = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "identity_renewals",
+            "Certificate requests to the identity service, by result",
+            identity_renewals.clone(),
+        );
         let label_overflow = Family::<OverflowLabels, Counter>::default();
         registry.register(
             "metric_label_overflow",
@@ -172,6 +188,8 @@ impl Metrics {
             label_overflow.clone(),
         );
         Self {
+            identity_expiry,
+            identity_renewals,
             label_overflow,
             inbound_backends: LabelBudget::new("inbound_backend", INBOUND_BACKENDS_MAX),
             retries,

@@ -445,6 +445,24 @@ fn install_inject_route_and_operate() {
         "the server's proxy counted it inbound"
     );
 
+    // 4b. Every meshed proxy got a certificate for its ServiceAccount from
+    // the controller's identity service (projected token, TokenReview).
+    for (pod, ip, _) in &all {
+        let m = wait_until(
+            &format!("{pod}'s certificate"),
+            Duration::from_secs(60),
+            || {
+                let m = http_get(&format!("{ip}:4191"), "/metrics").unwrap_or_default();
+                m.contains("strait_identity_renewals_total{result=\"success\"}")
+                    .then_some(m)
+            },
+        );
+        assert!(
+            !m.contains("strait_identity_certificate_expiry_seconds 0\n"),
+            "{pod}: an expiry is set"
+        );
+    }
+
     // 5. A TrafficRoute applied with kubectl changes the split the client sees.
     for (w1, w2, want) in [(0, 100, "v2"), (100, 0, "v1")] {
         ns.apply(&route(w1, w2));
