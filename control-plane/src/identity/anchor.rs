@@ -6,11 +6,10 @@
 //! winner's).
 
 use super::ca::{AnchorPem, CaError, new_anchor};
-use k8s_openapi::ByteString;
+use crate::k8s::secret;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
-use std::collections::BTreeMap;
 
 /// Why no anchor could be had.
 #[derive(Debug, thiserror::Error)]
@@ -26,16 +25,11 @@ pub enum AnchorError {
     Ca(#[from] CaError),
 }
 
-fn text(s: &Secret, key: &str) -> Option<String> {
-    let b = s.data.as_ref()?.get(key)?;
-    String::from_utf8(b.0.clone()).ok()
-}
-
 /// Reads a Secret's anchor.
 pub fn from_secret(s: &Secret) -> Result<AnchorPem, AnchorError> {
     let name = s.metadata.name.clone().unwrap_or_default();
     let get = |key: &str| {
-        text(s, key).ok_or_else(|| AnchorError::Invalid(name.clone(), format!("no {key}")))
+        secret::text(s, key).ok_or_else(|| AnchorError::Invalid(name.clone(), format!("no {key}")))
     };
     Ok(AnchorPem {
         issuer_cert: get("tls.crt")?,
@@ -45,24 +39,15 @@ pub fn from_secret(s: &Secret) -> Result<AnchorPem, AnchorError> {
 }
 
 fn to_secret(name: &str, a: &AnchorPem) -> Secret {
-    let data: BTreeMap<String, ByteString> = [
-        ("tls.crt", &a.issuer_cert),
-        ("tls.key", &a.issuer_key),
-        ("ca.crt", &a.roots),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), ByteString(v.clone().into_bytes())))
-    .collect();
-    Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            labels: Some([("app.kubernetes.io/part-of".to_owned(), "strait".to_owned())].into()),
-            ..Default::default()
-        },
-        type_: Some("kubernetes.io/tls".into()),
-        data: Some(data),
-        ..Default::default()
-    }
+    secret::with_pems(
+        name,
+        "kubernetes.io/tls",
+        &[
+            ("tls.crt", &a.issuer_cert),
+            ("tls.key", &a.issuer_key),
+            ("ca.crt", &a.roots),
+        ],
+    )
 }
 
 /// The anchor in Secret `namespace/name`, created (a new root and issuer)

@@ -10,11 +10,13 @@
 //!   config streams) only one writes status;
 //! * [`status`]: the writer that patches conditions when they change;
 //! * [`owner`]: the Lease and the webhook's Secret belong to the
-//!   controller's Deployment, so an uninstall removes them.
+//!   controller's Deployment, so an uninstall removes them;
+//! * [`secret`]: the Secrets it writes, PEM under named keys.
 
 pub mod conditions;
 pub mod leader;
 pub mod owner;
 pub mod pods;
+pub mod secret;
 pub mod status;
 pub mod watch;

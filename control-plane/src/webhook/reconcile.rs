@@ -16,6 +16,7 @@
 
 use super::certs::{self, Pem};
 use super::tls::Resolver;
+use crate::k8s::secret;
 use base64::Engine;
 use futures_util::StreamExt;
 use k8s_openapi::ByteString;
@@ -24,7 +25,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -85,34 +85,20 @@ pub async fn run(
     }
 }
 
-fn get(s: &Secret, key: &str) -> Option<String> {
-    let b = s.data.as_ref()?.get(key)?;
-    String::from_utf8(b.0.clone()).ok()
-}
-
 fn to_secret(name: &str, ca: &Pem, tls: &Pem) -> Secret {
-    let data: BTreeMap<String, ByteString> = [
-        ("ca.crt", &ca.cert),
-        ("ca.key", &ca.key),
-        ("tls.crt", &tls.cert),
-        ("tls.key", &tls.key),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), ByteString(v.clone().into_bytes())))
-    .collect();
-    Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            labels: Some([("app.kubernetes.io/part-of".to_owned(), "strait".to_owned())].into()),
-            ..Default::default()
-        },
-        // Opaque, not kubernetes.io/tls: it also holds the CA and its key,
-        // which that type does not describe. The controller's Deployment
-        // owns it (k8s/owner.rs), so `helm uninstall` removes it.
-        type_: Some("Opaque".into()),
-        data: Some(data),
-        ..Default::default()
-    }
+    // Opaque, not kubernetes.io/tls: it also holds the CA and its key,
+    // which that type does not describe. The controller's Deployment owns
+    // it (k8s/owner.rs), so `helm uninstall` removes it.
+    secret::with_pems(
+        name,
+        "Opaque",
+        &[
+            ("ca.crt", &ca.cert),
+            ("ca.key", &ca.key),
+            ("tls.crt", &tls.cert),
+            ("tls.key", &tls.key),
+        ],
+    )
 }
 
 async fn round(
@@ -128,12 +114,12 @@ async fn round(
     let pems = existing.as_ref().and_then(|s| {
         Some((
             Pem {
-                cert: get(s, "ca.crt")?,
-                key: get(s, "ca.key")?,
+                cert: secret::text(s, "ca.crt")?,
+                key: secret::text(s, "ca.key")?,
             },
             Pem {
-                cert: get(s, "tls.crt")?,
-                key: get(s, "tls.key")?,
+                cert: secret::text(s, "tls.crt")?,
+                key: secret::text(s, "tls.key")?,
             },
         ))
     });
