@@ -3,10 +3,16 @@
 //! cluster before install; `--proxies` also checks every meshed pod's proxy.
 //! Exit code 1 when a check fails; `-o json` for scripts.
 //!
-//! The verdicts are pure functions of what was read ([`cert_verdict`],
-//! [`version_verdict`], [`leader_verdict`], [`proxy_verdicts`]); `run` only
-//! reads the cluster (through the API server, and the config stream through
-//! a port-forward, as kubectl would).
+//! The verdicts are pure functions of what was read (`verdicts.rs`,
+//! table-tested in `tests.rs`); `run` only reads the cluster (through the
+//! API server, and the config stream through a port-forward, as kubectl
+//! would).
+
+#[cfg(test)]
+mod tests;
+mod verdicts;
+
+pub use verdicts::{Check, render};
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -14,47 +20,11 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::ListParams;
-use serde_json::json;
-use std::collections::BTreeMap;
-use strait_api::inject::{INJECT_ANNOTATION, PROXY_CONTAINER, VERSION_ANNOTATION};
-use strait_api::wire::{ProxyInfo, ProxyStatusRequest, ProxyStatusResponse};
-
-/// The oldest Kubernetes minor version Strait supports (native sidecars).
-pub const MIN_MINOR: u32 = 29;
-/// A webhook certificate must stay valid at least this long.
-pub const CERT_MARGIN_DAYS: i64 = 7;
-const CRDS: [&str; 2] = ["trafficroutes.strait.dev", "destinationpolicies.strait.dev"];
-
-/// One check's verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// What is checked.
-    pub name: String,
-    /// Passed?
-    pub ok: bool,
-    /// What was found.
-    pub detail: String,
-    /// What to run when it failed.
-    pub hint: String,
-}
-
-fn pass(name: &str, detail: impl Into<String>) -> Check {
-    Check {
-        name: name.into(),
-        ok: true,
-        detail: detail.into(),
-        hint: String::new(),
-    }
-}
-
-fn fail(name: &str, detail: impl Into<String>, hint: impl Into<String>) -> Check {
-    Check {
-        name: name.into(),
-        ok: false,
-        detail: detail.into(),
-        hint: hint.into(),
-    }
-}
+use strait_api::inject::{INJECT_ANNOTATION, VERSION_ANNOTATION};
+use strait_api::wire::{ProxyStatusRequest, ProxyStatusResponse};
+use verdicts::{
+    CRDS, cert_verdict, crd_verdict, fail, leader_verdict, pass, proxy_verdicts, version_verdict,
+};
 
 /// What to check.
 pub struct Options {
@@ -64,131 +34,6 @@ pub struct Options {
     pub pre: bool,
     /// Also every meshed pod's proxy.
     pub proxies: bool,
-}
-
-/// The API server's version against [`MIN_MINOR`].
-pub fn version_verdict(major: &str, minor: &str, git: &str) -> Check {
-    let name = "Kubernetes version is supported";
-    let minor_n: Option<u32> = minor.trim_end_matches('+').parse().ok();
-    match (major, minor_n) {
-        ("1", Some(m)) if m >= MIN_MINOR => pass(name, format!("{git} (1.{MIN_MINOR} or newer)")),
-        _ => fail(
-            name,
-            format!("{git}: Strait needs Kubernetes 1.{MIN_MINOR} or newer (native sidecars)"),
-            "upgrade the cluster",
-        ),
-    }
-}
-
-/// A webhook certificate valid until `not_after` (Unix seconds) at `now`,
-/// and whether the configuration's caBundle is the Secret's CA.
-pub fn cert_verdict(not_after: i64, now: i64, ca_matches: bool, namespace: &str) -> Vec<Check> {
-    let days = (not_after - now) / 86_400;
-    let validity = if not_after - now >= CERT_MARGIN_DAYS * 86_400 {
-        pass(
-            "webhook certificate is valid for 7 more days",
-            format!("expires in {days} days"),
-        )
-    } else {
-        fail(
-            "webhook certificate is valid for 7 more days",
-            format!("expires in {days} days"),
-            format!(
-                "the controller renews it; check its logs: kubectl -n {namespace} logs deploy/strait-controller"
-            ),
-        )
-    };
-    let bundle = if ca_matches {
-        pass("webhook caBundle matches the certificate's CA", "")
-    } else {
-        fail(
-            "webhook caBundle matches the certificate's CA",
-            "the API server would not trust the webhook",
-            format!(
-                "the controller repairs it within 30 s; if not: kubectl -n {namespace} rollout restart deploy/strait-controller"
-            ),
-        )
-    };
-    vec![validity, bundle]
-}
-
-/// The Lease holder must be one of the ready controller pods, renewed
-/// within its lease duration.
-pub fn leader_verdict(
-    holder: Option<&str>,
-    renewed_secs_ago: Option<i64>,
-    lease_secs: i64,
-    ready: &[String],
-    namespace: &str,
-) -> Check {
-    let name = "one controller replica leads";
-    match (holder, renewed_secs_ago) {
-        (Some(h), Some(age)) if ready.iter().any(|r| r == h) && age <= lease_secs => {
-            pass(name, format!("{h}, renewed {age}s ago"))
-        }
-        (Some(h), Some(age)) => fail(
-            name,
-            format!("the Lease names {h}, renewed {age}s ago, which is not a ready controller pod"),
-            format!("wait for a takeover (15 s), or: kubectl -n {namespace} get pods,leases"),
-        ),
-        _ => fail(
-            name,
-            "no Lease holder",
-            format!("kubectl -n {namespace} logs deploy/strait-controller"),
-        ),
-    }
-}
-
-/// Every meshed pod's proxy connected and SYNCED; pods in meshed namespaces
-/// without a proxy listed. `meshed`: (namespace/pod, injected?).
-pub fn proxy_verdicts(meshed: &[(String, bool)], statuses: &[ProxyStatusResponse]) -> Vec<Check> {
-    let mut connected: BTreeMap<String, (ProxyInfo, u64)> = BTreeMap::new();
-    for r in statuses {
-        for p in &r.proxies {
-            connected.insert(
-                format!("{}/{}", p.namespace, p.pod),
-                (p.clone(), r.latest_version),
-            );
-        }
-    }
-    let mut out = Vec::new();
-    for (pod, injected) in meshed {
-        let name = format!("proxy of {pod}");
-        let (pod_ns, pod_name) = pod.split_once('/').unwrap_or(("", pod.as_str()));
-        if !injected {
-            out.push(fail(
-                &name,
-                "no proxy: the pod started while the webhook could not inject it",
-                format!(
-                    "kubectl -n {pod_ns} delete pod {pod_name} (its controller makes a meshed one)"
-                ),
-            ));
-            continue;
-        }
-        match connected.get(pod) {
-            Some((p, latest)) => {
-                let state = crate::status::sync_state(p, *latest);
-                if state == "SYNCED" {
-                    out.push(pass(
-                        &name,
-                        format!("connected, SYNCED at v{}", p.acked_version),
-                    ));
-                } else {
-                    out.push(fail(
-                        &name,
-                        state,
-                        format!("strait proxy-status; kubectl logs {pod} -c {PROXY_CONTAINER}"),
-                    ));
-                }
-            }
-            None => out.push(fail(
-                &name,
-                "not connected to any control-plane replica",
-                format!("kubectl -n {pod_ns} logs {pod_name} -c {PROXY_CONTAINER}"),
-            )),
-        }
-    }
-    out
 }
 
 /// Runs the checks.
@@ -360,77 +205,6 @@ pub async fn run(opts: &Options) -> Vec<Check> {
         }
     }
     out
-}
-
-/// The CRDs this CLI was built with (what `helm install` of the same
-/// version applies).
-const CRD_FILES: [(&str, &str); 2] = [
-    (
-        "trafficroutes.strait.dev",
-        include_str!("../../crds/trafficroutes.strait.dev.yaml"),
-    ),
-    (
-        "destinationpolicies.strait.dev",
-        include_str!("../../crds/destinationpolicies.strait.dev.yaml"),
-    ),
-];
-
-/// An installed CRD must serve `v1alpha1` with the schema this version of
-/// Strait writes: Helm installs CRDs but never upgrades them, so a cluster
-/// upgraded with `helm upgrade` can keep an older schema that refuses (or
-/// silently drops) newer fields.
-pub fn crd_verdict(name: &str, installed: &CustomResourceDefinition, crd: &str) -> Check {
-    let Some(served) = installed
-        .spec
-        .versions
-        .iter()
-        .find(|v| v.name == "v1alpha1" && v.served)
-    else {
-        return fail(name, "v1alpha1 is not served", "kubectl apply -f crds/");
-    };
-    let expected = CRD_FILES
-        .iter()
-        .find(|(n, _)| *n == crd)
-        .and_then(|(_, yaml)| serde_saphyr::from_str::<CustomResourceDefinition>(yaml).ok())
-        .and_then(|c| c.spec.versions.into_iter().find(|v| v.name == "v1alpha1"))
-        .and_then(|v| serde_json::to_value(v.schema).ok())
-        .map(without_descriptions);
-    let installed = serde_json::to_value(&served.schema)
-        .ok()
-        .map(without_descriptions);
-    match (expected, installed) {
-        (Some(e), Some(i)) if e == i => pass(name, "v1alpha1 served, schema as this version's"),
-        _ => fail(
-            name,
-            format!(
-                "v1alpha1's schema is not the one strait {} installs (CRDs from another version)",
-                env!("CARGO_PKG_VERSION")
-            ),
-            "kubectl apply --server-side -f crds/ (helm upgrade does not update CRDs)",
-        ),
-    }
-}
-
-/// A schema without its `description`s: a release that only rewords them
-/// has the same schema (a property itself named `description` is kept).
-fn without_descriptions(mut v: serde_json::Value) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                if map
-                    .get("description")
-                    .is_some_and(serde_json::Value::is_string)
-                {
-                    map.remove("description");
-                }
-                map.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut v);
-    v
 }
 
 /// Before install: can this user install Strait here, and is it not
@@ -607,171 +381,4 @@ async fn proxy_status(pods: &Api<Pod>, pod: &str) -> Result<ProxyStatusResponse,
     .map_err(|e| format!("ProxyStatus: {}", e.message()))?;
     drop(pf);
     Ok(r.into_inner())
-}
-
-/// Renders the verdicts: a ✔/✘ line each (with the hint under a ✘), or JSON.
-pub fn render(checks: &[Check], json_out: bool) -> String {
-    if json_out {
-        let v: Vec<_> = checks
-            .iter()
-            .map(|c| json!({"check": c.name, "ok": c.ok, "detail": c.detail, "hint": c.hint}))
-            .collect();
-        return format!(
-            "{}\n",
-            json!({"ok": checks.iter().all(|c| c.ok), "checks": v})
-        );
-    }
-    let mut out = String::new();
-    for c in checks {
-        let detail = if c.detail.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", c.detail)
-        };
-        out.push_str(&format!(
-            "{} {}{detail}\n",
-            if c.ok { "✔" } else { "✘" },
-            c.name
-        ));
-        if !c.ok && !c.hint.is_empty() {
-            out.push_str(&format!("    hint: {}\n", c.hint));
-        }
-    }
-    let failed = checks.iter().filter(|c| !c.ok).count();
-    out.push_str(&if failed == 0 {
-        "\nStatus check results are ✔\n".to_owned()
-    } else {
-        format!("\n{failed} check(s) failed ✘\n")
-    });
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions() {
-        for (major, minor, ok) in [
-            ("1", "29", true),
-            ("1", "37", true),
-            ("1", "30+", true),
-            ("1", "28", false),
-            ("2", "0", false),
-            ("1", "x", false),
-        ] {
-            assert_eq!(version_verdict(major, minor, "v").ok, ok, "{major}.{minor}");
-        }
-    }
-
-    #[test]
-    fn certificates() {
-        let day = 86_400;
-        for (left, ca, want) in [
-            (30 * day, true, [true, true]),
-            (7 * day, true, [true, true]),
-            (7 * day - 1, true, [false, true]),
-            (-day, false, [false, false]),
-        ] {
-            let got: Vec<bool> = cert_verdict(left, 0, ca, "mesh")
-                .iter()
-                .map(|c| c.ok)
-                .collect();
-            assert_eq!(got, want, "{left}s left, ca matches {ca}");
-        }
-    }
-
-    #[test]
-    fn crds_at_this_versions_schema() {
-        for (crd, yaml) in CRD_FILES {
-            let current: CustomResourceDefinition = serde_saphyr::from_str(yaml).unwrap();
-            assert!(crd_verdict("c", &current, crd).ok, "{crd} as shipped");
-            // An older schema: one property fewer.
-            let mut older = current.clone();
-            let schema = older.spec.versions[0].schema.as_mut().unwrap();
-            let spec = schema
-                .open_api_v3_schema
-                .as_mut()
-                .unwrap()
-                .properties
-                .as_mut()
-                .unwrap();
-            let spec = spec.get_mut("spec").unwrap().properties.as_mut().unwrap();
-            let first = spec.keys().next().unwrap().clone();
-            spec.remove(&first);
-            let v = crd_verdict("c", &older, crd);
-            assert!(
-                !v.ok && v.hint.contains("kubectl apply"),
-                "{crd} without {first}: {v:?}"
-            );
-            // Only a description reworded: the same schema.
-            let mut reworded = current.clone();
-            let schema = reworded.spec.versions[0].schema.as_mut().unwrap();
-            schema.open_api_v3_schema.as_mut().unwrap().description =
-                Some("said another way".into());
-            assert!(crd_verdict("c", &reworded, crd).ok, "{crd} reworded");
-            // Not served.
-            let mut unserved = current.clone();
-            unserved.spec.versions[0].served = false;
-            assert!(!crd_verdict("c", &unserved, crd).ok, "{crd} not served");
-        }
-    }
-
-    #[test]
-    fn leaders() {
-        let ready = vec!["c-1".to_owned(), "c-2".to_owned()];
-        assert!(leader_verdict(Some("c-1"), Some(3), 15, &ready, "mesh").ok);
-        assert!(
-            !leader_verdict(Some("c-1"), Some(30), 15, &ready, "mesh").ok,
-            "stale renewal"
-        );
-        assert!(
-            !leader_verdict(Some("gone"), Some(1), 15, &ready, "mesh").ok,
-            "holder not ready"
-        );
-        let none = leader_verdict(None, None, 15, &ready, "mesh");
-        assert!(!none.ok);
-        assert!(
-            none.hint.contains("kubectl -n mesh "),
-            "hints name the namespace given: {none:?}"
-        );
-    }
-
-    #[test]
-    fn proxies() {
-        let info = |pod: &str, acked: u64| ProxyInfo {
-            namespace: "shop".into(),
-            pod: pod.into(),
-            acked_version: acked,
-            sent_version: acked,
-            ..Default::default()
-        };
-        let statuses = [ProxyStatusResponse {
-            proxies: vec![info("a", 5), info("b", 4)],
-            latest_version: 5,
-            replica: "c-1".into(),
-        }];
-        let meshed = [
-            ("shop/a".to_owned(), true),
-            ("shop/b".to_owned(), true),
-            ("shop/c".to_owned(), true),
-            ("shop/d".to_owned(), false),
-        ];
-        let v = proxy_verdicts(&meshed, &statuses);
-        assert_eq!(
-            v.iter().map(|c| c.ok).collect::<Vec<_>>(),
-            [true, false, false, false]
-        );
-        assert!(v[2].detail.contains("not connected"));
-        assert!(v[3].detail.contains("no proxy") && v[3].hint.contains("delete pod d"));
-        let text = render(&v, false);
-        assert!(
-            text.contains("✔ proxy of shop/a")
-                && text.contains("✘ proxy of shop/d")
-                && text.contains("3 check(s) failed")
-        );
-        let j: serde_json::Value = serde_json::from_str(&render(&v, true)).unwrap();
-        assert_eq!(j["ok"], false);
-        assert_eq!(j["checks"].as_array().unwrap().len(), 4);
-    }
 }
