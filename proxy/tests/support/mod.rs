@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports)] // some test binaries pick ports for their upstreams
 pub use strait_test_support::free_port;
 
 /// A running `strait-proxy`.
@@ -28,6 +29,8 @@ pub struct ProxyProc {
     pub admin: SocketAddr,
     pub dir: PathBuf,
     pub log: PathBuf,
+    /// Where this run's lines start in `log` (restarts append to it).
+    log_offset: u64,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -53,8 +56,13 @@ impl ProxyProc {
     }
 
     /// Spawns on an existing directory (for restart tests).
+    ///
+    /// The listeners bind port 0 and `wait_ready` reads the ports the proxy
+    /// logged: a port picked free beforehand can be taken by another test's
+    /// connection before the proxy binds it.
     pub fn spawn(dir: &Path, log: &Path, extra: &[&str]) -> Self {
-        let (o, i, a) = (free_port(), free_port(), free_port());
+        let (o, i, a) = (0, 0, 0);
+        let log_offset = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -79,8 +87,24 @@ impl ProxyProc {
             admin: ([127, 0, 0, 1], a).into(),
             dir: dir.to_path_buf(),
             log: log.to_path_buf(),
+            log_offset,
             _tmp: None,
         }
+    }
+
+    /// The listeners' addresses from this run's "strait-proxy listening"
+    /// log line, once written.
+    fn logged_addresses(&self) -> Option<(SocketAddr, SocketAddr, SocketAddr)> {
+        let log = std::fs::read(&self.log).ok()?;
+        let log = String::from_utf8_lossy(log.get(self.log_offset as usize..)?);
+        let line = log.lines().find(|l| l.contains("strait-proxy listening"))?;
+        let field = |name: &str| -> Option<SocketAddr> {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))?
+                .parse()
+                .ok()
+        };
+        Some((field("outbound=")?, field("inbound=")?, field("admin=")?))
     }
 
     pub async fn wait_ready(&mut self) {
@@ -88,6 +112,19 @@ impl ProxyProc {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("strait-proxy exited early ({status}):\n{}", self.logs());
+            }
+            if self.admin.port() == 0 {
+                if let Some((o, i, a)) = self.logged_addresses() {
+                    (self.outbound, self.inbound, self.admin) = (o, i, a);
+                } else {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no listening line in 20s:\n{}",
+                        self.logs()
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
             }
             if let Ok((200, _)) = admin_get(self.admin, "/ready").await {
                 return;
