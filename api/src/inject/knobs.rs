@@ -208,14 +208,19 @@ fn is_log_filter(v: &str) -> bool {
 /// A Kubernetes resource quantity: digits with an optional fraction and
 /// one of the suffixes the API server accepts.
 fn is_quantity(v: &str) -> bool {
-    let digits_end = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, suffix) = v.split_at(digits_end);
+    let (num, suffix) = split_quantity(v);
     !num.is_empty()
         && num.bytes().filter(|b| *b == b'.').count() <= 1
         && num.bytes().any(|b| b.is_ascii_digit())
         && ["", "m", "k", "M", "G", "T", "Ki", "Mi", "Gi", "Ti"].contains(&suffix)
+}
+
+/// A quantity's number and suffix: `1.5Gi` → (`1.5`, `Gi`).
+fn split_quantity(v: &str) -> (&str, &str) {
+    let digits_end = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    v.split_at(digits_end)
 }
 
 /// A valid quantity's exact value in nano-units (nanocores, nanobytes),
@@ -225,10 +230,7 @@ fn quantity_nanos(v: &str) -> Option<u128> {
     if !is_quantity(v) {
         return None;
     }
-    let digits_end = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, suffix) = v.split_at(digits_end);
+    let (num, suffix) = split_quantity(v);
     let (int, frac) = num.split_once('.').unwrap_or((num, ""));
     if int.len() + frac.len() > 30 {
         return None;
