@@ -25,7 +25,7 @@ pub fn settings(control_plane: &str, image: &str) -> Settings {
         image_pull_policy: "IfNotPresent".into(),
         control_plane: control_plane.to_owned(),
         version: env!("CARGO_PKG_VERSION").into(),
-        identity_audience: "strait.dev/identity".into(),
+        identity_audience: strait_api::identity::TOKEN_AUDIENCE.into(),
         // The identity service runs beside the config stream, on 8080.
         identity_addr: match control_plane.rsplit_once(':') {
             Some((host, _)) => format!("{host}:8080"),

@@ -105,7 +105,7 @@ struct Args {
     #[arg(
         long,
         env = "STRAIT_IDENTITY_AUDIENCE",
-        default_value = "strait.dev/identity"
+        default_value = strait_api::identity::TOKEN_AUDIENCE
     )]
     identity_audience: String,
 }
