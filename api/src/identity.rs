@@ -105,6 +105,32 @@ impl SpiffeId {
     }
 }
 
+impl SpiffeId {
+    /// The identity as a DNS name,
+    /// `<sa>.<ns>.serviceaccount.identity.<trust-domain>`: certificates
+    /// carry it beside the SPIFFE URI, and a proxy sends it as the TLS
+    /// server name, so a standard verifier checks the chain and the name
+    /// in one step and the inbound side tells mesh TLS from the app's own.
+    pub fn dns_name(&self) -> String {
+        format!(
+            "{}.{}.{MESH_DNS_INFIX}.{}",
+            self.service_account, self.namespace, self.trust_domain
+        )
+    }
+
+    /// The identity a [`SpiffeId::dns_name`] names, in `trust_domain`.
+    pub fn from_dns_name(trust_domain: &str, name: &str) -> Option<Self> {
+        let rest = name.strip_suffix(trust_domain)?.strip_suffix('.')?;
+        let rest = rest.strip_suffix(MESH_DNS_INFIX)?.strip_suffix('.')?;
+        let (sa, ns) = rest.split_once('.')?;
+        (is_label(sa) && is_label(ns) && !sa.contains('.') && !ns.contains('.'))
+            .then(|| SpiffeId::new(trust_domain, ns, sa))
+    }
+}
+
+/// The part of a mesh DNS name between the workload and the trust domain.
+pub const MESH_DNS_INFIX: &str = "serviceaccount.identity";
+
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -143,6 +169,33 @@ mod tests {
         }
         assert_eq!(ok.to_string(), "spiffe://cluster.local/ns/shop/sa/web");
         assert_eq!(SpiffeId::parse(&ok.to_string()), Ok(ok));
+    }
+
+    #[test]
+    fn dns_names_round_trip() {
+        let id = SpiffeId::new("cluster.local", "shop", "web");
+        assert_eq!(
+            id.dns_name(),
+            "web.shop.serviceaccount.identity.cluster.local"
+        );
+        assert_eq!(
+            SpiffeId::from_dns_name("cluster.local", &id.dns_name()),
+            Some(id)
+        );
+        for name in [
+            "web.shop.serviceaccount.identity.other.local",
+            "shop.serviceaccount.identity.cluster.local",
+            "a.web.shop.serviceaccount.identity.cluster.local",
+            "web.shop.identity.cluster.local",
+            "example.com",
+            "",
+        ] {
+            assert_eq!(
+                SpiffeId::from_dns_name("cluster.local", name),
+                None,
+                "{name}"
+            );
+        }
     }
 
     #[test]

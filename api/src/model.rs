@@ -318,6 +318,26 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// `namespace/pod`, when the slice names it.
     pub pod: Option<String>,
+    /// The ServiceAccount of a meshed Pod behind it (one whose proxy
+    /// serves mesh TLS); `None` for an endpoint without a proxy.
+    pub identity: Option<ServiceAccount>,
+}
+
+/// A meshed endpoint's workload identity, less the trust domain (which is
+/// the mesh's, not the manifest's): `namespace/name` of its ServiceAccount.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ServiceAccount {
+    /// The Pod's namespace.
+    pub namespace: String,
+    /// `spec.serviceAccountName`.
+    pub name: String,
+}
+
+impl ServiceAccount {
+    /// The identity in `trust_domain`.
+    pub fn spiffe(&self, trust_domain: &str) -> crate::identity::SpiffeId {
+        crate::identity::SpiffeId::new(trust_domain, &self.namespace, &self.name)
+    }
 }
 
 /// How a backend's endpoints are chosen and protected.

@@ -38,10 +38,25 @@ pub struct Config {
 /// Where the controller's objects come from.
 #[derive(Debug, Clone)]
 pub enum Source {
-    /// Directories of manifests (no Kubernetes).
-    Local(Vec<PathBuf>),
+    /// Directories of manifests (no Kubernetes), and the development CA.
+    Local {
+        /// The directories.
+        dirs: Vec<PathBuf>,
+        /// The identity service's development CA.
+        dev_ca: DevCa,
+    },
     /// The Kubernetes API server (from the kubeconfig or the pod's account).
     Kubernetes(Box<Kubernetes>),
+}
+
+/// Local mode's identity service: a CA made at start that signs what
+/// proxies declare ([`crate::identity::serve_local`]).
+#[derive(Debug, Clone)]
+pub struct DevCa {
+    /// Its listener, trust domain and certificate lifetime.
+    pub identity: crate::identity::Settings,
+    /// Where its root is written.
+    pub roots_file: PathBuf,
 }
 
 /// What Kubernetes mode adds.
@@ -89,10 +104,14 @@ pub async fn run(config: Config) -> Result<(), Error> {
     // config stream stops.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let resolver = Arc::new(webhook::tls::Resolver::default());
-    let local_mode = matches!(config.source, Source::Local(_));
+    let local_mode = matches!(config.source, Source::Local { .. });
     let leader_task = match config.source {
-        Source::Local(dirs) => {
+        Source::Local { dirs, dev_ca } => {
             drop(tokio::spawn(local::watch(dirs, shared.clone())));
+            tokio::spawn(crate::identity::serve_local(
+                dev_ca.identity,
+                dev_ca.roots_file,
+            ));
             None
         }
         Source::Kubernetes(k) => {

@@ -82,7 +82,8 @@ struct Args {
     /// are made its dependents, so deleting it (helm uninstall) removes them.
     #[arg(long, env = "STRAIT_OWNER_DEPLOYMENT")]
     owner_deployment: Option<String>,
-    /// Identity service listener (gRPC; Kubernetes mode only).
+    /// Identity service listener (gRPC). With --local it serves a
+    /// development CA that signs the identity each proxy declares.
     #[arg(long, env = "STRAIT_IDENTITY_ADDR", default_value = "0.0.0.0:8080")]
     identity_addr: SocketAddr,
     /// The mesh's trust domain: identities are
@@ -108,6 +109,11 @@ struct Args {
         default_value = strait_api::identity::TOKEN_AUDIENCE
     )]
     identity_audience: String,
+    /// With --local: where the development CA's root is written, for local
+    /// proxies to trust (default: strait-dev-ca-<pid>.pem in the temporary
+    /// directory; the path is logged at start).
+    #[arg(long, env = "STRAIT_DEV_CA_ROOTS")]
+    dev_ca_roots: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -135,8 +141,24 @@ impl Args {
     /// The typed config these flags describe.
     fn into_config(self) -> anyhow::Result<Config> {
         strait_api::identity::check_trust_domain(&self.trust_domain).context("--trust-domain")?;
+        let identity = strait_control_plane::identity::Settings {
+            addr: self.identity_addr,
+            trust_domain: self.trust_domain.clone(),
+            secret: self.identity_secret.clone(),
+            audience: self.identity_audience.clone(),
+            lifetime: self.certificate_lifetime,
+        };
         let source = if !self.local.is_empty() {
-            Source::Local(self.local)
+            let roots_file = self.dev_ca_roots.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("strait-dev-ca-{}.pem", std::process::id()))
+            });
+            Source::Local {
+                dirs: self.local,
+                dev_ca: strait_control_plane::app::DevCa {
+                    identity,
+                    roots_file,
+                },
+            }
         } else {
             // Injected proxies reach the identity service on this
             // controller's Service, beside the config stream.
@@ -172,13 +194,7 @@ impl Args {
                     defaults: strait_api::inject::knobs::Knobs::default(),
                 },
                 owner_deployment: self.owner_deployment,
-                identity: strait_control_plane::identity::Settings {
-                    addr: self.identity_addr,
-                    trust_domain: self.trust_domain,
-                    secret: self.identity_secret,
-                    audience: self.identity_audience,
-                    lifetime: self.certificate_lifetime,
-                },
+                identity,
             }))
         };
         Ok(Config {

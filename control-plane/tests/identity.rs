@@ -17,7 +17,7 @@ use strait_api::identity_wire::identity_client::IdentityClient;
 use strait_api::identity_wire::identity_server::IdentityServer;
 use strait_api::identity_wire::{CertifyRequest, CertifyResponse};
 use strait_control_plane::identity::ca::{Signer, new_anchor};
-use strait_control_plane::identity::service::Service;
+use strait_control_plane::identity::service::{Service, Verify};
 use support::ApiServer;
 use tonic::Code;
 
@@ -118,9 +118,11 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
         Signer::new(new_anchor(now, "cluster.local").unwrap(), now).unwrap(),
     ));
     let service = Service {
-        client,
+        verify: Verify::Token {
+            client,
+            audience: TOKEN_AUDIENCE.into(),
+        },
         signer: signer.clone(),
-        audience: TOKEN_AUDIENCE.into(),
         trust_domain: "cluster.local".into(),
         lifetime: strait_control_plane::identity::ca::WORKLOAD_LIFETIME,
     };
@@ -144,6 +146,7 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
         trust_bundle_pem,
         not_after,
         identity: granted,
+        verified,
     } = identity
         .certify(CertifyRequest {
             token: good_token.clone(),
@@ -153,6 +156,7 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
         .expect("a good token is certified")
         .into_inner();
     assert_eq!(granted, web);
+    assert!(verified, "TokenReview proved it");
     assert_eq!(trust_bundle_pem, signer.load().roots());
     let day = (not_after - now.unix_timestamp()) as f64 / 3600.0;
     assert!((23.9..24.1).contains(&day), "lives 24 h: {day}");
@@ -232,9 +236,11 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
     // renewal keeps the current certificate; a token that does not grant
     // the identity gets none, and the proxy serves on.
     let short = Service {
-        client: server.client().await,
+        verify: Verify::Token {
+            client: server.client().await,
+            audience: TOKEN_AUDIENCE.into(),
+        },
         signer: signer.clone(),
-        audience: TOKEN_AUDIENCE.into(),
         trust_domain: "cluster.local".into(),
         lifetime: time::Duration::seconds(10),
     };

@@ -72,12 +72,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let inbound_addr = addr(&inbound, config.inbound_addr);
     let admin_addr = addr(&admin_listener, config.admin_addr);
 
+    let identity: Arc<crate::identity::Current> = Arc::default();
     let state = Arc::new(State::new(
         Arc::new(Metrics::new()),
         Forwarders::new(
             config.settings.connect_timeout,
             config.upstream_idle_timeout,
+            identity.clone(),
         ),
+        &config.settings.trust_domain,
     ));
     let mut settings = config.settings;
     settings.proxy_ports = vec![outbound_addr.port(), inbound_addr.port(), admin_addr.port()];
@@ -86,7 +89,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         mirrors: Default::default(),
         drain: Drain::new(),
         settings,
-        identity: Arc::default(),
+        identity,
     });
     if let Some(id) = config.identity {
         tokio::spawn(crate::identity::run(

@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use strait_api::identity::SpiffeId;
 use strait_api::model::{CircuitBreaker, Endpoint, Limits, LoadBalancer, Policy};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -38,6 +39,12 @@ const DEFAULT_RTT_NS: f64 = 1_000_000.0;
 #[derive(Debug)]
 pub struct EndpointStats {
     pub addr: SocketAddr,
+    /// The identity the endpoint must prove over mesh TLS; `None`: it is
+    /// reached in plaintext (no proxy there, or TLS disabled by policy).
+    pub identity: Option<Arc<SpiffeId>>,
+    /// `strait_mesh_requests_total` of requests to it in plaintext and
+    /// over mesh TLS.
+    counted: [prometheus_client::metrics::counter::Counter; 2],
     in_flight: AtomicUsize,
     /// f64 bits of the peak-EWMA RTT in nanoseconds.
     ewma_ns: AtomicU64,
@@ -52,10 +59,13 @@ pub struct EndpointStats {
 }
 
 impl EndpointStats {
-    /// New statistics for an endpoint.
-    pub fn new(addr: SocketAddr) -> Self {
+    /// New statistics for an endpoint, reached over mesh TLS as
+    /// `identity` when it has one.
+    pub fn new(addr: SocketAddr, identity: Option<Arc<SpiffeId>>) -> Self {
         Self {
             addr,
+            identity,
+            counted: Default::default(),
             in_flight: AtomicUsize::new(0),
             ewma_ns: AtomicU64::new(DEFAULT_RTT_NS.to_bits()),
             last_ns: AtomicU64::new(0),
@@ -63,6 +73,30 @@ impl EndpointStats {
             ejected_until: AtomicU64::new(0),
             probing: AtomicBool::new(false),
             breaker: Mutex::new(Breaker::default()),
+        }
+    }
+
+    /// Counts requests to it in `strait_mesh_requests_total`: `plaintext`
+    /// and `tls` are the counters of its two label sets.
+    pub fn counting(
+        mut self,
+        plaintext: prometheus_client::metrics::counter::Counter,
+        tls: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
+        self.counted = [plaintext, tls];
+        self
+    }
+
+    /// A request was sent to it, over mesh TLS or not.
+    pub fn count(&self, tls: bool) {
+        self.counted[usize::from(tls)].inc();
+    }
+
+    /// The endpoint as the pools key it.
+    pub fn peer(&self) -> crate::connect::Peer {
+        crate::connect::Peer {
+            addr: self.addr,
+            identity: self.identity.clone(),
         }
     }
 
@@ -180,20 +214,19 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    /// Builds a balancer, reusing statistics of endpoints already known and
-    /// the previous retry budget when its settings did not change.
+    /// Builds a balancer over the statistics `stats` gives for each
+    /// endpoint (those already known, so history survives a config
+    /// change, or new ones), keeping the previous retry budget when its
+    /// settings did not change.
     pub fn new(
         policy: &Policy,
         endpoints: &[Endpoint],
-        known: &dyn Fn(SocketAddr) -> Option<Arc<EndpointStats>>,
+        stats: &dyn Fn(&Endpoint) -> Arc<EndpointStats>,
         budget: Option<Arc<Budget>>,
     ) -> Self {
         Self {
             kind: policy.load_balancer,
-            endpoints: endpoints
-                .iter()
-                .map(|e| known(e.addr).unwrap_or_else(|| Arc::new(EndpointStats::new(e.addr))))
-                .collect(),
+            endpoints: endpoints.iter().map(stats).collect(),
             next: AtomicUsize::new(0),
             breaker: policy.circuit_breaker.clone(),
             limits: policy.limits.clone(),

@@ -85,6 +85,12 @@ pub struct Settings {
     /// The proxy's own listening ports, which inbound connections may not
     /// be forwarded to (filled in from the listeners by [`crate::app`]).
     pub proxy_ports: Vec<u16>,
+    /// The mesh's trust domain.
+    pub trust_domain: String,
+    /// Where inbound connections go that no iptables rule redirected (a
+    /// proxy in front of a local app, without interception); `None`: such
+    /// connections are closed.
+    pub inbound_forward: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -97,6 +103,8 @@ impl Default for Settings {
             access_log: false,
             client: ClientLimits::default(),
             proxy_ports: vec![OUTBOUND_PORT, INBOUND_PORT, ADMIN_PORT],
+            trust_domain: strait_api::identity::DEFAULT_TRUST_DOMAIN.into(),
+            inbound_forward: None,
         }
     }
 }

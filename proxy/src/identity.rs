@@ -5,10 +5,12 @@
 //! proxy keeps its current certificate, retries with backoff, logs the
 //! reason and counts the failure (`strait_identity_renewals_total`).
 //!
-//! What the certificate is for, mTLS between proxies, is not built yet;
-//! this is the first half of the identity work.
+//! Each certificate comes with the mesh TLS configuration built from it
+//! ([`crate::tls::MeshTls`]), swapped in whole: new connections use the
+//! new certificate and roots, open ones keep theirs.
 
 use crate::metrics::Metrics;
+use crate::tls::MeshTls;
 use arc_swap::ArcSwapOption;
 use rcgen::{CertificateParams, KeyPair, SanType};
 use std::path::PathBuf;
@@ -43,6 +45,11 @@ pub struct Certified {
     pub roots: String,
     /// Expiry, Unix seconds.
     pub not_after: i64,
+    /// Whether the identity service proved the identity (`false`: a
+    /// `--local` development CA signed what this proxy declared).
+    pub verified: bool,
+    /// Mesh TLS with this certificate.
+    pub tls: Arc<MeshTls>,
 }
 
 impl std::fmt::Debug for Certified {
@@ -68,6 +75,10 @@ enum CertifyError {
     Connect(String, String),
     #[error("the identity service refused: {0}")]
     Refused(String),
+    #[error("the issued certificate is unusable: {0}")]
+    Unusable(#[from] crate::tls::TlsError),
+    #[error("the identity service granted {0:?}, not a workload identity")]
+    Granted(String),
 }
 
 /// When to renew a certificate issued at `issued` that expires at
@@ -93,9 +104,14 @@ fn now() -> i64 {
 }
 
 async fn certify(s: &Settings) -> Result<Certified, CertifyError> {
-    let token = tokio::fs::read_to_string(&s.token_file)
-        .await
-        .map_err(|e| CertifyError::Token(s.token_file.clone(), e))?;
+    let token = match tokio::fs::read_to_string(&s.token_file).await {
+        Ok(t) => t,
+        // No token outside Kubernetes: a `--local` controller's development
+        // CA needs none, and a real identity service refuses an empty one
+        // with its reason.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(CertifyError::Token(s.token_file.clone(), e)),
+    };
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::default();
     params.subject_alt_names = vec![SanType::URI(s.id.to_string().try_into()?)];
@@ -114,12 +130,22 @@ async fn certify(s: &Settings) -> Result<Certified, CertifyError> {
         .await
         .map_err(|e| CertifyError::Refused(format!("{:?}: {}", e.code(), e.message())))?
         .into_inner();
+    let id = SpiffeId::parse(&resp.identity).map_err(|_| CertifyError::Granted(resp.identity))?;
+    let key = key.serialize_pem();
+    let tls = MeshTls::new(
+        id,
+        &resp.certificate_chain_pem,
+        &key,
+        &resp.trust_bundle_pem,
+    )?;
     Ok(Certified {
-        id: resp.identity,
+        id: tls.id.to_string(),
         chain: resp.certificate_chain_pem,
-        key: key.serialize_pem(),
+        key,
         roots: resp.trust_bundle_pem,
         not_after: resp.not_after,
+        verified: resp.verified,
+        tls: Arc::new(tls),
     })
 }
 
@@ -132,7 +158,7 @@ pub async fn run(s: Settings, current: Arc<Current>, metrics: Arc<Metrics>) {
                 failures = 0;
                 let issued = now();
                 let next = renew_at(issued, c.not_after);
-                tracing::info!(identity = %c.id, not_after = c.not_after, renew_in_s = next - issued, "certificate issued");
+                tracing::info!(identity = %c.id, verified = c.verified, not_after = c.not_after, renew_in_s = next - issued, "certificate issued");
                 metrics.certified(c.not_after);
                 current.store(Some(Arc::new(c)));
                 Duration::from_secs((next - issued).max(1) as u64)

@@ -23,6 +23,7 @@ pub mod app;
 pub mod balance;
 pub mod config;
 pub mod conn;
+pub mod connect;
 pub mod detect;
 pub mod drain;
 pub mod http;
@@ -38,6 +39,7 @@ pub mod remote;
 pub mod resilience;
 pub mod state;
 pub mod tcp;
+pub mod tls;
 
 pub use config::{ClientLimits, Settings};
 

@@ -107,6 +107,11 @@ struct Args {
     /// spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>).
     #[arg(long, env = "STRAIT_TRUST_DOMAIN", default_value = "cluster.local")]
     trust_domain: String,
+    /// Where inbound connections go that no iptables rule redirected
+    /// (HOST:PORT of a local app this proxy fronts without interception;
+    /// by default such connections are closed).
+    #[arg(long, env = "STRAIT_INBOUND_FORWARD")]
+    inbound_forward: Option<SocketAddr>,
     /// Log filter, e.g. `info` or `strait_proxy=debug`.
     #[arg(long, env = "STRAIT_LOG", default_value = "info")]
     log: String,
@@ -245,6 +250,8 @@ impl Args {
                     },
                     send_timeout: self.send_timeout,
                 },
+                trust_domain: self.trust_domain,
+                inbound_forward: self.inbound_forward,
                 ..Settings::default()
             },
             identity,

@@ -24,7 +24,9 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     };
     let Some(service) = applied.snapshot.service_by_addr(dst) else {
         let io = wrap(&proxy, BytesMut::new(), conn.stream);
-        return crate::tcp::forward(io, dst, proxy.settings.connect_timeout).await;
+        let dst = crate::connect::Peer::plain(dst);
+        return crate::tcp::forward(io, &dst, proxy.settings.connect_timeout, &proxy.identity)
+            .await;
     };
     let key = service.key.clone();
     let opaque = service.opaque || proxy.settings.opaque_ports.contains(&dst.port());
@@ -66,7 +68,8 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
                 return;
             };
             let _in_flight = endpoint.start();
-            crate::tcp::forward(io, endpoint.addr, proxy.settings.connect_timeout).await;
+            let timeout = proxy.settings.connect_timeout;
+            crate::tcp::forward(io, &endpoint.peer(), timeout, &proxy.identity).await;
         }
     }
 }

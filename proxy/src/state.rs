@@ -7,17 +7,20 @@
 //! the request path. Endpoint statistics carry over between versions.
 
 use crate::balance::{Balancer, EndpointStats};
+use crate::conn::Direction;
 use crate::http::forward::{Forwarder, Forwarders};
 use crate::metrics::{Metrics, SeriesCache};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 use strait_api::Snapshot;
-use strait_api::model::{ServicePort, ServicePortKey};
+use strait_api::identity::SpiffeId;
+use strait_api::model::{Endpoint, ServicePort, ServicePortKey, TlsMode};
 
 /// One applied config version.
 pub struct Applied {
@@ -31,6 +34,9 @@ pub struct Applied {
     pub snapshot: Arc<Snapshot>,
     /// Runtime state per backend.
     pub backends: HashMap<ServicePortKey, Arc<Backend>>,
+    /// Endpoint addresses a `Strict` DestinationPolicy covers: the inbound
+    /// side refuses plaintext to them.
+    pub strict: HashSet<SocketAddr>,
     /// Explicit-mode authorities already resolved to a Service of this
     /// config (`web`, `web.shop:8080`, …), so a request's Host is looked up
     /// rather than parsed into owned names every time.
@@ -83,6 +89,7 @@ impl Applied {
             applied_at: SystemTime::now(),
             snapshot: Arc::new(snapshot),
             backends: HashMap::new(),
+            strict: HashSet::new(),
             hosts: RwLock::new(HashMap::new()),
         }
     }
@@ -142,11 +149,13 @@ pub struct State {
     pub forwarders: Forwarders,
     /// Inbound request metrics by app address.
     pub inbound_series: SeriesCache<SocketAddr>,
+    /// The mesh's trust domain (endpoint identities are named in it).
+    pub trust_domain: String,
 }
 
 impl State {
     /// Empty state: nothing applied, not ready.
-    pub fn new(metrics: Arc<Metrics>, forwarders: Forwarders) -> Self {
+    pub fn new(metrics: Arc<Metrics>, forwarders: Forwarders, trust_domain: &str) -> Self {
         Self {
             current: ArcSwap::from_pointee(Applied::new(0, "none", Snapshot::default())),
             ready: AtomicBool::new(false),
@@ -154,6 +163,7 @@ impl State {
             metrics,
             forwarders,
             inbound_series: SeriesCache::default(),
+            trust_domain: trust_domain.to_string(),
         }
     }
 
@@ -171,10 +181,14 @@ impl State {
     /// Applies a new snapshot with the version its source gave it.
     pub fn apply_at(&self, snapshot: Snapshot, source: &str, version: u64) -> u64 {
         let prev = self.current.load();
-        let known: HashMap<SocketAddr, Arc<EndpointStats>> = prev
+        // An endpoint keeps its statistics while its address and identity
+        // stay; a new Pod on a reused address starts afresh.
+        type Peer = (SocketAddr, Option<Arc<SpiffeId>>);
+        let known: HashMap<Peer, Arc<EndpointStats>> = prev
             .backends
             .values()
-            .flat_map(|b| b.balancer.endpoints().iter().map(|e| (e.addr, e.clone())))
+            .flat_map(|b| b.balancer.endpoints().iter())
+            .map(|e| ((e.addr, e.identity.clone()), e.clone()))
             .collect();
         let backends: HashMap<ServicePortKey, Arc<Backend>> = snapshot
             .backends
@@ -189,12 +203,22 @@ impl State {
                     .filter(|old| old.policy.retry_budget == policy.retry_budget)
                     .and_then(|_| prev.backends.get(key))
                     .map(|b| b.balancer.budget.clone());
-                let balancer = Balancer::new(
-                    policy,
-                    &backend.endpoints,
-                    &|addr| known.get(&addr).cloned(),
-                    budget,
-                );
+                let mesh_tls = policy.tls_mode != TlsMode::Disabled;
+                let stats = |e: &Endpoint| {
+                    let identity = e
+                        .identity
+                        .as_ref()
+                        .filter(|_| mesh_tls)
+                        .map(|sa| Arc::new(sa.spiffe(&self.trust_domain)));
+                    let peer = (e.addr, identity);
+                    known.get(&peer).cloned().unwrap_or_else(|| {
+                        let m = &self.metrics;
+                        let plaintext = m.mesh_requests(Direction::Outbound, None);
+                        let tls = m.mesh_requests(Direction::Outbound, peer.1.as_deref());
+                        Arc::new(EndpointStats::new(peer.0, peer.1).counting(plaintext, tls))
+                    })
+                };
+                let balancer = Balancer::new(policy, &backend.endpoints, &stats, budget);
                 let label = key.to_string();
                 self.metrics.endpoint_states(
                     &label,
@@ -218,8 +242,10 @@ impl State {
             })
             .collect();
         self.metrics.config_applied(snapshot.endpoint_count());
+        let strict = strict_endpoints(&snapshot);
         self.current.store(Arc::new(Applied {
             backends,
+            strict,
             ..Applied::new(version, source, snapshot)
         }));
         self.ready.store(true, Ordering::Release);
@@ -235,6 +261,16 @@ impl State {
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
     }
+}
+
+/// The endpoint addresses a `Strict` policy covers. Pure.
+pub fn strict_endpoints(snapshot: &Snapshot) -> HashSet<SocketAddr> {
+    snapshot
+        .backends
+        .values()
+        .filter(|b| b.policy.tls_mode == TlsMode::Strict)
+        .flat_map(|b| b.endpoints.iter().map(|e| e.addr))
+        .collect()
 }
 
 #[cfg(test)]

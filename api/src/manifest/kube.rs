@@ -1,5 +1,5 @@
 //! Serde mirrors of the Kubernetes kinds the mesh reads: `ObjectMeta`,
-//! `Service` and `EndpointSlice`. Only the fields Strait uses are named;
+//! `Service`, `EndpointSlice` and (for mesh identity) `Pod`. Only the fields Strait uses are named;
 //! everything else is accepted and ignored, as the API server's clients do.
 
 use serde::{Deserialize, Serialize};
@@ -141,4 +141,45 @@ pub struct SlicePort {
     /// Port number on the endpoint.
     #[serde(default)]
     pub port: Option<u16>,
+}
+
+/// `v1/Pod`, as far as mesh identity needs it: a Pod whose proxy serves
+/// mesh TLS, and the ServiceAccount it proves. The control plane sends
+/// only meshed Pods, cut down to these fields; a `--local` directory may
+/// hold them written by hand.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Pod {
+    /// Name and namespace; the injector's `strait.dev/proxy-version`
+    /// annotation marks a meshed Pod.
+    pub metadata: ObjectMeta,
+    /// The ServiceAccount.
+    #[serde(default)]
+    pub spec: PodSpec,
+}
+
+/// `Pod.spec`, as far as identity needs it.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    /// `default` when unset, as Kubernetes runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+}
+
+impl Pod {
+    /// Whether the injector put a proxy in it.
+    pub fn is_meshed(&self) -> bool {
+        self.metadata
+            .annotations
+            .contains_key(crate::inject::VERSION_ANNOTATION)
+    }
+
+    /// Its ServiceAccount's name.
+    pub fn service_account(&self) -> &str {
+        self.spec
+            .service_account_name
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+    }
 }

@@ -44,6 +44,8 @@ pub enum Object {
     TrafficRoute(TrafficRoute),
     /// `strait.dev/v1alpha1/DestinationPolicy`.
     DestinationPolicy(DestinationPolicy),
+    /// `v1/Pod`: a meshed Pod's identity (see [`Pod`]).
+    Pod(Pod),
 }
 
 impl Object {
@@ -54,6 +56,7 @@ impl Object {
             Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
             Object::TrafficRoute(o) => ("TrafficRoute", &o.metadata),
             Object::DestinationPolicy(o) => ("DestinationPolicy", &o.metadata),
+            Object::Pod(o) => ("Pod", &o.metadata),
         };
         (kind, meta.namespace(), meta.name.as_str())
     }
@@ -71,6 +74,7 @@ impl Object {
             Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
             Object::TrafficRoute(o) => ("TrafficRoute", &o.metadata),
             Object::DestinationPolicy(o) => ("DestinationPolicy", &o.metadata),
+            Object::Pod(o) => ("Pod", &o.metadata),
         };
         format!("{kind} {}/{}", meta.namespace(), meta.name)
     }
@@ -253,6 +257,7 @@ fn parse_document(doc: &str) -> Result<Option<Object>, (usize, String)> {
     };
     let object = match (api_version.as_str(), kind.as_str()) {
         ("v1", "Service") => Object::Service(serde_saphyr::from_str(doc).map_err(located)?),
+        ("v1", "Pod") => Object::Pod(serde_saphyr::from_str(doc).map_err(located)?),
         ("discovery.k8s.io/v1", "EndpointSlice") => {
             Object::EndpointSlice(serde_saphyr::from_str(doc).map_err(located)?)
         }
@@ -290,6 +295,7 @@ pub fn parse_json(kind: &str, json: impl AsRef<[u8]>) -> Result<Object, String> 
     let err = |e: serde_json::Error| format!("{kind}: {e}");
     Ok(match kind {
         "Service" => Object::Service(serde_json::from_slice(json).map_err(err)?),
+        "Pod" => Object::Pod(serde_json::from_slice(json).map_err(err)?),
         "EndpointSlice" => Object::EndpointSlice(serde_json::from_slice(json).map_err(err)?),
         "TrafficRoute" => Object::TrafficRoute(serde_json::from_slice(json).map_err(err)?),
         "DestinationPolicy" => {

@@ -16,7 +16,9 @@ use crate::manifest::{
     DestinationPolicy, EndpointSlice, Located, ManifestError, Object, SERVICE_NAME_LABEL, Service,
     TrafficRoute,
 };
-use crate::model::{Backend, Endpoint, Policy, ServicePort, ServicePortKey, Snapshot};
+use crate::model::{
+    Backend, Endpoint, Policy, ServiceAccount, ServicePort, ServicePortKey, Snapshot,
+};
 use index::{NsName, ServiceIndex};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -88,6 +90,7 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
     let mut slices: Vec<&EndpointSlice> = Vec::new();
     let mut policies: HashMap<NsName, Policy> = HashMap::new();
     let mut routes: Vec<(&Located<Object>, &TrafficRoute)> = Vec::new();
+    let mut meshed: HashMap<NsName, ServiceAccount> = HashMap::new();
     for o in objects {
         match &o.object {
             Object::Service(s) => {
@@ -113,6 +116,15 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
                 Err(e) => errors.push(err(o, e)),
             },
             Object::TrafficRoute(r) => routes.push((o, r)),
+            Object::Pod(p) if p.is_meshed() => {
+                let ns = p.metadata.namespace().to_string();
+                let sa = ServiceAccount {
+                    namespace: ns.clone(),
+                    name: p.service_account().to_string(),
+                };
+                meshed.insert((ns, p.metadata.name.clone()), sa);
+            }
+            Object::Pod(_) => {}
         }
     }
     for (o, p) in objects.iter().filter_map(|o| match &o.object {
@@ -124,7 +136,7 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
             .ok();
     }
 
-    let endpoints = index_endpoints(&slices);
+    let endpoints = index_endpoints(&slices, &meshed);
     let mut snapshot = Snapshot::default();
     for ((ns, name), svc) in &services {
         let opaque_ports = opaque_ports(svc);
@@ -257,8 +269,12 @@ fn opaque_ports(svc: &Service) -> Vec<u16> {
 }
 
 /// `(namespace, service, port name)` → ready endpoints, sorted for stable
-/// snapshots.
-fn index_endpoints(slices: &[&EndpointSlice]) -> HashMap<(String, String, String), Vec<Endpoint>> {
+/// snapshots. An endpoint whose `targetRef` names a meshed Pod carries
+/// that Pod's identity.
+fn index_endpoints(
+    slices: &[&EndpointSlice],
+    meshed: &HashMap<NsName, ServiceAccount>,
+) -> HashMap<(String, String, String), Vec<Endpoint>> {
     let mut out: HashMap<_, Vec<Endpoint>> = HashMap::new();
     for slice in slices {
         if slice.address_type == "FQDN" {
@@ -284,13 +300,20 @@ fn index_endpoints(slices: &[&EndpointSlice]) -> HashMap<(String, String, String
                 let Some(ip) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else {
                     continue;
                 };
-                let pod = ep.target_ref.as_ref().and_then(|r| {
+                let target = ep.target_ref.as_ref().and_then(|r| {
+                    if r.kind.as_deref().is_some_and(|k| k != "Pod") {
+                        return None;
+                    }
                     let name = r.name.as_ref()?;
-                    Some(format!("{}/{name}", r.namespace.as_deref().unwrap_or(&ns)))
+                    Some((
+                        r.namespace.clone().unwrap_or_else(|| ns.clone()),
+                        name.clone(),
+                    ))
                 });
                 entry.push(Endpoint {
                     addr: SocketAddr::new(ip, number),
-                    pod,
+                    pod: target.as_ref().map(|(ns, name)| format!("{ns}/{name}")),
+                    identity: target.and_then(|t| meshed.get(&t).cloned()),
                 });
             }
         }

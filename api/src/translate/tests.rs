@@ -533,3 +533,58 @@ fn a_set_with_more_services_than_one_proxy_may_hold_is_refused_whole() {
             .is_empty()
     );
 }
+
+/// An endpoint carries the identity of the meshed Pod its `targetRef`
+/// names; an unmeshed Pod, an unnamed endpoint or a Pod of another
+/// namespace leaves it plaintext.
+#[test]
+fn endpoints_of_meshed_pods_carry_their_identity() {
+    let pods = r#"
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-v1-0
+  namespace: shop
+  annotations: {strait.dev/proxy-version: "0.1.0"}
+spec: {serviceAccountName: web}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-v1-0, namespace: other, annotations: {strait.dev/proxy-version: "0.1.0"}}
+spec: {serviceAccountName: intruder}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-v2-0, namespace: shop}
+spec: {serviceAccountName: web}
+"#;
+    let t = translate_str(&format!("{BASE}{pods}"));
+    assert!(t.errors.is_empty(), "{:?}", t.errors);
+    let eps = &t.snapshot.backends[&ServicePortKey::new("shop", "web-v1", 80)].endpoints;
+    let got: Vec<(String, Option<String>)> = eps
+        .iter()
+        .map(|e| {
+            (
+                e.addr.to_string(),
+                e.identity
+                    .as_ref()
+                    .map(|sa| sa.spiffe("cluster.local").to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("10.0.0.1:8080".to_string(), None),
+            (
+                "10.0.0.2:8080".to_string(),
+                Some("spiffe://cluster.local/ns/shop/sa/web".to_string())
+            ),
+        ]
+    );
+    // Without the Pod, the same endpoint is plaintext.
+    let t = translate_str(BASE);
+    let eps = &t.snapshot.backends[&ServicePortKey::new("shop", "web-v1", 80)].endpoints;
+    assert!(eps.iter().all(|e| e.identity.is_none()));
+}

@@ -14,6 +14,9 @@
 //!   validated it, and a route whose backend is missing would be refused and
 //!   the whole version NACKed. Any set built this way translates cleanly.
 //!
+//! * a meshed Pod (its identity) is visible wherever a Service is whose
+//!   EndpointSlices name it as an endpoint's `targetRef`.
+//!
 //! Objects whose Service is not published (an orphan EndpointSlice, say)
 //! are visible to nobody: they could not be used anyway.
 //!
@@ -129,6 +132,9 @@ impl Scope {
         let mut services: HashMap<ServiceName, Audience> = HashMap::new();
         let mut follows: Vec<(&Key, ServiceName)> = Vec::new();
         let mut uses: HashMap<ServiceName, Vec<ServiceName>> = HashMap::new();
+        // A Pod follows every Service whose slices name it.
+        let mut pods: Vec<&Key> = Vec::new();
+        let mut pod_services: HashMap<(String, String), Vec<ServiceName>> = HashMap::new();
         let mut count = 0;
         for (key, object) in objects {
             count += 1;
@@ -142,7 +148,23 @@ impl Scope {
                     );
                     Some(key.name.clone())
                 }
-                Object::EndpointSlice(s) => s.metadata.labels.get(SERVICE_NAME_LABEL).cloned(),
+                Object::EndpointSlice(s) => {
+                    let service = s.metadata.labels.get(SERVICE_NAME_LABEL).cloned();
+                    for r in s.endpoints.iter().filter_map(|e| e.target_ref.as_ref()) {
+                        if let (Some(svc), Some(name)) = (&service, &r.name) {
+                            let pod_ns = r.namespace.clone().unwrap_or_else(|| ns.clone());
+                            pod_services
+                                .entry((pod_ns, name.clone()))
+                                .or_default()
+                                .push((ns.clone(), svc.clone()));
+                        }
+                    }
+                    service
+                }
+                Object::Pod(_) => {
+                    pods.push(key);
+                    None
+                }
                 Object::DestinationPolicy(p) => Some(p.spec.target_ref.name.clone()),
                 Object::TrafficRoute(r) => {
                     let parent = (ns.clone(), r.spec.parent_ref.name.clone());
@@ -177,10 +199,25 @@ impl Scope {
                 }
             }
         }
-        let audience: BTreeMap<Key, Audience> = follows
+        let mut audience: BTreeMap<Key, Audience> = follows
             .into_iter()
             .filter_map(|(key, service)| Some((key.clone(), services.get(&service)?.clone())))
             .collect();
+        for key in pods {
+            let mut seen: Option<Audience> = None;
+            let named = pod_services.get(&(key.namespace.clone(), key.name.clone()));
+            for a in named.into_iter().flatten().filter_map(|s| services.get(s)) {
+                match &mut seen {
+                    Some(union) => {
+                        union.absorb(a);
+                    }
+                    None => seen = Some(a.clone()),
+                }
+            }
+            if let Some(a) = seen {
+                audience.insert(key.clone(), a);
+            }
+        }
         let public = audience.len() == count && audience.values().all(|a| *a == Audience::Everyone);
         let mut named = BTreeSet::new();
         for a in audience.values() {

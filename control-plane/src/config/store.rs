@@ -67,20 +67,30 @@ fn errors_by_object(entries: &BTreeMap<Key, Entry>) -> BTreeMap<String, Vec<Mani
 }
 
 impl Store {
-    /// Records the latest version of an object.
-    pub fn upsert(&mut self, object: Object, json: String) {
+    /// Records the latest version of an object; whether it differs from
+    /// the one recorded before.
+    pub fn upsert(&mut self, object: Object, json: String) -> bool {
+        let key = key_of(&object);
+        if self
+            .latest
+            .get(&key)
+            .is_some_and(|e| e.json.as_ref() == json.as_bytes())
+        {
+            return false;
+        }
         self.latest.insert(
-            key_of(&object),
+            key,
             Entry {
                 object,
                 json: json.into(),
             },
         );
+        true
     }
 
-    /// Records that an object is gone.
-    pub fn remove(&mut self, key: &Key) {
-        self.latest.remove(key);
+    /// Records that an object is gone; whether it was there.
+    pub fn remove(&mut self, key: &Key) -> bool {
+        self.latest.remove(key).is_some()
     }
 
     /// Replaces everything the source holds (after a relist or a reload).

@@ -160,10 +160,13 @@ impl Signer {
         lifetime: Duration,
     ) -> Result<Issued, CaError> {
         let mut p = CertificateParams::default();
-        p.subject_alt_names =
-            vec![SanType::URI(id.to_string().try_into().map_err(|e| {
-                CaError::Anchor(format!("identity {id}: {e:?}"))
-            })?)];
+        let bad = |e: rcgen::Error| CaError::Anchor(format!("identity {id}: {e:?}"));
+        // The SPIFFE URI, and the same identity as a DNS name, which peers
+        // send as the TLS server name and verify with a standard verifier.
+        p.subject_alt_names = vec![
+            SanType::URI(id.to_string().try_into().map_err(bad)?),
+            SanType::DnsName(id.dns_name().try_into().map_err(bad)?),
+        ];
         p.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyAgreement,
@@ -225,12 +228,12 @@ mod tests {
         client_verifier
             .verify_client_cert(&chain[0], &chain[1..], rustls_pki_types::UnixTime::now())
             .unwrap();
-        // The name is the SPIFFE URI and nothing else.
+        // The names are the SPIFFE URI and its DNS form, nothing else.
         let (_, cert) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
         let sans = cert.subject_alternative_name().unwrap().unwrap();
         assert_eq!(
             format!("{:?}", sans.value.general_names),
-            "[URI(\"spiffe://cluster.local/ns/shop/sa/web\")]"
+            "[URI(\"spiffe://cluster.local/ns/shop/sa/web\"), DNSName(\"web.shop.serviceaccount.identity.cluster.local\")]"
         );
         // Another anchor's certificate does not verify against these roots.
         let other = Signer::new(new_anchor(now, "cluster.local").unwrap(), now).unwrap();

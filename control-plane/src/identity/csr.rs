@@ -28,8 +28,9 @@ pub enum CsrError {
     },
 }
 
-/// The CSR's public key, if the request may be signed for `granted`.
-pub fn check(csr_pem: &str, granted: &SpiffeId) -> Result<rcgen::PublicKey, CsrError> {
+/// A CSR's key and the names it asks for, once it parses and is signed
+/// over an ECDSA P-256 key.
+fn read(csr_pem: &str) -> Result<(rcgen::PublicKey, Vec<String>), CsrError> {
     if csr_pem.len() > MAX_CSR_BYTES {
         return Err(CsrError::Malformed(format!(
             "{} bytes, more than {MAX_CSR_BYTES}",
@@ -53,6 +54,12 @@ pub fn check(csr_pem: &str, granted: &SpiffeId) -> Result<rcgen::PublicKey, CsrE
             other => format!("{other:?}"),
         })
         .collect();
+    Ok((key, asked))
+}
+
+/// The CSR's public key, if the request may be signed for `granted`.
+pub fn check(csr_pem: &str, granted: &SpiffeId) -> Result<rcgen::PublicKey, CsrError> {
+    let (key, asked) = read(csr_pem)?;
     let want = granted.to_string();
     if asked != [want.as_str()] {
         return Err(CsrError::Identity {
@@ -65,6 +72,29 @@ pub fn check(csr_pem: &str, granted: &SpiffeId) -> Result<rcgen::PublicKey, CsrE
         });
     }
     Ok(key)
+}
+
+/// The identity a CSR declares (one SPIFFE name in `trust_domain`) and its
+/// key, for the local development CA, which has no token to check it by.
+pub fn declared(
+    csr_pem: &str,
+    trust_domain: &str,
+) -> Result<(SpiffeId, rcgen::PublicKey), CsrError> {
+    let (key, asked) = read(csr_pem)?;
+    let id = match asked.as_slice() {
+        [one] => SpiffeId::parse(one).ok(),
+        _ => None,
+    }
+    .filter(|id| id.trust_domain == trust_domain)
+    .ok_or_else(|| CsrError::Identity {
+        asked: if asked.is_empty() {
+            "no name".into()
+        } else {
+            asked.join(", ")
+        },
+        granted: format!("one identity in spiffe://{trust_domain}"),
+    })?;
+    Ok((id, key))
 }
 
 #[cfg(test)]
@@ -141,6 +171,11 @@ mod tests {
                 (Err(needle), Err(e)) => assert!(e.contains(needle), "{name}: {e}"),
                 (want, got) => panic!("{name}: want {want:?}, got {got:?}"),
             }
+            // The development CA signs what a CSR declares, if it is one
+            // identity of its trust domain.
+            let declared = declared(&pem, "cluster.local").map(|(id, _)| id.to_string());
+            let declares_one = matches!(name, "good" | "another identity");
+            assert_eq!(declared.is_ok(), declares_one, "{name}: {declared:?}");
         }
     }
 }

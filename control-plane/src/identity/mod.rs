@@ -109,21 +109,61 @@ pub async fn serve(client: kube::Client, namespace: String, owner: Option<String
             }
         });
     }
-    let listener = match tokio::net::TcpListener::bind(s.addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(addr = %s.addr, "identity service cannot listen: {e}");
-            return;
-        }
-    };
-    tracing::info!(addr = %s.addr, trust_domain = %s.trust_domain, "identity service listening");
     let service = service::Service {
-        client,
+        verify: service::Verify::Token {
+            client,
+            audience: s.audience,
+        },
         signer,
-        audience: s.audience,
         trust_domain: s.trust_domain,
         lifetime: time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME),
     };
+    listen(s.addr, service).await
+}
+
+/// `strait-controller --local`: a development CA made at start (its root
+/// written to `roots_file`, which local proxies trust), signing the
+/// identity each proxy declares. Nothing proves who a local proxy is; the
+/// point is that local meshes run the same mTLS as a cluster's.
+pub async fn serve_local(s: Settings, roots_file: std::path::PathBuf) {
+    let now = time::OffsetDateTime::now_utc();
+    let signer = match ca::new_anchor(now, &s.trust_domain)
+        .and_then(|anchor| ca::Signer::new(anchor, now))
+    {
+        Ok(signer) => signer,
+        Err(e) => {
+            tracing::error!("development CA: {e}");
+            return;
+        }
+    };
+    if let Err(e) = std::fs::write(&roots_file, signer.roots()) {
+        tracing::error!(file = %roots_file.display(), "cannot write the development CA's root: {e}");
+        return;
+    }
+    tracing::info!(
+        roots = %roots_file.display(),
+        "development CA: signs the identity each proxy declares (unverified); its root is in this file"
+    );
+    let service = service::Service {
+        verify: service::Verify::Declared,
+        signer: Arc::new(ArcSwap::from_pointee(signer)),
+        trust_domain: s.trust_domain,
+        lifetime: time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME),
+    };
+    listen(s.addr, service).await
+}
+
+/// Serves the identity service on `addr` until the process ends.
+async fn listen(addr: SocketAddr, service: service::Service) {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, "identity service cannot listen: {e}");
+            return;
+        }
+    };
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, trust_domain = %service.trust_domain, "identity service listening");
     let incoming = crate::config::accept::talking(listener, crate::config::accept::FIRST_BYTES);
     if let Err(e) = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(PER_CONNECTION)

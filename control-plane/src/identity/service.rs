@@ -4,41 +4,69 @@
 //! the identity the token grants ([`super::csr`]), and a 24-hour
 //! certificate signed ([`super::ca`]). Every refusal says why, to the proxy
 //! and in the controller's log.
+//!
+//! `strait-controller --local` has no API server: it signs the identity
+//! the CSR declares, and says so (`verified: false`).
 
 use super::ca::Signer;
 use super::csr;
 use super::review::{self, TokenError};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
+use strait_api::identity::SpiffeId;
 use strait_api::identity_wire::identity_server::Identity;
 use strait_api::identity_wire::{CertifyRequest, CertifyResponse};
 use tonic::{Request, Response, Status};
 
+/// How the service learns who is asking.
+pub enum Verify {
+    /// TokenReview of the projected token, for this audience.
+    Token {
+        /// The API server.
+        client: kube::Client,
+        /// The audience tokens must carry.
+        audience: String,
+    },
+    /// Nobody checks: the CSR's own identity is signed (local development).
+    Declared,
+}
+
 /// What the service needs.
 pub struct Service {
-    /// For TokenReview.
-    pub client: kube::Client,
+    /// How a caller's identity is known.
+    pub verify: Verify,
     /// Signs the certificates (swapped when the anchor changes).
     pub signer: Arc<ArcSwap<Signer>>,
-    /// The audience tokens must carry.
-    pub audience: String,
     /// The mesh's trust domain.
     pub trust_domain: String,
     /// How long certificates live.
     pub lifetime: time::Duration,
 }
 
-#[tonic::async_trait]
-impl Identity for Service {
-    async fn certify(
+fn refused_csr(peer: &str, e: csr::CsrError) -> Status {
+    tracing::info!(%peer, "identity refused: {e}");
+    match e {
+        csr::CsrError::Identity { .. } => Status::permission_denied(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+impl Service {
+    /// The identity to sign and the key to sign it over, or why not.
+    async fn who(
         &self,
-        req: Request<CertifyRequest>,
-    ) -> Result<Response<CertifyResponse>, Status> {
-        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        let req = req.into_inner();
-        let id = match review::review(&self.client, &req.token, &self.audience, &self.trust_domain)
-            .await
-        {
+        peer: &str,
+        req: &CertifyRequest,
+    ) -> Result<(SpiffeId, rcgen::PublicKey, bool), Status> {
+        let (client, audience) = match &self.verify {
+            Verify::Declared => {
+                let (id, key) = csr::declared(&req.csr_pem, &self.trust_domain)
+                    .map_err(|e| refused_csr(peer, e))?;
+                return Ok((id, key, false));
+            }
+            Verify::Token { client, audience } => (client, audience),
+        };
+        let id = match review::review(client, &req.token, audience, &self.trust_domain).await {
             Ok(id) => id,
             Err(e @ TokenError::Unavailable(_)) => {
                 tracing::warn!(%peer, "identity: {e}");
@@ -49,13 +77,20 @@ impl Identity for Service {
                 return Err(Status::permission_denied(e.to_string()));
             }
         };
-        let key = csr::check(&req.csr_pem, &id).map_err(|e| {
-            tracing::info!(%peer, identity = %id, "identity refused: {e}");
-            match e {
-                csr::CsrError::Identity { .. } => Status::permission_denied(e.to_string()),
-                _ => Status::invalid_argument(e.to_string()),
-            }
-        })?;
+        let key = csr::check(&req.csr_pem, &id).map_err(|e| refused_csr(peer, e))?;
+        Ok((id, key, true))
+    }
+}
+
+#[tonic::async_trait]
+impl Identity for Service {
+    async fn certify(
+        &self,
+        req: Request<CertifyRequest>,
+    ) -> Result<Response<CertifyResponse>, Status> {
+        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let req = req.into_inner();
+        let (id, key, verified) = self.who(&peer, &req).await?;
         let issued = self
             .signer
             .load()
@@ -64,12 +99,13 @@ impl Identity for Service {
                 tracing::error!(identity = %id, "identity: cannot sign: {e}");
                 Status::internal(e.to_string())
             })?;
-        tracing::debug!(%peer, identity = %id, not_after = issued.not_after, "certificate issued");
+        tracing::debug!(%peer, identity = %id, verified, not_after = issued.not_after, "certificate issued");
         Ok(Response::new(CertifyResponse {
             certificate_chain_pem: issued.chain,
             trust_bundle_pem: issued.roots,
             not_after: issued.not_after,
             identity: id.to_string(),
+            verified,
         }))
     }
 }

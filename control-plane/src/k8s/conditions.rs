@@ -24,17 +24,16 @@ fn is_unresolved_ref(message: &str) -> bool {
     message.contains(" not found") || message.contains(" has no port ")
 }
 
-/// What an accepted object says that the mesh does not do yet, for its
-/// `Accepted` message (a user must not believe a setting protects them when
-/// it does nothing).
+/// What an accepted object's setting relies on, for its `Accepted` message
+/// (a user must not believe a setting protects them where it cannot).
 pub fn caveat(object: &strait_api::manifest::Object) -> Option<String> {
     match object {
         strait_api::manifest::Object::DestinationPolicy(p)
             if p.spec.tls.as_ref().is_some_and(|t| t.mode == "Strict") =>
         {
             Some(
-                "tls.mode Strict is not enforced yet: until workload identity and mTLS land, \
-                 traffic to this Service stays plaintext and plaintext clients are not refused."
+                "tls.mode Strict is enforced by the proxies in this Service's pods: \
+                 a pod without a proxy (not meshed) still accepts plaintext."
                     .into(),
             )
         }
@@ -141,7 +140,7 @@ mod tests {
         let ok = desired(None, 7, None);
         assert_eq!((ok[0].status, ok[1].status), ("True", "True"));
         assert!(ok[0].message.contains("version 7"));
-        // tls.mode Strict is accepted, and its message says it does nothing yet.
+        // tls.mode Strict is accepted, and its message says what enforces it.
         for (mode, warned) in [("Strict", true), ("Permissive", false), ("Disabled", false)] {
             let yaml = format!(
                 "apiVersion: strait.dev/v1alpha1\nkind: DestinationPolicy\nmetadata: {{name: p, namespace: ns}}\nspec:\n  targetRef: {{name: web}}\n  tls: {{mode: {mode}}}\n"
@@ -153,7 +152,7 @@ mod tests {
             let c = desired(None, 3, note.as_deref());
             assert_eq!(c[0].status, "True");
             assert_eq!(
-                c[0].message.contains("not enforced yet"),
+                c[0].message.contains("still accepts plaintext"),
                 warned,
                 "{mode}: {}",
                 c[0].message

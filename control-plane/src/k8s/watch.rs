@@ -125,7 +125,9 @@ where
                 }
             }
             Event::Apply(o) => match convert(kind, &o) {
-                Ok((object, json)) => store.upsert(object, json),
+                Ok((object, json)) => {
+                    store.upsert(object, json);
+                }
                 Err(e) => tracing::warn!(kind, error = %e, "cannot read object"),
             },
             Event::Delete(o) => {

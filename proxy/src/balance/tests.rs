@@ -34,12 +34,18 @@ fn eps(n: u16) -> Vec<Endpoint> {
         .map(|i| Endpoint {
             addr: SocketAddr::from(([127, 0, 0, 1], 1000 + i)),
             pod: None,
+            identity: None,
         })
         .collect()
 }
 
 fn balancer(policy: &Policy, n: u16) -> Balancer {
-    Balancer::new(policy, &eps(n), &|_| None, None)
+    Balancer::new(
+        policy,
+        &eps(n),
+        &|e| Arc::new(EndpointStats::new(e.addr, None)),
+        None,
+    )
 }
 
 fn with_breaker(max_pct: u32) -> Policy {
@@ -97,7 +103,12 @@ fn stats_survive_a_rebuild_and_in_flight_is_tracked() {
     let again = Balancer::new(
         &Policy::default(),
         &eps(3),
-        &|addr| first.endpoints().iter().find(|e| e.addr == addr).cloned(),
+        &|ep| {
+            let known = first.endpoints().iter().find(|e| e.addr == ep.addr);
+            known
+                .cloned()
+                .unwrap_or_else(|| Arc::new(EndpointStats::new(ep.addr, None)))
+        },
         Some(first.budget.clone()),
     );
     assert_eq!(again.endpoints()[0].in_flight(), 1);

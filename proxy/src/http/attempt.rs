@@ -243,7 +243,9 @@ async fn attempt(
         }
     };
     let in_flight = endpoint.start();
-    let forward = backend.forwarder.forward(req, endpoint.addr);
+    endpoint.count(endpoint.identity.is_some() && proxy.identity.load().is_some());
+    let peer = endpoint.peer();
+    let forward = backend.forwarder.forward(req, &peer);
     let result = match per_try {
         Some(t) => tokio::time::timeout(t, forward)
             .await
@@ -259,7 +261,11 @@ async fn attempt(
         Err(ProxyError::BodyTooSlow(_) | ProxyError::BadRequestBody(_)) => {
             return (result, None);
         }
-        Err(ProxyError::Connect { .. }) => Outcome::ConnectFailure,
+        // Nothing was sent to an endpoint with the wrong identity: retried
+        // elsewhere like a refused connection, and counted against it.
+        Err(ProxyError::Connect { .. } | ProxyError::TlsIdentityMismatch { .. }) => {
+            Outcome::ConnectFailure
+        }
         Err(ProxyError::Timeout(_)) => Outcome::Timeout,
         Err(_) => Outcome::Reset,
     };

@@ -80,6 +80,15 @@ pub enum ProxyError {
         /// Status to answer.
         status: u16,
     },
+    /// A meshed endpoint proved another identity than the control plane
+    /// said it has: nothing was sent to it.
+    #[error("endpoint {addr} is not {expected}: {reason}")]
+    TlsIdentityMismatch {
+        addr: SocketAddr,
+        /// The identity expected of it.
+        expected: String,
+        reason: String,
+    },
     /// The endpoint failed before sending response headers.
     #[error("endpoint {addr} failed before responding: {reason}")]
     Upstream { addr: SocketAddr, reason: String },
@@ -102,7 +111,9 @@ impl ProxyError {
             ProxyError::FaultAbort { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
             }
-            ProxyError::Connect { .. } | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect { .. }
+            | ProxyError::TlsIdentityMismatch { .. }
+            | ProxyError::Upstream { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -121,6 +132,7 @@ impl ProxyError {
             ProxyError::Shed { reason, .. } => reason.label(),
             ProxyError::FaultAbort { .. } => "fault-injected",
             ProxyError::Connect { .. } => "connect-failed",
+            ProxyError::TlsIdentityMismatch { .. } => "tls-identity-mismatch",
             ProxyError::Upstream { .. } => "upstream-reset",
         }
     }
@@ -189,6 +201,15 @@ mod tests {
                 },
                 502,
                 "upstream-reset",
+            ),
+            (
+                ProxyError::TlsIdentityMismatch {
+                    addr,
+                    expected: "spiffe://cluster.local/ns/shop/sa/web".into(),
+                    reason: "NotValidForName".into(),
+                },
+                502,
+                "tls-identity-mismatch",
             ),
         ];
         for (e, status, reason) in table {

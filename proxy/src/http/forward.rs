@@ -12,11 +12,14 @@ use super::body_rate::BodyFate;
 use super::errors::ProxyError;
 use super::h2pool::H2Pool;
 use super::pool::H1Pool;
+use crate::connect::Peer;
+use crate::identity::Current;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Forwarders per (connect, idle) timeout pair, so each DestinationPolicy's
@@ -24,15 +27,18 @@ use std::time::Duration;
 pub struct Forwarders {
     default: Forwarder,
     defaults: (Duration, Duration),
+    mesh: Arc<Current>,
     by_timeouts: std::sync::Mutex<std::collections::HashMap<(Duration, Duration), Forwarder>>,
 }
 
 impl Forwarders {
-    /// With the proxy-wide default timeouts.
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    /// With the proxy-wide default timeouts, and this proxy's certificate
+    /// for meshed endpoints.
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration, mesh: Arc<Current>) -> Self {
         Self {
-            default: Forwarder::new(connect_timeout, idle_timeout),
+            default: Forwarder::new(connect_timeout, idle_timeout, mesh.clone()),
             defaults: (connect_timeout, idle_timeout),
+            mesh,
             by_timeouts: Default::default(),
         }
     }
@@ -54,7 +60,7 @@ impl Forwarders {
         match self.by_timeouts.lock() {
             Ok(mut m) => m
                 .entry(key)
-                .or_insert_with(|| Forwarder::new(key.0, key.1))
+                .or_insert_with(|| Forwarder::new(key.0, key.1, self.mesh.clone()))
                 .clone(),
             Err(_) => self.default.clone(),
         }
@@ -87,10 +93,10 @@ pub struct Forwarder {
 
 impl Forwarder {
     /// Builds the clients.
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration, mesh: Arc<Current>) -> Self {
         Self {
-            h1: H1Pool::new(connect_timeout, idle_timeout),
-            h2: H2Pool::new(connect_timeout, idle_timeout),
+            h1: H1Pool::new(connect_timeout, idle_timeout, mesh.clone()),
+            h2: H2Pool::new(connect_timeout, idle_timeout, mesh),
         }
     }
 
@@ -101,10 +107,10 @@ impl Forwarder {
     pub async fn forward(
         &self,
         req: Request<Body>,
-        addr: SocketAddr,
+        peer: &Peer,
     ) -> Result<Response<Body>, ProxyError> {
         let fate = req.extensions().get::<BodyFate>().cloned();
-        self.send(req, addr)
+        self.send(req, peer)
             .await
             .map_err(|e| fate.as_ref().and_then(BodyFate::error).unwrap_or(e))
     }
@@ -112,8 +118,9 @@ impl Forwarder {
     async fn send(
         &self,
         mut req: Request<Body>,
-        addr: SocketAddr,
+        peer: &Peer,
     ) -> Result<Response<Body>, ProxyError> {
+        let addr = peer.addr;
         let upgrade = req.version() != Version::HTTP_2 && is_upgrade(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         if !upgrade {
@@ -143,7 +150,7 @@ impl Forwarder {
                 addr,
                 reason: format!("cannot build upstream URI: {e}"),
             })?;
-            self.h2.send(addr, req).await?
+            self.h2.send(peer, req).await?
         } else {
             *req.version_mut() = Version::HTTP_11;
             if !req.headers().contains_key(header::HOST) {
@@ -167,7 +174,7 @@ impl Forwarder {
                     .unwrap_or_else(|| PathAndQuery::from_static("/"));
                 *req.uri_mut() = Uri::from(pq);
             }
-            self.h1.send(addr, req).await?
+            self.h1.send(peer, req).await?
         };
         if let Some(client_upgrade) = client_upgrade
             && resp.status() == StatusCode::SWITCHING_PROTOCOLS

@@ -9,13 +9,14 @@
 //! Envoy and Linkerd do.
 
 use super::errors::ProxyError;
-use super::pool::{connect_tcp, upstream};
+use super::pool::{connect, upstream};
 use super::{Body, boxed};
+use crate::connect::Peer;
+use crate::identity::Current;
 use http::{Request, Response};
 use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,35 +30,39 @@ pub struct H2Pool {
 }
 
 struct Inner {
-    conns: Mutex<HashMap<SocketAddr, (SendRequest<Body>, Instant)>>,
+    conns: Mutex<HashMap<Peer, (SendRequest<Body>, Instant)>>,
     connect_timeout: Duration,
+    /// This proxy's certificate, for meshed endpoints.
+    mesh: Arc<Current>,
     idle_timeout: Duration,
 }
 
 impl H2Pool {
     /// An empty pool.
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration, mesh: Arc<Current>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 conns: Mutex::default(),
                 connect_timeout,
+                mesh,
                 idle_timeout,
             }),
         }
     }
 
-    /// Sends `req` (its URI as the client sent it) to the endpoint `addr`.
+    /// Sends `req` (its URI as the client sent it) to the endpoint `peer`.
     /// A request the pooled connection did not send (the endpoint had just
     /// sent GOAWAY or closed it) goes again, once, on a new connection:
     /// hyper hands it back untouched, so nothing is sent twice.
     pub async fn send(
         &self,
-        addr: SocketAddr,
+        peer: &Peer,
         req: Request<Body>,
     ) -> Result<Response<Body>, ProxyError> {
-        let (mut tx, pooled) = match self.open(addr) {
+        let addr = peer.addr;
+        let (mut tx, pooled) = match self.open(peer) {
             Some(tx) => (tx, true),
-            None => (self.connect(addr).await?, false),
+            None => (self.connect(peer).await?, false),
         };
         let req = match tx.ready().await {
             Ok(()) => match tx.try_send_request(req).await {
@@ -73,33 +78,34 @@ impl H2Pool {
             }
             Err(e) => return Err(upstream(addr, &e)),
         };
-        self.forget(addr);
-        let mut tx = self.connect(addr).await?;
+        self.forget(peer);
+        let mut tx = self.connect(peer).await?;
         tx.ready().await.map_err(|e| upstream(addr, &e))?;
         let resp = tx.send_request(req).await.map_err(|e| upstream(addr, &e))?;
         Ok(resp.map(boxed))
     }
 
-    fn forget(&self, addr: SocketAddr) {
+    fn forget(&self, peer: &Peer) {
         if let Ok(mut conns) = self.inner.conns.lock() {
-            conns.remove(&addr);
+            conns.remove(peer);
         }
     }
 
     /// The endpoint's open connection, if any.
-    fn open(&self, addr: SocketAddr) -> Option<SendRequest<Body>> {
+    fn open(&self, peer: &Peer) -> Option<SendRequest<Body>> {
         let mut conns = self.inner.conns.lock().ok()?;
-        let (tx, used) = conns.get_mut(&addr)?;
+        let (tx, used) = conns.get_mut(peer)?;
         if tx.is_closed() {
-            conns.remove(&addr);
+            conns.remove(peer);
             return None;
         }
         *used = Instant::now();
         Some(tx.clone())
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<Body>, ProxyError> {
-        let stream = connect_tcp(addr, self.inner.connect_timeout).await?;
+    async fn connect(&self, peer: &Peer) -> Result<SendRequest<Body>, ProxyError> {
+        let addr = peer.addr;
+        let stream = connect(peer, self.inner.connect_timeout, &self.inner.mesh).await?;
         let (tx, conn) = Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(KEEP_ALIVE)
@@ -122,7 +128,7 @@ impl H2Pool {
             // sender closes the connection once its streams are done).
             let idle = self.inner.idle_timeout;
             conns.retain(|_, (tx, used)| !tx.is_closed() && used.elapsed() < idle);
-            conns.insert(addr, (tx.clone(), Instant::now()));
+            conns.insert(peer.clone(), (tx.clone(), Instant::now()));
         }
         Ok(tx)
     }

@@ -64,7 +64,7 @@ pub fn start(
             return;
         };
         let _in_flight = endpoint.start();
-        match target.forwarder.forward(req, endpoint.addr).await {
+        match target.forwarder.forward(req, &endpoint.peer()).await {
             // Read the response to its end so the connection is reused.
             Ok(resp) => drop(resp.into_body().collect().await),
             Err(_) => {

@@ -329,7 +329,7 @@ pub async fn inbound(
         .state
         .forwarders
         .default_forwarder()
-        .forward(req, app)
+        .forward(req, &crate::connect::Peer::plain(app))
         .await
     {
         Ok(resp) => resp,

@@ -15,6 +15,8 @@
 
 use super::errors::ProxyError;
 use super::{Body, boxed};
+use crate::connect::{ConnectError, Peer};
+use crate::identity::Current;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body as _, Frame, SizeHint};
@@ -31,9 +33,6 @@ use std::time::Duration;
 
 /// Largest read buffer of an upstream connection.
 pub const UPSTREAM_READ_BUF: usize = 16 * 1024;
-/// Keep-alive probes on upstream sockets (HTTP/1.1 and HTTP/2) start after
-/// this much silence.
-pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Idle HTTP/1.1 connections per endpoint.
 #[derive(Clone)]
@@ -42,8 +41,10 @@ pub struct H1Pool {
 }
 
 struct Inner {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: Mutex<HashMap<Peer, Vec<Idle>>>,
     connect_timeout: Duration,
+    /// This proxy's certificate, for meshed endpoints.
+    mesh: Arc<Current>,
     idle_timeout: Duration,
     sweeping: AtomicBool,
     /// Sweeps so far. Idle time is counted in sweeps, half an idle timeout
@@ -63,12 +64,14 @@ const SWEEPS_IDLE: u64 = 3;
 
 impl H1Pool {
     /// A pool whose connections are given `connect_timeout` to open and are
-    /// closed after `idle_timeout` unused.
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    /// closed after `idle_timeout` unused; meshed endpoints are reached
+    /// with the certificate in `mesh`.
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration, mesh: Arc<Current>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 idle: Mutex::default(),
                 connect_timeout,
+                mesh,
                 idle_timeout,
                 sweeping: AtomicBool::new(false),
                 sweeps: AtomicU64::new(0),
@@ -76,16 +79,17 @@ impl H1Pool {
         }
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) to `addr`.
+    /// Sends `req` (origin-form URI, `Host` set) to `peer`.
     pub async fn send(
         &self,
-        addr: SocketAddr,
+        peer: &Peer,
         mut req: Request<Body>,
     ) -> Result<Response<Body>, ProxyError> {
+        let addr = peer.addr;
         loop {
-            let (mut tx, reused) = match self.inner.checkout(addr) {
+            let (mut tx, reused) = match self.inner.checkout(peer) {
                 Some(tx) => (tx, true),
-                None => (self.inner.connect(addr).await?, false),
+                None => (self.inner.connect(peer).await?, false),
             };
             if reused && tx.ready().await.is_err() {
                 // Closed while idle; nothing was sent on it.
@@ -99,7 +103,7 @@ impl H1Pool {
             let replay = (reused && is_idempotent(req.method()) && req.body().is_end_stream())
                 .then(|| head_only(&req));
             match tx.try_send_request(req).await {
-                Ok(resp) => return Ok(self.track(addr, tx, resp)),
+                Ok(resp) => return Ok(self.track(peer, tx, resp)),
                 Err(mut e) => match e.take_message() {
                     // Not written: the endpoint closed an idle connection
                     // as we picked it. Safe to send again, on a new one.
@@ -120,7 +124,7 @@ impl H1Pool {
     /// read to its end; a `101` keeps it (the upgrade owns the socket now).
     fn track(
         &self,
-        addr: SocketAddr,
+        peer: &Peer,
         tx: SendRequest<Body>,
         resp: Response<Incoming>,
     ) -> Response<Body> {
@@ -131,7 +135,11 @@ impl H1Pool {
         resp.map(|inner| {
             boxed(Tracked {
                 inner,
-                back: Some(Back { pool, addr, tx }),
+                back: Some(Back {
+                    pool,
+                    peer: peer.clone(),
+                    tx,
+                }),
             })
         })
     }
@@ -181,9 +189,9 @@ fn closed_under_us(e: &hyper::Error) -> bool {
 impl Inner {
     /// The most recently used open connection to `addr`, dropping any that
     /// closed.
-    fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<Body>> {
+    fn checkout(&self, peer: &Peer) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().ok()?;
-        let stack = idle.get_mut(&addr)?;
+        let stack = idle.get_mut(peer)?;
         while let Some(entry) = stack.pop() {
             if !entry.tx.is_closed() {
                 return Some(entry.tx);
@@ -192,12 +200,12 @@ impl Inner {
         None
     }
 
-    fn checkin(self: &Arc<Self>, addr: SocketAddr, tx: SendRequest<Body>) {
+    fn checkin(self: &Arc<Self>, peer: Peer, tx: SendRequest<Body>) {
         if tx.is_closed() {
             return;
         }
         if let Ok(mut idle) = self.idle.lock() {
-            idle.entry(addr).or_default().push(Idle {
+            idle.entry(peer).or_default().push(Idle {
                 tx,
                 since: self.sweeps.load(Ordering::Relaxed),
             });
@@ -207,8 +215,9 @@ impl Inner {
         }
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<Body>, ProxyError> {
-        let stream = connect_tcp(addr, self.connect_timeout).await?;
+    async fn connect(&self, peer: &Peer) -> Result<SendRequest<Body>, ProxyError> {
+        let addr = peer.addr;
+        let stream = connect(peer, self.connect_timeout, &self.mesh).await?;
         let (tx, conn) = Builder::new()
             // One send() per request instead of writev(): cheaper in the
             // kernel for the few small pieces of a typical request.
@@ -250,26 +259,29 @@ async fn sweep(pool: Weak<Inner>) {
     }
 }
 
-/// A TCP connection to an endpoint as both clients want it: within the
-/// connect timeout, without Nagle, with keep-alive probes.
-pub async fn connect_tcp(
-    addr: SocketAddr,
+/// A connection to an endpoint as both clients want it
+/// ([`crate::connect`]), its failure as the client will see it.
+pub(super) async fn connect(
+    peer: &Peer,
     timeout: Duration,
-) -> Result<tokio::net::TcpStream, ProxyError> {
-    let failed = |reason: String| ProxyError::Connect { addr, reason };
-    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+    mesh: &Current,
+) -> Result<crate::connect::Upstream, ProxyError> {
+    let addr = peer.addr;
+    crate::connect::connect(addr, peer.identity.as_deref(), timeout, mesh)
         .await
-        .map_err(|_| failed(format!("connect timed out after {timeout:?}")))?
-        .map_err(|e| failed(e.to_string()))?;
-    // Small requests and responses must not wait for Nagle.
-    stream
-        .set_nodelay(true)
-        .map_err(|e| failed(e.to_string()))?;
-    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
-    if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
-        tracing::debug!(%addr, error = %e, "cannot set TCP keep-alive");
-    }
-    Ok(stream)
+        .map_err(|e| match e {
+            ConnectError::Tls(crate::tls::ConnectError::IdentityMismatch { expected, reason }) => {
+                ProxyError::TlsIdentityMismatch {
+                    addr,
+                    expected,
+                    reason,
+                }
+            }
+            e => ProxyError::Connect {
+                addr,
+                reason: e.to_string(),
+            },
+        })
 }
 
 pub(super) fn upstream(addr: SocketAddr, e: &hyper::Error) -> ProxyError {
@@ -282,14 +294,14 @@ pub(super) fn upstream(addr: SocketAddr, e: &hyper::Error) -> ProxyError {
 /// Where a connection goes back to.
 struct Back {
     pool: Weak<Inner>,
-    addr: SocketAddr,
+    peer: Peer,
     tx: SendRequest<Body>,
 }
 
 impl Back {
     fn give_back(self) {
         if let Some(pool) = self.pool.upgrade() {
-            pool.checkin(self.addr, self.tx);
+            pool.checkin(self.peer, self.tx);
         }
     }
 }

@@ -8,10 +8,12 @@ use super::labels::{
     ReloadLabels, RetryLabels, ShedLabels,
 };
 use super::labels::{FaultKind, MirrorOutcome, RetryOutcome};
+use super::labels::{InboundRefusedLabels, MeshLabels};
 use crate::balance::Shed;
 use crate::conn::Direction;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use strait_api::identity::SpiffeId;
 
 /// An open client connection, counted in `strait_tcp_connections_open`
 /// while this guard lives: however the connection ends (closed, failed,
@@ -172,6 +174,45 @@ impl Metrics {
             kind,
         }))
         .clone()
+    }
+
+    /// The counter of requests on `direction` with mesh TLS to or from
+    /// `peer` (its verified identity), or in plaintext (`None`). Fetched
+    /// once per connection or endpoint, incremented per request.
+    pub fn mesh_requests(&self, direction: Direction, peer: Option<&SpiffeId>) -> Counter {
+        (*self
+            .mesh_requests
+            .get_or_create(&self.mesh_labels(direction, peer)))
+        .clone()
+    }
+
+    fn mesh_labels(&self, direction: Direction, peer: Option<&SpiffeId>) -> MeshLabels {
+        MeshLabels {
+            direction,
+            tls: if peer.is_some() { "true" } else { "false" },
+            peer_identity: peer
+                .map(|p| {
+                    self.peer_identities
+                        .admit(p.to_string(), &self.label_overflow)
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// An inbound connection was accepted: with mesh TLS from `peer`, or
+    /// in plaintext.
+    pub fn inbound_connection(&self, peer: Option<&SpiffeId>, tls: bool) {
+        let mut labels = self.mesh_labels(Direction::Inbound, peer);
+        labels.tls = if tls { "true" } else { "false" };
+        self.mesh_connections.get_or_create(&labels).inc();
+    }
+
+    /// An inbound connection was refused: plaintext to a `Strict` port, or
+    /// a failed mesh TLS handshake.
+    pub fn inbound_refused(&self, reason: &'static str) {
+        self.inbound_refused
+            .get_or_create(&InboundRefusedLabels { reason })
+            .inc();
     }
 
     /// The `backend` label of an inbound request to the app at `app`: the

@@ -122,6 +122,23 @@ pub struct RouteLabels {
     pub backend: String,
 }
 
+/// `strait_mesh_requests_total` and `strait_mesh_connections_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct MeshLabels {
+    pub direction: Direction,
+    /// `true` when the request or connection crossed mesh TLS.
+    pub tls: &'static str,
+    /// The other proxy's verified identity (its SPIFFE ID); empty without
+    /// mesh TLS. Bounded: identities are per ServiceAccount.
+    pub peer_identity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct InboundRefusedLabels {
+    /// Why: `plaintext-to-strict` or `tls-handshake`.
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct DirectionLabels {
     pub direction: Direction,

@@ -19,6 +19,7 @@ mod tests;
 
 pub use events::OpenConnection;
 pub use labels::{FaultKind, MirrorOutcome, RetryOutcome, RouteLabels};
+use labels::{InboundRefusedLabels, MeshLabels};
 pub use series::{
     INBOUND_BACKENDS_MAX, LabelBudget, OVERFLOW_LABEL, RequestSeries, SeriesCache,
     UNKNOWN_SERVICE_LABEL,
@@ -33,6 +34,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+/// Distinct `peer_identity` values (ServiceAccounts talking to or from
+/// this proxy) before the rest are recorded as `overflow`.
+pub const PEER_IDENTITIES_MAX: usize = 256;
 
 /// Every metric the proxy exports.
 pub struct Metrics {
@@ -68,6 +73,14 @@ pub struct Metrics {
     shed: Family<ShedLabels, Counter>,
     /// `strait_faults_injected_total`.
     faults: Family<FaultLabels, Counter>,
+    /// `strait_mesh_requests_total`.
+    mesh_requests: Family<MeshLabels, Counter>,
+    /// `strait_mesh_connections_total` (inbound, accepted).
+    mesh_connections: Family<MeshLabels, Counter>,
+    /// `strait_inbound_refused_total`.
+    inbound_refused: Family<InboundRefusedLabels, Counter>,
+    /// The `peer_identity` label's budget.
+    peer_identities: LabelBudget,
     /// `strait_identity_certificate_expiry_seconds`.
     identity_expiry: Gauge,
     /// `strait_identity_renewals_total`.
@@ -169,6 +182,24 @@ impl Metrics {
             "Requests copied to a mirror backend",
             mirrors.clone(),
         );
+        let mesh_requests = Family::<MeshLabels, Counter>::default();
+        registry.register(
+            "mesh_requests",
+            "Requests by whether they crossed mesh TLS, and the other proxy's verified identity",
+            mesh_requests.clone(),
+        );
+        let mesh_connections = Family::<MeshLabels, Counter>::default();
+        registry.register(
+            "mesh_connections",
+            "Inbound connections by whether they were mesh TLS, and the client proxy's verified identity",
+            mesh_connections.clone(),
+        );
+        let inbound_refused = Family::<InboundRefusedLabels, Counter>::default();
+        registry.register(
+            "inbound_refused",
+            "Inbound connections refused: plaintext to a Strict port, or a failed mesh TLS handshake",
+            inbound_refused.clone(),
+        );
         let identity_expiry = Gauge::default();
         registry.register(
             "identity_certificate_expiry_seconds",
@@ -188,6 +219,10 @@ impl Metrics {
             label_overflow.clone(),
         );
         Self {
+            mesh_requests,
+            mesh_connections,
+            inbound_refused,
+            peer_identities: LabelBudget::new("peer_identity", PEER_IDENTITIES_MAX),
             identity_expiry,
             identity_renewals,
             label_overflow,

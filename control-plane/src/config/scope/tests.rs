@@ -322,3 +322,37 @@ fn narrow_one_delta() {
         )
     );
 }
+
+/// A meshed Pod's identity goes wherever a Service is whose slices name
+/// it: the union when several do, nowhere when none does.
+#[test]
+fn pods_follow_the_services_whose_endpoints_they_are() {
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: shop, annotations: {{strait.dev/proxy-version: x}}}}\n---\n"
+        )
+    };
+    let named_slice = |service: &str, pod: &str| {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {service}-p, namespace: shop, labels: {{kubernetes.io/service-name: {service}}}}}\naddressType: IPv4\nendpoints: [{{addresses: [10.0.0.2], targetRef: {{kind: Pod, name: {pod}}}}}]\n---\n"
+        )
+    };
+    let yaml = [
+        service("shop", "web", Some(".")),
+        service("shop", "api", Some("front")),
+        named_slice("web", "web-0"),
+        named_slice("api", "web-0"),
+        pod("web-0"),
+        pod("lonely-0"),
+    ]
+    .concat();
+    let pods = |ns: &str| -> Vec<String> {
+        seen(&yaml, ns)
+            .into_iter()
+            .filter(|k| k.starts_with("Pod/"))
+            .collect()
+    };
+    assert_eq!(pods("shop"), ["Pod/shop/web-0"]);
+    assert_eq!(pods("front"), ["Pod/shop/web-0"]);
+    assert!(pods("elsewhere").is_empty());
+}

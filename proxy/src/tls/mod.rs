@@ -1,0 +1,230 @@
+//! Mesh TLS: TLS 1.3 between two proxies, each with its workload
+//! certificate, each checking the other's against the mesh's roots.
+//!
+//! * The client (outbound, to a meshed endpoint) sends the identity it
+//!   expects as the server name, in its DNS form
+//!   (`<sa>.<ns>.serviceaccount.identity.<trust-domain>`, which certificates
+//!   carry beside the SPIFFE URI), so rustls' standard verifier checks the
+//!   chain and the name in one step; a server with another identity fails
+//!   the name check: [`ConnectError::IdentityMismatch`].
+//! * The server (inbound) tells mesh TLS from the app's own TLS by that
+//!   server name ([`hello`] reads it from the ClientHello without
+//!   consuming it): a mesh name is terminated here with a client
+//!   certificate required; anything else passes through to the app
+//!   untouched.
+//!
+//! [`MeshTls`] is built from one certificate and swapped whole when the
+//! certificate is renewed or the roots change; connections keep the
+//! configuration they were made with.
+
+pub mod hello;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use std::sync::Arc;
+use strait_api::identity::{MESH_DNS_INFIX, SpiffeId};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// Why a certificate could not be made into a TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM block did not parse.
+    #[error("{what}: {reason}")]
+    Pem {
+        /// Which input.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// rustls refused the certificate, key or roots.
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Why a mesh TLS connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The server's certificate names another identity.
+    #[error("the endpoint is not {expected}: {reason}")]
+    IdentityMismatch {
+        /// The identity the control plane said the endpoint has.
+        expected: String,
+        /// What the verifier said.
+        reason: String,
+    },
+    /// Any other handshake failure (untrusted chain, expired, reset).
+    #[error("TLS handshake: {0}")]
+    Handshake(String),
+}
+
+/// This proxy's mesh TLS, for one certificate.
+pub struct MeshTls {
+    /// Who this proxy is.
+    pub id: SpiffeId,
+    /// Its DNS form, the server name peers send.
+    pub dns_name: String,
+    /// `.serviceaccount.identity.<trust-domain>`: what every mesh name ends with.
+    mesh_suffix: String,
+    client: Arc<ClientConfig>,
+    server: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for MeshTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshTls").field("id", &self.id).finish()
+    }
+}
+
+fn pem_err(what: &'static str) -> impl Fn(rustls::pki_types::pem::Error) -> TlsError {
+    move |e| TlsError::Pem {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// The certificates of a PEM bundle.
+pub fn certificates(
+    pem: &str,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem_err(what))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            what,
+            reason: "no certificate".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// A root store of a PEM bundle (two roots while the anchor rotates).
+pub fn roots(pem: &str) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in certificates(pem, "trust roots")? {
+        store.add(cert)?;
+    }
+    Ok(Arc::new(store))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A TLS 1.3 client that verifies servers against `roots` and has no
+/// certificate of its own (the identity service, before the first one).
+pub fn anonymous_client(roots: Arc<RootCertStore>) -> Result<Arc<ClientConfig>, TlsError> {
+    Ok(Arc::new(
+        ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
+impl MeshTls {
+    /// Mesh TLS for `id` with its certificate chain, key and the roots, PEM.
+    pub fn new(id: SpiffeId, chain: &str, key: &str, roots_pem: &str) -> Result<Self, TlsError> {
+        let chain = certificates(chain, "certificate chain")?;
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(pem_err("private key"))?;
+        let roots = roots(roots_pem)?;
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots.clone())
+            .with_client_auth_cert(chain.clone(), key.clone_key())?;
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+                .build()
+                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)?;
+        Ok(MeshTls {
+            dns_name: id.dns_name(),
+            mesh_suffix: format!(".{MESH_DNS_INFIX}.{}", id.trust_domain),
+            id,
+            client: Arc::new(client),
+            server: Arc::new(server),
+        })
+    }
+
+    /// Whether a ClientHello's server name asks for mesh TLS: any identity
+    /// of this trust domain. One that is not this proxy's is still
+    /// terminated here, so that the client sees the mismatch and says so.
+    pub fn is_mesh_name(&self, server_name: &str) -> bool {
+        server_name.ends_with(&self.mesh_suffix)
+    }
+
+    /// Opens mesh TLS over `tcp` to an endpoint that must be `expected`.
+    pub async fn connect(
+        &self,
+        tcp: TcpStream,
+        expected: &SpiffeId,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+        let name = ServerName::try_from(expected.dns_name()).map_err(|e| {
+            ConnectError::IdentityMismatch {
+                expected: expected.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        tokio_rustls::TlsConnector::from(self.client.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| classify(e, expected))
+    }
+
+    /// Terminates mesh TLS on `io` (the ClientHello still unread in it);
+    /// returns the stream and the client's identity.
+    pub async fn accept<IO: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        io: IO,
+    ) -> std::io::Result<(tokio_rustls::server::TlsStream<IO>, Option<SpiffeId>)> {
+        let tls = tokio_rustls::TlsAcceptor::from(self.server.clone())
+            .accept(io)
+            .await?;
+        let peer = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| spiffe_of(c));
+        Ok((tls, peer))
+    }
+}
+
+/// A handshake error as the caller should see it: a name mismatch is the
+/// wrong identity; anything else is a failed handshake.
+fn classify(e: std::io::Error, expected: &SpiffeId) -> ConnectError {
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_error {
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForNameContext { presented, .. },
+        )) => ConnectError::IdentityMismatch {
+            expected: expected.to_string(),
+            reason: format!("its certificate names {}", presented.join(", ")),
+        },
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)) => {
+            ConnectError::IdentityMismatch {
+                expected: expected.to_string(),
+                reason: "its certificate names another identity".into(),
+            }
+        }
+        _ => ConnectError::Handshake(e.to_string()),
+    }
+}
+
+/// The SPIFFE identity a certificate names (its URI SAN).
+pub fn spiffe_of(cert: &CertificateDer<'_>) -> Option<SpiffeId> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let sans = cert.subject_alternative_name().ok()??;
+    sans.value.general_names.iter().find_map(|n| match n {
+        x509_parser::extensions::GeneralName::URI(uri) => SpiffeId::parse(uri).ok(),
+        _ => None,
+    })
+}
