@@ -27,6 +27,17 @@ fn age(since: u64, now: u64) -> String {
     }
 }
 
+/// How the control plane knows who a proxy is, in a word. Pure.
+/// `mtls`: its certificate proves it; `verified`: the Pod it named runs as
+/// the service account it said; `unverified`: nothing to check against.
+pub fn identity(p: &ProxyInfo) -> &'static str {
+    match (p.proven, p.verified) {
+        (true, _) => "mtls",
+        (false, true) => "verified",
+        (false, false) => "unverified",
+    }
+}
+
 /// Formats the status table. Pure given `now`.
 pub fn render(r: &ProxyStatusResponse, now: u64) -> String {
     let mut out = format!(
@@ -44,9 +55,7 @@ pub fn render(r: &ProxyStatusResponse, now: u64) -> String {
             "{:<40} {:<16} {:<10} {:>8} {:<10} {:<22} {}\n",
             format!("{}/{}", p.namespace, p.pod),
             p.service_account,
-            // Verified: the control plane knows the Pod and its service
-            // account matched. Unverified: nothing to check against.
-            if p.verified { "verified" } else { "unverified" },
+            identity(p),
             format!("v{}", p.acked_version),
             age(p.connected_since, now),
             p.peer,
@@ -130,5 +139,11 @@ mod tests {
             3700,
         );
         assert!(table.contains(" verified "), "{table}");
+        let proven = ProxyInfo {
+            verified: true,
+            proven: true,
+            ..p(5, 5, 0)
+        };
+        assert_eq!(identity(&proven), "mtls");
     }
 }

@@ -105,18 +105,29 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let resolver = Arc::new(webhook::tls::Resolver::default());
     let local_mode = matches!(config.source, Source::Local { .. });
+    // One crypto provider for every TLS user in the process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let serving = Arc::new(crate::identity::serving::Serving::default());
     let leader_task = match config.source {
         Source::Local { dirs, dev_ca } => {
             drop(tokio::spawn(local::watch(dirs, shared.clone())));
             tokio::spawn(crate::identity::serve_local(
                 dev_ca.identity,
                 dev_ca.roots_file,
+                serving.clone(),
             ));
             None
         }
-        Source::Kubernetes(k) => {
-            Some(start_kubernetes(*k, &config.replica, &shared, &resolver, stop_rx.clone()).await?)
-        }
+        Source::Kubernetes(k) => Some(
+            start_kubernetes(
+                *k,
+                &config.replica,
+                &shared,
+                (&resolver, &serving),
+                stop_rx.clone(),
+            )
+            .await?,
+        ),
     };
     let stopping_since: Arc<std::sync::OnceLock<tokio::time::Instant>> = Arc::default();
     serve_health(
@@ -135,7 +146,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         })?;
     let bound = listener.local_addr().unwrap_or(config.config_addr);
     tracing::info!(addr = %bound, replica = %config.replica, "config stream listening");
-    let incoming = accept::talking(listener, accept::FIRST_BYTES);
+    let incoming = accept::talking(listener, accept::FIRST_BYTES, Some(serving.config.clone()));
     let mut stopping = stop_rx.clone();
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
@@ -180,11 +191,12 @@ async fn start_kubernetes(
     k: Kubernetes,
     replica: &str,
     shared: &Arc<Shared>,
-    resolver: &Arc<webhook::tls::Resolver>,
+    (resolver, serving): (
+        &Arc<webhook::tls::Resolver>,
+        &Arc<crate::identity::serving::Serving>,
+    ),
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
-    // One crypto provider for every TLS user in the process.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = kube::Client::try_default().await?;
     let namespace = k.webhook.namespace.clone();
     let leading = Arc::new(AtomicBool::new(false));
@@ -207,6 +219,7 @@ async fn start_kubernetes(
         namespace.clone(),
         k.owner_deployment.clone(),
         k.identity,
+        serving.clone(),
     ));
     let secret = k.webhook.secret.clone();
     tokio::spawn(webhook::reconcile::run(

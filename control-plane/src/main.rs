@@ -109,6 +109,14 @@ struct Args {
         default_value = strait_api::identity::TOKEN_AUDIENCE
     )]
     identity_audience: String,
+    /// The controller's ServiceAccount: its TLS listeners (identity service,
+    /// config stream) prove spiffe://<trust-domain>/ns/<namespace>/sa/<this>.
+    #[arg(
+        long,
+        env = "STRAIT_SERVICE_ACCOUNT",
+        default_value = "strait-controller"
+    )]
+    service_account: String,
     /// With --local: where the development CA's root is written, for local
     /// proxies to trust (default: strait-dev-ca-<pid>.pem in the temporary
     /// directory; the path is logged at start).
@@ -147,6 +155,11 @@ impl Args {
             secret: self.identity_secret.clone(),
             audience: self.identity_audience.clone(),
             lifetime: self.certificate_lifetime,
+            controller: strait_api::identity::SpiffeId::new(
+                &self.trust_domain,
+                &self.lease_namespace,
+                &self.service_account,
+            ),
         };
         let source = if !self.local.is_empty() {
             let roots_file = self.dev_ca_roots.unwrap_or_else(|| {

@@ -91,7 +91,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         settings,
         identity,
     });
-    if let Some(id) = config.identity {
+    if let Some(id) = config.identity.clone() {
         tokio::spawn(crate::identity::run(
             id,
             proxy.identity.clone(),
@@ -112,7 +112,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     match config.source {
         Source::Local(dirs) => drop(tokio::spawn(local::watch(dirs, state.clone()))),
         Source::ControlPlane { addr, identity } => {
-            drop(tokio::spawn(remote::run(addr, identity, state.clone())))
+            let link = remote::Link {
+                tls: config.control_plane_tls,
+                current: proxy.identity.clone(),
+                certificate_expected: config.identity.is_some(),
+            };
+            drop(tokio::spawn(remote::run(
+                addr,
+                identity,
+                state.clone(),
+                link,
+            )))
         }
     }
     tokio::spawn(admin::serve(admin_listener, proxy.clone()));

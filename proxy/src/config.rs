@@ -49,6 +49,8 @@ pub struct Config {
     /// The identity service to get this proxy's certificate from (none:
     /// no certificate).
     pub identity: Option<crate::identity::Settings>,
+    /// How to check the control plane (none: plaintext to it).
+    pub control_plane_tls: Option<crate::control::ControlPlaneTls>,
 }
 
 impl Config {
@@ -63,6 +65,7 @@ impl Config {
             drain_timeout: Duration::from_secs(10),
             settings: Settings::default(),
             identity: None,
+            control_plane_tls: None,
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct Settings {
     pub token_file: PathBuf,
     /// The identity to ask for.
     pub id: SpiffeId,
+    /// How to check the identity service (`None`: plaintext).
+    pub tls: Option<crate::control::ControlPlaneTls>,
 }
 
 /// The current certificate.
@@ -103,7 +105,7 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-async fn certify(s: &Settings) -> Result<Certified, CertifyError> {
+async fn certify(s: &Settings, current: Option<Arc<Certified>>) -> Result<Certified, CertifyError> {
     let token = match tokio::fs::read_to_string(&s.token_file).await {
         Ok(t) => t,
         // No token outside Kubernetes: a `--local` controller's development
@@ -117,11 +119,15 @@ async fn certify(s: &Settings) -> Result<Certified, CertifyError> {
     params.subject_alt_names = vec![SanType::URI(s.id.to_string().try_into()?)];
     let csr_pem = params.serialize_request(&key)?.pem()?;
     let connect = |e: &dyn std::fmt::Display| CertifyError::Connect(s.addr.clone(), e.to_string());
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", s.addr))
-        .map_err(|e| connect(&e))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15));
-    let mut client = IdentityClient::new(endpoint.connect().await.map_err(|e| connect(&e))?);
+    // Renewals check the controller with the bundle the last certificate
+    // came with (a rotated anchor arrives that way).
+    let channel = crate::control::channel(&s.addr, s.tls.as_ref(), current, |e| {
+        e.connect_timeout(crate::control::CONNECT_TIMEOUT)
+            .timeout(Duration::from_secs(15))
+    })
+    .await
+    .map_err(|e| connect(&e))?;
+    let mut client = IdentityClient::new(channel);
     let resp = client
         .certify(CertifyRequest {
             token: token.trim().to_owned(),
@@ -153,7 +159,7 @@ async fn certify(s: &Settings) -> Result<Certified, CertifyError> {
 pub async fn run(s: Settings, current: Arc<Current>, metrics: Arc<Metrics>) {
     let mut failures = 0u32;
     loop {
-        let wait = match certify(&s).await {
+        let wait = match certify(&s, current.load_full()).await {
             Ok(c) => {
                 failures = 0;
                 let issued = now();

@@ -24,6 +24,7 @@ pub mod balance;
 pub mod config;
 pub mod conn;
 pub mod connect;
+pub mod control;
 pub mod detect;
 pub mod drain;
 pub mod http;

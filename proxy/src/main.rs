@@ -107,6 +107,19 @@ struct Args {
     /// spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>).
     #[arg(long, env = "STRAIT_TRUST_DOMAIN", default_value = "cluster.local")]
     trust_domain: String,
+    /// The mesh's trust roots (PEM, or the path of a PEM file): with them
+    /// the identity service and the config stream are reached over TLS
+    /// that checks the controller (the injector sets them); without,
+    /// plaintext.
+    #[arg(long, env = "STRAIT_TRUST_ROOTS")]
+    trust_roots: Option<String>,
+    /// The controller's identity, which its TLS must prove.
+    #[arg(
+        long,
+        env = "STRAIT_CONTROL_PLANE_IDENTITY",
+        default_value = "spiffe://cluster.local/ns/strait-system/sa/strait-controller"
+    )]
+    control_plane_identity: String,
     /// Where inbound connections go that no iptables rule redirected
     /// (HOST:PORT of a local app this proxy fronts without interception;
     /// by default such connections are closed).
@@ -205,6 +218,22 @@ impl Args {
     /// The typed config these flags describe.
     fn into_config(self) -> anyhow::Result<Config> {
         strait_api::identity::check_trust_domain(&self.trust_domain).context("--trust-domain")?;
+        let control_plane_tls = match &self.trust_roots {
+            None => None,
+            Some(roots) => Some(strait_proxy::control::ControlPlaneTls {
+                roots: if roots.trim_start().starts_with("-----BEGIN") {
+                    roots.clone()
+                } else {
+                    std::fs::read_to_string(roots)
+                        .with_context(|| format!("--trust-roots: reading {roots}"))?
+                },
+                identity: strait_api::identity::SpiffeId::parse(&self.control_plane_identity)
+                    .context("--control-plane-identity")?,
+            }),
+        };
+        if let Some(tls) = &control_plane_tls {
+            strait_proxy::tls::roots(&tls.roots).context("--trust-roots")?;
+        }
         let identity = self
             .identity_addr
             .clone()
@@ -216,6 +245,7 @@ impl Args {
                     &self.namespace,
                     &self.service_account,
                 ),
+                tls: control_plane_tls.clone(),
             });
         let source = match (self.local.is_empty(), self.control_plane) {
             (false, _) => Source::Local(self.local),
@@ -255,6 +285,7 @@ impl Args {
                 ..Settings::default()
             },
             identity,
+            control_plane_tls,
             ..Config::new(source)
         })
     }

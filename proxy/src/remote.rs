@@ -41,14 +41,11 @@ pub enum StreamError {
     #[error("connecting to the control plane at {addr}: {source}")]
     Connect {
         addr: String,
-        source: tonic::transport::Error,
+        source: crate::control::ChannelError,
     },
     /// The stream failed.
     #[error("config stream: {0}")]
     Status(#[from] tonic::Status),
-    /// The address is not usable.
-    #[error("invalid control plane address {0:?}")]
-    BadAddress(String),
 }
 
 /// The objects this proxy holds, and building a snapshot from them. Pure.
@@ -92,13 +89,31 @@ impl Objects {
     }
 }
 
+/// How the stream reaches the control plane: TLS checked against `tls`
+/// (plaintext without), with this proxy's certificate from `current`.
+pub struct Link {
+    /// How to check the controller.
+    pub tls: Option<crate::control::ControlPlaneTls>,
+    /// This proxy's certificate (none: the stream is not mTLS).
+    pub current: Arc<crate::identity::Current>,
+    /// Whether a certificate is coming (an identity service is set): the
+    /// first session waits a moment for it, so it can be mTLS.
+    pub certificate_expected: bool,
+}
+
 /// Follows the control plane until the process exits.
-pub async fn run(addr: String, id: Identity, state: Arc<State>) {
+pub async fn run(addr: String, id: Identity, state: Arc<State>, link: Link) {
+    if link.tls.is_some() && link.certificate_expected {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while link.current.load().is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let mut objects = Objects::default();
     let mut backoff = Duration::from_millis(100);
     loop {
         let started = Instant::now();
-        let result = session(&addr, &id, &state, &mut objects).await;
+        let result = session(&addr, &id, &state, &link, &mut objects).await;
         // Say what is served meanwhile: the last config, or nothing yet.
         let serving = match state.load().version {
             0 => "no config yet: not ready until one arrives".to_owned(),
@@ -121,20 +136,19 @@ async fn session(
     addr: &str,
     id: &Identity,
     state: &State,
+    link: &Link,
     objects: &mut Objects,
 ) -> Result<(), StreamError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|_| StreamError::BadAddress(addr.to_string()))?
-        .connect_timeout(Duration::from_secs(2))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10));
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|source| StreamError::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
+    let channel = crate::control::channel(addr, link.tls.as_ref(), link.current.load_full(), |e| {
+        e.connect_timeout(Duration::from_secs(2))
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_timeout(Duration::from_secs(10))
+    })
+    .await
+    .map_err(|source| StreamError::Connect {
+        addr: addr.to_string(),
+        source,
+    })?;
     // Versions arrive in parts of ~16 KiB, but one object (a large
     // EndpointSlice) may exceed tonic's 4 MiB default on its own.
     let mut client =

@@ -9,9 +9,11 @@
 //! account, or the stream is refused. A Pod the index does not know (not
 //! seen yet, or `--local` mode where there are no Pods) is let in, and so is
 //! a Hello that claims no service account (a tool such as `strait explain`);
-//! both are recorded as unverified. Until the stream has mTLS a Hello is a
-//! claim, not a proof: this catches misconfigured proxies, and marks in
-//! `strait proxy-status` which identities were checked.
+//! both are recorded as unverified. Over mTLS the proxy's certificate
+//! proves its namespace and ServiceAccount ([`prove`]): a Hello claiming
+//! others is refused, and `strait proxy-status` shows the identity as
+//! proven; without a certificate a Hello is a claim, checked against the
+//! Pods where it can be.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -91,6 +93,32 @@ pub enum IdentityError {
         /// What the Hello said.
         claimed: String,
     },
+    /// The Hello claims another identity than the client certificate.
+    #[error(
+        "the proxy's certificate is {certified}, but its Hello claims namespace/service account {claimed}"
+    )]
+    NotCertified {
+        /// What the certificate proves.
+        certified: String,
+        /// What the Hello said.
+        claimed: String,
+    },
+}
+
+/// Checks a Hello against the identity its connection's certificate
+/// proves: the same namespace and ServiceAccount, or refused.
+pub fn prove(
+    certified: &strait_api::identity::SpiffeId,
+    namespace: &str,
+    service_account: &str,
+) -> Result<(), IdentityError> {
+    if certified.namespace == namespace && certified.service_account == service_account {
+        return Ok(());
+    }
+    Err(IdentityError::NotCertified {
+        certified: certified.to_string(),
+        claimed: format!("{namespace}/{service_account}"),
+    })
 }
 
 /// Checks a Hello's identity against the Pods: `Ok(true)` when the Pod is
@@ -169,5 +197,17 @@ mod tests {
         assert!(p.is_empty());
         p.replace_all(vec![pods().get("shop", "web-1").cloned().unwrap()]);
         assert!(p.get("shop", "web-1").is_some());
+    }
+
+    #[test]
+    fn a_certificate_proves_only_its_own_identity() {
+        let web = strait_api::identity::SpiffeId::new("cluster.local", "shop", "web");
+        assert_eq!(prove(&web, "shop", "web"), Ok(()));
+        for (ns, sa) in [("shop", "db"), ("other", "web"), ("shop", "")] {
+            assert!(
+                matches!(prove(&web, ns, sa), Err(IdentityError::NotCertified { .. })),
+                "{ns}/{sa}"
+            );
+        }
     }
 }

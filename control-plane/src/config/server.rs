@@ -13,9 +13,8 @@
 //! message (see [`super::parts`]). The state the streams share, and the
 //! publisher, are in [`super::shared`].
 
-use super::identity::verify;
+use super::identity::{prove, verify};
 use super::shared::Shared;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,10 +44,12 @@ impl ConfigDiscovery for Server {
         &self,
         req: Request<Streaming<ProxyMessage>>,
     ) -> Result<Response<UpdateStream>, Status> {
-        let peer = req
-            .remote_addr()
-            .map(|a: SocketAddr| a.to_string())
+        let conn = req
+            .extensions()
+            .get::<super::accept::PeerInfo>()
+            .cloned()
             .unwrap_or_default();
+        let peer = conn.addr();
         let mut inbound = req.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(ProxyMessage {
@@ -59,6 +60,16 @@ impl ConfigDiscovery for Server {
             Err(_) => return Err(Status::deadline_exceeded("no Hello within 10s")),
         };
         let shared = self.0.clone();
+        let proven = match &conn.identity {
+            Some(certified) => {
+                prove(certified, &hello.namespace, &hello.service_account).map_err(|e| {
+                    tracing::warn!(pod = %hello.pod, namespace = %hello.namespace, %peer, "proxy refused: {e}");
+                    Status::permission_denied(e.to_string())
+                })?;
+                true
+            }
+            None => false,
+        };
         let verified = {
             let pods = shared
                 .pods
@@ -85,12 +96,13 @@ impl ConfigDiscovery for Server {
                     acked_version: hello.running_version,
                     connected_since: since,
                     peer: peer.clone(),
-                    verified,
+                    verified: verified || proven,
+                    proven,
                     ..ProxyInfo::default()
                 },
             );
         }
-        tracing::info!(pod = %hello.pod, namespace = %hello.namespace, %peer, verified, "proxy connected");
+        tracing::info!(pod = %hello.pod, namespace = %hello.namespace, %peer, verified, proven, "proxy connected");
         // Subscribe before taking the full set, so nothing falls in between.
         let mut updates = shared.updates.subscribe();
         let (tx, rx) = mpsc::channel::<Result<ConfigUpdate, Status>>(STREAM_QUEUE);

@@ -5,18 +5,22 @@
 //! * [`anchor`]: keeping the anchor in a Secret, or reading the user's;
 //! * [`csr`]: what a proxy's CSR may ask for (pure);
 //! * [`review`]: asking the API server who a token belongs to;
-//! * [`service`]: the gRPC service proxies call (port 8080).
+//! * [`service`]: the gRPC service proxies call (port 8080);
+//! * [`serving`]: the controller's own certificate, which the identity
+//!   service and the config stream serve TLS with.
 
 pub mod anchor;
 pub mod ca;
 pub mod csr;
 pub mod review;
 pub mod service;
+pub mod serving;
 
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use strait_api::identity::SpiffeId;
 use strait_api::identity_wire::identity_server::IdentityServer;
 
 /// What the identity service is configured with.
@@ -33,6 +37,9 @@ pub struct Settings {
     pub audience: String,
     /// How long workload certificates live (24 h by default).
     pub lifetime: std::time::Duration,
+    /// The controller's own identity (its namespace and ServiceAccount),
+    /// which its TLS listeners prove to proxies.
+    pub controller: SpiffeId,
 }
 
 /// The chart's default trust-anchor Secret: the only name the controller
@@ -73,7 +80,13 @@ async fn signer(
 /// or the anchor does not hold together (a user fixing their Secret does
 /// not need to restart the controller), and reads the anchor again every
 /// minute, so a renewed issuer or rotated roots are used without a restart.
-pub async fn serve(client: kube::Client, namespace: String, owner: Option<String>, s: Settings) {
+pub async fn serve(
+    client: kube::Client,
+    namespace: String,
+    owner: Option<String>,
+    s: Settings,
+    tls: Arc<serving::Serving>,
+) {
     let (mut current, first) = loop {
         match signer(&client, &namespace, owner.as_deref(), &s).await {
             Ok(ok) => break ok,
@@ -109,6 +122,13 @@ pub async fn serve(client: kube::Client, namespace: String, owner: Option<String
             }
         });
     }
+    let lifetime = time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME);
+    tokio::spawn(serving::keep(
+        tls.clone(),
+        signer.clone(),
+        s.controller.clone(),
+        lifetime,
+    ));
     let service = service::Service {
         verify: service::Verify::Token {
             client,
@@ -116,16 +136,16 @@ pub async fn serve(client: kube::Client, namespace: String, owner: Option<String
         },
         signer,
         trust_domain: s.trust_domain,
-        lifetime: time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME),
+        lifetime,
     };
-    listen(s.addr, service).await
+    listen(s.addr, service, &tls).await
 }
 
 /// `strait-controller --local`: a development CA made at start (its root
 /// written to `roots_file`, which local proxies trust), signing the
 /// identity each proxy declares. Nothing proves who a local proxy is; the
 /// point is that local meshes run the same mTLS as a cluster's.
-pub async fn serve_local(s: Settings, roots_file: std::path::PathBuf) {
+pub async fn serve_local(s: Settings, roots_file: std::path::PathBuf, tls: Arc<serving::Serving>) {
     let now = time::OffsetDateTime::now_utc();
     let signer = match ca::new_anchor(now, &s.trust_domain)
         .and_then(|anchor| ca::Signer::new(anchor, now))
@@ -144,17 +164,26 @@ pub async fn serve_local(s: Settings, roots_file: std::path::PathBuf) {
         roots = %roots_file.display(),
         "development CA: signs the identity each proxy declares (unverified); its root is in this file"
     );
+    let lifetime = time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME);
+    let signer = Arc::new(ArcSwap::from_pointee(signer));
+    tokio::spawn(serving::keep(
+        tls.clone(),
+        signer.clone(),
+        s.controller.clone(),
+        lifetime,
+    ));
     let service = service::Service {
         verify: service::Verify::Declared,
-        signer: Arc::new(ArcSwap::from_pointee(signer)),
+        signer,
         trust_domain: s.trust_domain,
-        lifetime: time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME),
+        lifetime,
     };
-    listen(s.addr, service).await
+    listen(s.addr, service, &tls).await
 }
 
-/// Serves the identity service on `addr` until the process ends.
-async fn listen(addr: SocketAddr, service: service::Service) {
+/// Serves the identity service on `addr` until the process ends:
+/// plaintext, and TLS once the controller has its certificate.
+async fn listen(addr: SocketAddr, service: service::Service, tls: &serving::Serving) {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -164,7 +193,11 @@ async fn listen(addr: SocketAddr, service: service::Service) {
     };
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %bound, trust_domain = %service.trust_domain, "identity service listening");
-    let incoming = crate::config::accept::talking(listener, crate::config::accept::FIRST_BYTES);
+    let incoming = crate::config::accept::talking(
+        listener,
+        crate::config::accept::FIRST_BYTES,
+        Some(tls.identity.clone()),
+    );
     if let Err(e) = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(PER_CONNECTION)
         .add_service(IdentityServer::new(service).max_decoding_message_size(MAX_MESSAGE))

@@ -88,7 +88,11 @@ impl Identity for Service {
         &self,
         req: Request<CertifyRequest>,
     ) -> Result<Response<CertifyResponse>, Status> {
-        let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let peer = req
+            .extensions()
+            .get::<crate::config::accept::PeerInfo>()
+            .map(|p| p.addr())
+            .unwrap_or_default();
         let req = req.into_inner();
         let (id, key, verified) = self.who(&peer, &req).await?;
         let issued = self

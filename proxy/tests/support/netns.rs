@@ -33,6 +33,7 @@ pub struct Pair {
     pub a: String,
     pub b: String,
     pub net: u8,
+    veth_b: String,
     a_ns: Netns,
     b_ns: Netns,
 }
@@ -73,6 +74,7 @@ impl Pair {
             a,
             b,
             net,
+            veth_b: vb,
             a_ns,
             b_ns,
         }
@@ -83,6 +85,10 @@ impl Pair {
     }
     pub fn ip_b(&self) -> String {
         format!("10.250.{}.2", self.net)
+    }
+    /// The name of `b`'s end of the veth pair (to capture its traffic).
+    pub fn veth_b(&self) -> String {
+        self.veth_b.clone()
     }
     pub fn cluster_ip(&self, host: u8) -> String {
         format!("10.251.{}.{host}", self.net)
