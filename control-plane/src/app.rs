@@ -43,7 +43,7 @@ pub enum Source {
         /// The directories.
         dirs: Vec<PathBuf>,
         /// The identity service's development CA.
-        dev_ca: DevCa,
+        dev_ca: Box<DevCa>,
     },
     /// The Kubernetes API server (from the kubeconfig or the pod's account).
     Kubernetes(Box<Kubernetes>),

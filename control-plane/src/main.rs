@@ -167,10 +167,10 @@ impl Args {
             });
             Source::Local {
                 dirs: self.local,
-                dev_ca: strait_control_plane::app::DevCa {
+                dev_ca: Box::new(strait_control_plane::app::DevCa {
                     identity,
                     roots_file,
-                },
+                }),
             }
         } else {
             // Injected proxies reach the identity service on this
