@@ -32,6 +32,10 @@ pub fn settings(control_plane: &str, image: &str) -> Settings {
             None => format!("{control_plane}:8080"),
         },
         trust_domain: strait_api::identity::DEFAULT_TRUST_DOMAIN.into(),
+        // Offline there are no roots to give: such a proxy reaches the
+        // control plane in plaintext (its mesh traffic is still mTLS).
+        trust_roots: String::new(),
+        control_plane_identity: String::new(),
         defaults: Knobs::default(),
     }
 }

@@ -240,6 +240,7 @@ async fn start_kubernetes(
     let admit = Arc::new(webhook::server::Admit {
         client: Some(client),
         settings: k.inject,
+        roots: Some(serving.clone()),
     });
     let (addr, resolver) = (k.webhook_addr, resolver.clone());
     tokio::spawn(async move {

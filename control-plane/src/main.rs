@@ -204,6 +204,9 @@ impl Args {
                     identity_audience: self.identity_audience.clone(),
                     identity_addr,
                     trust_domain: self.trust_domain.clone(),
+                    // Filled in with the current roots at each admission.
+                    trust_roots: String::new(),
+                    control_plane_identity: identity.controller.to_string(),
                     defaults: strait_api::inject::knobs::Knobs::default(),
                 },
                 owner_deployment: self.owner_deployment,

@@ -59,6 +59,11 @@ pub struct Settings {
     pub identity_addr: String,
     /// The mesh's trust domain.
     pub trust_domain: String,
+    /// The mesh's trust roots (PEM) the proxy checks the control plane
+    /// with; empty: the proxy reaches the control plane in plaintext.
+    pub trust_roots: String,
+    /// The controller's identity (a SPIFFE ID), which its TLS proves.
+    pub control_plane_identity: String,
     /// Knob defaults.
     pub defaults: Knobs,
 }
@@ -282,6 +287,12 @@ fn proxy_container(s: &Settings, k: &Knobs) -> Value {
         json!({"name": "STRAIT_IDENTITY_TOKEN", "value": format!("{IDENTITY_DIR}/token")}),
         json!({"name": "STRAIT_LOG", "value": k.log_level}),
     ];
+    if !s.trust_roots.is_empty() {
+        env.push(json!({"name": "STRAIT_TRUST_ROOTS", "value": s.trust_roots}));
+        env.push(
+            json!({"name": "STRAIT_CONTROL_PLANE_IDENTITY", "value": s.control_plane_identity}),
+        );
+    }
     if !k.opaque_ports.is_empty() {
         let ports: Vec<String> = k.opaque_ports.iter().map(u16::to_string).collect();
         env.push(json!({"name": "STRAIT_OPAQUE_PORTS", "value": ports.join(",")}));

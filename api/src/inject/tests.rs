@@ -14,6 +14,8 @@ fn settings() -> Settings {
         identity_audience: "strait.dev/identity".into(),
         identity_addr: "strait-controller.strait-system.svc.cluster.local:8080".into(),
         trust_domain: "cluster.local".into(),
+        trust_roots: String::new(),
+        control_plane_identity: String::new(),
         defaults: Knobs::default(),
     }
 }
@@ -468,4 +470,41 @@ fn uninject_gives_back_the_pod() {
     let (p, _) = injected(inject(&bare, &ns(&[]), &settings(), Mode::Manual));
     assert_eq!(uninject(&p).unwrap(), bare);
     assert_eq!(uninject(&pod(&[])), None, "not injected");
+}
+
+/// With the mesh's roots the proxy is told to check the controller over
+/// TLS, and whom to expect; without, neither is set (plaintext).
+#[test]
+fn trust_roots_reach_the_proxy_when_known() {
+    let enabled = [(INJECT_ANNOTATION, "enabled")];
+    let (first, _) = injected(inject(
+        &pod(&enabled),
+        &BTreeMap::new(),
+        &settings(),
+        Mode::Admission,
+    ));
+    let proxy = container(&first, PROXY_CONTAINER);
+    assert_eq!(env(proxy, "STRAIT_TRUST_ROOTS"), None);
+    assert_eq!(env(proxy, "STRAIT_CONTROL_PLANE_IDENTITY"), None);
+    let with_roots = Settings {
+        trust_roots: "-----BEGIN CERTIFICATE-----\n…".into(),
+        control_plane_identity: "spiffe://cluster.local/ns/strait-system/sa/strait-controller"
+            .into(),
+        ..settings()
+    };
+    let (second, _) = injected(inject(
+        &pod(&enabled),
+        &BTreeMap::new(),
+        &with_roots,
+        Mode::Admission,
+    ));
+    let proxy = container(&second, PROXY_CONTAINER);
+    assert_eq!(
+        env(proxy, "STRAIT_TRUST_ROOTS").as_deref(),
+        Some("-----BEGIN CERTIFICATE-----\n…")
+    );
+    assert_eq!(
+        env(proxy, "STRAIT_CONTROL_PLANE_IDENTITY").as_deref(),
+        Some("spiffe://cluster.local/ns/strait-system/sa/strait-controller")
+    );
 }

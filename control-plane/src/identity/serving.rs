@@ -28,6 +28,9 @@ pub struct Serving {
     pub identity: Arc<ArcSwapOption<ServerConfig>>,
     /// The config stream's.
     pub config: Arc<ArcSwapOption<ServerConfig>>,
+    /// The roots the controller's certificate chains to (PEM): what the
+    /// injector gives proxies to check the controller with.
+    pub roots: ArcSwapOption<String>,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -90,6 +93,7 @@ pub fn issue(
     let (identity, config) = configs(&issued.chain, &key.serialize_pem(), &issued.roots)?;
     serving.identity.store(Some(Arc::new(identity)));
     serving.config.store(Some(Arc::new(config)));
+    serving.roots.store(Some(Arc::new(issued.roots)));
     Ok(issued.not_after)
 }
 

@@ -102,6 +102,8 @@ mod tests {
             identity_audience: "strait.dev/identity".into(),
             identity_addr: "cp:8080".into(),
             trust_domain: "cluster.local".into(),
+            trust_roots: String::new(),
+            control_plane_identity: String::new(),
             defaults: Knobs::default(),
         }
     }

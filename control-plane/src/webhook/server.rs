@@ -30,6 +30,8 @@ pub struct Admit {
     pub client: Option<kube::Client>,
     /// The injector's settings.
     pub settings: Settings,
+    /// The mesh's current trust roots, given to each injected proxy.
+    pub roots: Option<Arc<crate::identity::serving::Serving>>,
 }
 
 impl Admit {
@@ -150,7 +152,11 @@ async fn handle(
         .and_then(|n| n.as_str())
         .unwrap_or("")
         .to_owned();
-    match review::respond(&review, &annotations, &admit.settings) {
+    let mut settings = admit.settings.clone();
+    if let Some(roots) = admit.roots.as_ref().and_then(|s| s.roots.load_full()) {
+        settings.trust_roots = (*roots).clone();
+    }
+    match review::respond(&review, &annotations, &settings) {
         Ok((answer, decision)) => {
             match &decision {
                 Decision::Injected(w) => {
