@@ -150,7 +150,11 @@ pub fn proxy_verdicts(meshed: &[(String, bool)], statuses: &[ProxyStatusResponse
                 if state == "SYNCED" {
                     out.push(pass(
                         &name,
-                        format!("connected, SYNCED at v{}", p.acked_version),
+                        format!(
+                            "connected, SYNCED at v{}, identity {}",
+                            p.acked_version,
+                            crate::status::identity(p)
+                        ),
                     ));
                 } else {
                     out.push(fail(

@@ -77,9 +77,13 @@ pub async fn load_or_create(
     let fresh = new_anchor(time::OffsetDateTime::now_utc(), trust_domain)?;
     let mut secret = to_secret(name, &fresh);
     if let Some(owner) = owner {
-        secret.metadata.owner_references = crate::k8s::owner::reference(client, namespace, owner)
-            .await?
-            .map(|r| vec![r]);
+        let Some(r) = crate::k8s::owner::reference(client, namespace, owner).await? else {
+            return Err(AnchorError::Invalid(
+                name.into(),
+                format!("not created: Deployment {owner} is gone (uninstalling)"),
+            ));
+        };
+        secret.metadata.owner_references = Some(vec![r]);
     }
     match secrets.create(&PostParams::default(), &secret).await {
         Ok(_) => {

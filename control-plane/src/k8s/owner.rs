@@ -54,9 +54,12 @@ async fn adopt(
     Ok(a && b)
 }
 
-/// The owner reference to Deployment `ns/deployment`, if it exists: what
-/// an object the controller creates carries from the start, so that one
-/// re-created between two adoption rounds is not left behind.
+/// The owner reference to Deployment `ns/deployment`, if it exists and is
+/// not being deleted: what an object the controller creates carries from
+/// the start, so that one re-created between two adoption rounds is not
+/// left behind. `None` while `helm uninstall` removes the Deployment: the
+/// caller must then not create the object at all (a replica still
+/// terminating would otherwise leave an orphan behind).
 pub async fn reference(
     client: &kube::Client,
     ns: &str,
@@ -66,6 +69,7 @@ pub async fn reference(
     let uid = deployments
         .get_opt(deployment)
         .await?
+        .filter(|d| d.metadata.deletion_timestamp.is_none())
         .and_then(|d| d.metadata.uid);
     Ok(uid.map(|uid| OwnerReference {
         api_version: "apps/v1".into(),

@@ -157,10 +157,13 @@ async fn round(
                 None => {
                     let mut s = secret;
                     if let Some(owner) = &t.owner {
-                        s.metadata.owner_references =
-                            crate::k8s::owner::reference(client, &t.namespace, owner)
-                                .await?
-                                .map(|r| vec![r]);
+                        let Some(r) =
+                            crate::k8s::owner::reference(client, &t.namespace, owner).await?
+                        else {
+                            tracing::info!(secret = %t.secret, "not creating the webhook Secret: Deployment {owner} is gone (uninstalling)");
+                            return Ok(());
+                        };
+                        s.metadata.owner_references = Some(vec![r]);
                     }
                     secrets.create(&PostParams::default(), &s).await.map(|_| ())
                 }

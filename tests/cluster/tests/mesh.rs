@@ -445,6 +445,46 @@ fn install_inject_route_and_operate() {
         "the server's proxy counted it inbound"
     );
 
+    // 4a. Between the two meshed pods the request was mTLS: each proxy
+    // names the other's ServiceAccount identity (certificates may arrive a
+    // moment after the pods are ready, so the client asks again until then).
+    let id = |sa: &str| format!("spiffe://cluster.local/ns/{}/sa/{sa}", ns.name);
+    let mesh = |ip: &str, direction: &str, peer: &str| {
+        let m = http_get(&format!("{ip}:4191"), "/metrics").unwrap_or_default();
+        let needle = format!(
+            "strait_mesh_requests_total{{direction=\"{direction}\",tls=\"true\",peer_identity=\"{peer}\"}} "
+        );
+        m.lines()
+            .find_map(|l| l.strip_prefix(&needle)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    wait_until(
+        "an mTLS request between the pods",
+        Duration::from_secs(60),
+        || {
+            let _ = ns.exec(
+                &client.0,
+                &["strait-testapp", "get", "http://web/over-mtls"],
+            );
+            (mesh(&client.1, "outbound", &id("default")) >= 1.0).then_some(())
+        },
+    );
+    let servers_saw_client: f64 = all
+        .iter()
+        .map(|(_, ip, _)| mesh(ip, "inbound", &id("default")))
+        .sum();
+    assert!(
+        servers_saw_client >= 1.0,
+        "a web pod's proxy counted an mTLS request from the client's identity"
+    );
+    // Their config streams are mTLS too: the controller knows each proxy by
+    // its certificate.
+    let (_, proxies) = t.check(&["--proxies"]);
+    assert!(
+        proxies.contains("identity mtls") && !proxies.contains("identity unverified"),
+        "{proxies}"
+    );
+
     // 4b. Every meshed proxy got a certificate for its ServiceAccount from
     // the controller's identity service (projected token, TokenReview).
     for (pod, ip, _) in &all {
