@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use std::fmt::Write;
 use strait_api::Snapshot;
 use strait_api::manifest::{Located, parse_json};
-use strait_api::model::{Affinity, ServicePortKey};
+use strait_api::model::{Affinity, ServicePortKey, TlsMode};
 use strait_api::translate::translate;
 use strait_api::{authority, route, split};
 
@@ -195,9 +195,16 @@ fn describe_backend(o: &mut String, snap: &Snapshot, backend_key: &ServicePortKe
         p.load_balancer
     );
     for e in &backend.endpoints {
+        // What the client's proxy demands of it: an identity over mTLS, or
+        // nothing (plaintext).
+        let tls = match (&e.identity, p.tls_mode) {
+            (Some(_), TlsMode::Disabled) => "  plaintext (tls.mode Disabled)".to_string(),
+            (Some(sa), _) => format!("  mTLS as ServiceAccount {}/{}", sa.namespace, sa.name),
+            (None, _) => "  plaintext (no proxy)".to_string(),
+        };
         let _ = writeln!(
             o,
-            "          {}{}",
+            "          {}{}{tls}",
             e.addr,
             e.pod
                 .as_ref()
@@ -390,5 +397,25 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("does not carry it"), "{out}");
+    }
+
+    #[test]
+    fn endpoints_say_what_the_proxy_demands_of_them() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{name: http, port: 80}]}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}\naddressType: IPv4\nports: [{name: http, port: 8080}]\nendpoints: [{addresses: [10.0.0.1], targetRef: {kind: Pod, name: web-0}}, {addresses: [10.0.0.2]}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: shop, annotations: {strait.dev/proxy-version: x}}\nspec: {serviceAccountName: web}\n";
+        let (objects, errors) = strait_api::manifest::parse_file("t.yaml", yaml);
+        assert!(errors.is_empty(), "{errors:?}");
+        let snap = translate(&objects).snapshot;
+        let out = explain(
+            &snap,
+            "shop",
+            &Method::GET,
+            &"http://web/".parse().unwrap(),
+            &HeaderMap::new(),
+        );
+        assert!(
+            out.contains("10.0.0.1:8080  (shop/web-0)  mTLS as ServiceAccount shop/web"),
+            "{out}"
+        );
+        assert!(out.contains("10.0.0.2:8080  plaintext (no proxy)"), "{out}");
     }
 }

@@ -7,6 +7,7 @@
 //! requests per second, success rate (non-5xx), p50/p95/p99, retries per
 //! second and ejected endpoints.
 
+pub mod mesh;
 pub mod scrape;
 pub mod table;
 
@@ -67,6 +68,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .flatten()
             .collect();
         let mut out = table::render(&table::rows(&deltas, secs, opts.direction));
+        out.push_str(&mesh::render(&mesh::shares(&deltas, opts.direction)));
         for (k, e) in &cur.failed {
             out.push_str(&format!("! {}: {e}\n", proxy_name(k)));
         }
