@@ -19,6 +19,7 @@ use strait_api::identity_wire::{CertifyRequest, CertifyResponse};
 use strait_control_plane::identity::ca::{Signer, new_anchor};
 use strait_control_plane::identity::service::{Service, Verify};
 use support::ApiServer;
+use support::proxy::{ProxySpec, RunningProxy, tokio_stream_from, wait};
 use tonic::Code;
 
 fn csr(for_id: &str) -> String {
@@ -168,7 +169,7 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
     let sans = leaf.subject_alternative_name().unwrap().unwrap();
     assert_eq!(
         format!("{:?}", sans.value.general_names),
-        format!("[URI({web:?})]")
+        format!("[URI({web:?}), DNSName(\"web.shop.serviceaccount.identity.cluster.local\")]")
     );
 
     // Each refusal, with its reason.
@@ -256,8 +257,16 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
     std::fs::write(&web_token, token("web", TOKEN_AUDIENCE)).unwrap();
     let db_token = dir.path().join("db-token");
     std::fs::write(&db_token, token("db", TOKEN_AUDIENCE)).unwrap();
-    let good = RunningProxy::start(dir.path(), "good", short_addr, &web_token);
-    let impostor = RunningProxy::start(dir.path(), "impostor", short_addr, &db_token);
+    let spec = |name, token| ProxySpec {
+        name,
+        identity: short_addr,
+        token,
+        service_account: "web",
+        config: None,
+        extra: &[],
+    };
+    let good = RunningProxy::start(dir.path(), spec("good", &web_token));
+    let impostor = RunningProxy::start(dir.path(), spec("impostor", &db_token));
 
     let renewed = |p: &RunningProxy, n: f64| {
         p.metric("strait_identity_renewals_total{result=\"success\"}") >= n
@@ -322,103 +331,4 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
         impostor.get("/ready").is_some(),
         "ready without a certificate"
     );
-}
-
-/// The listener's connections as the stream tonic serves.
-fn tokio_stream_from(
-    listener: tokio::net::TcpListener,
-) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures_util::stream::unfold(listener, |l| async move {
-        let conn = l.accept().await.map(|(s, _)| s);
-        Some((conn, l))
-    })
-}
-
-fn wait(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + timeout;
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The real `strait-proxy` binary with an empty local config and identity.
-struct RunningProxy {
-    child: std::process::Child,
-    admin: u16,
-    log: std::path::PathBuf,
-}
-
-impl RunningProxy {
-    fn start(
-        dir: &std::path::Path,
-        name: &str,
-        identity: std::net::SocketAddr,
-        token: &std::path::Path,
-    ) -> Self {
-        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_strait-controller"))
-            .with_file_name("strait-proxy");
-        assert!(
-            bin.exists(),
-            "{} missing: build the workspace",
-            bin.display()
-        );
-        let config = dir.join(format!("{name}-config"));
-        std::fs::create_dir_all(&config).unwrap();
-        let log = dir.join(format!("{name}.log"));
-        let port = strait_test_support::free_port;
-        let admin = port();
-        let child = std::process::Command::new(bin)
-            .arg("--local")
-            .arg(&config)
-            .args(["--namespace", "shop", "--service-account", "web"])
-            .args(["--identity-addr", &identity.to_string()])
-            .arg("--identity-token")
-            .arg(token)
-            .args(["--outbound-addr", &format!("127.0.0.1:{}", port())])
-            .args(["--inbound-addr", &format!("127.0.0.1:{}", port())])
-            .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
-            .stderr(std::fs::File::create(&log).unwrap())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        RunningProxy { child, admin, log }
-    }
-
-    fn get(&self, path: &str) -> Option<String> {
-        let out = std::process::Command::new("curl")
-            .args([
-                "-sf",
-                "-m",
-                "2",
-                &format!("http://127.0.0.1:{}{path}", self.admin),
-            ])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn metric(&self, selector: &str) -> f64 {
-        self.get("/metrics")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix(selector)?.trim().parse().ok())
-            .unwrap_or(0.0)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for RunningProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

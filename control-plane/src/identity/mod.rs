@@ -3,7 +3,7 @@
 //! * [`ca`]: the trust anchor (root and issuer) and signing workload
 //!   certificates (pure, the time given);
 //! * [`anchor`]: keeping the anchor in a Secret, or reading the user's;
-//! * [`csr`]: what a proxy's CSR may ask for (pure);
+//! * `strait_api::identity::csr`: what a proxy's CSR may ask for (pure);
 //! * [`review`]: asking the API server who a token belongs to;
 //! * [`service`]: the gRPC service proxies call (port 8080);
 //! * [`serving`]: the controller's own certificate, which the identity
@@ -11,7 +11,6 @@
 
 pub mod anchor;
 pub mod ca;
-pub mod csr;
 pub mod review;
 pub mod service;
 pub mod serving;

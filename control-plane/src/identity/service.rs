@@ -1,7 +1,7 @@
 //! The identity service (gRPC `strait.identity.v1.Identity`, port 8080): a
 //! proxy sends its projected ServiceAccount token and a CSR; the token is
 //! reviewed by the API server ([`super::review`]), the CSR checked against
-//! the identity the token grants ([`super::csr`]), and a 24-hour
+//! the identity the token grants (`strait_api::identity::csr`), and a 24-hour
 //! certificate signed ([`super::ca`]). Every refusal says why, to the proxy
 //! and in the controller's log.
 //!
@@ -9,11 +9,11 @@
 //! the CSR declares, and says so (`verified: false`).
 
 use super::ca::Signer;
-use super::csr;
 use super::review::{self, TokenError};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use strait_api::identity::SpiffeId;
+use strait_api::identity::csr;
 use strait_api::identity_wire::identity_server::Identity;
 use strait_api::identity_wire::{CertifyRequest, CertifyResponse};
 use tonic::{Request, Response, Status};

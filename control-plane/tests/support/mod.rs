@@ -13,6 +13,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod proxy;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,6 +1,9 @@
 //! Workload identity names: `spiffe://<trust-domain>/ns/<namespace>/sa/<sa>`,
 //! one per ServiceAccount, as Linkerd and Istio name them. Pure: parsing,
-//! printing, and the identity a Kubernetes ServiceAccount username grants.
+//! printing, and the identity a Kubernetes ServiceAccount username grants;
+//! [`csr`] checks what a certificate signing request may ask for.
+
+pub mod csr;
 
 use std::fmt;
 

@@ -1,10 +1,12 @@
 //! Checking a proxy's certificate signing request (pure): it must parse,
 //! carry a valid self-signature over an ECDSA P-256 key, and ask for exactly
 //! one name, the SPIFFE identity its token grants. Nothing else in the
-//! request is used: the certificate is built from scratch ([`super::ca`]).
+//! request is used: the controller builds the certificate from scratch.
+//! It parses bytes any pod may send, so it is fuzzed
+//! (`fuzz/fuzz_targets/identity.rs`).
 
+use super::SpiffeId;
 use rcgen::{CertificateSigningRequestParams, PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType};
-use strait_api::identity::SpiffeId;
 
 /// Largest CSR read (a P-256 CSR with one URI is about 500 bytes of PEM).
 pub const MAX_CSR_BYTES: usize = 8 * 1024;
