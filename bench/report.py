@@ -75,6 +75,18 @@ def parse_wrk(t):
     }
 
 
+def parse_codes(t):
+    """curl -w '%{http_code}\\n' over many URLs: one status per line."""
+    codes = [line.strip() for line in t.splitlines() if line.strip()]
+    if not codes:
+        return None
+    return {
+        "requests": len(codes),
+        "non2xx": sum(1 for c in codes if not c.startswith("2")),
+        "errors": sum(1 for c in codes if c == "000"),
+    }
+
+
 def parse_h2load(t):
     m = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", t)
     r = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
@@ -98,11 +110,14 @@ for meta_file in sorted(glob.glob(path("*.meta"))):
     name, target = base.rsplit("-", 1)
     metric = name.split(".")[0]
     text = read(base + ".out")
-    parsed = (parse_oha(text) if metric.startswith("lat") else
-              parse_wrk(text) if metric == "h1" else parse_h2load(text))
+    parsed = (parse_oha(text) if metric.startswith(("lat", "mlat")) else
+              parse_wrk(text) if metric in ("h1", "mh1") else
+              parse_codes(text) if metric == "mnew" else parse_h2load(text))
     if parsed is None:
         continue
     parsed["meta"] = load_json(base + ".meta", {})
+    if metric == "mnew" and parsed["meta"].get("wall_s"):
+        parsed["rps"] = parsed["requests"] / parsed["meta"]["wall_s"]
     parsed["round"] = name
     runs.setdefault((metric, target), []).append(parsed)
 
@@ -333,4 +348,65 @@ out("")
 out(f"Tools: wrk {v.get('wrk', '?')}, h2load {v.get('h2load', '?')}, oha {v.get('oha', '?')} "
     f"(`-q RATE -c 50 --latency-correction`), nginx {v.get('nginx', '?')} upstream; "
     f"kernel {v.get('kernel', '?')}, {v.get('cpu', '?')}.")
+
+# Two hops with mTLS (bench/mtls.sh).
+if runs.get(("mlat1000", "stpair")) or runs.get(("mh1", "stpair")):
+    PAIRS = ["hapair", "stpair"]
+    out("### Two hops with mTLS")
+    out("")
+    out("client → proxy → TLS 1.3 with client certificates (one CA, ECDSA P-256) → proxy → the same nginx. "
+        "HAProxy pair: two HAProxy processes (`nbthread 1` each; `ssl crt … verify required`, "
+        "`http-reuse always`). Strait pair: two strait-proxy processes (`--workers 1` each), the "
+        "client's outbound side to the server's inbound side (mesh TLS, HTTP/1.1 inside, pooled). "
+        "Both processes of a pair on CPU 1; client and nginx on CPU 0.")
+    out("")
+    out("| metric | direct | HAProxy pair | strait pair | strait ÷ HAProxy |")
+    out("| --- | ---: | ---: | ---: | ---: |")
+
+    def prow(label, values, digits=0, show_ratio=True):
+        d, h, st = values
+        r = ratio(st, h) if show_ratio else None
+        cells = ["–" if d is None else (d if isinstance(d, str) else fmt(d, digits))]
+        cells += [x if isinstance(x, str) else fmt(x, digits) for x in (h, st)]
+        out(f"| {label} | {' | '.join(cells)} | {fmt(r, 2) + '×' if r is not None else ''} |")
+
+    for q in QS:
+        prow(f"latency at 1,000 rps, {q}, ms (median of {rounds} × {start.get('lat_s', '?')} s)",
+             [value("mlat1000", t, q) for t in ["direct"] + PAIRS], 3)
+    for q in QS:
+        prow(f"  **added** over direct, {q}, ms", [None] + [added("mlat1000", t, q) for t in PAIRS], 3)
+    prow("HTTP/1.1 max throughput, req/s (wrk, 50 conns)", [None] + [value("mh1", t, "rps") for t in PAIRS])
+    ha_rounds = {x["round"]: x["rps"] for x in runs.get(("mh1", "hapair"), [])}
+    pr = [r["rps"] / ha_rounds[r["round"]] for r in runs.get(("mh1", "stpair"), []) if ha_rounds.get(r["round"])]
+    if pr:
+        out(f"|   strait ÷ HAProxy per round | | | | {', '.join(f'{x:.2f}' for x in pr)}; median {median(pr):.2f}× |")
+    prow("CPU s per 10,000 requests, both proxies, max throughput", [None] + [cpu10k("mh1", t) for t in PAIRS], 3)
+    prow("CPU s per 10,000 requests, both proxies, 1,000 rps", [None] + [cpu10k("mlat1000", t) for t in PAIRS], 3)
+    prow("new mTLS connections per second (curl, 8 parallel, one request each)",
+         [None] + [value("mnew", t, "rps") for t in PAIRS])
+    prow("  CPU ms of the server-side proxy per new connection",
+         [None] + [None if not total("mnew", t, "requests") else 1000 * meta_sum("mnew", t, "cpu_s") / total("mnew", t, "requests")
+                   for t in PAIRS], 3)
+    prow("RSS under 1,000 rps, client-side proxy, MB", [None] + [mb(meta_max("mlat1000", t, "rss_max_kb")) for t in PAIRS], 1)
+    prow("RSS under 1,000 rps, server-side proxy, MB", [None] + [mb(meta_max("mlat1000", t, "rss2_max_kb")) for t in PAIRS], 1)
+    MALL = ("mlat1000", "mh1", "mnew")
+    mbad = {t: sum((total(m, t, "non2xx") or 0) + (total(m, t, "errors") or 0) for m in MALL) for t in PAIRS}
+    mcount = {t: sum(total(m, t, "requests") or 0 for m in MALL) for t in PAIRS}
+    out("| non-2xx responses + errors / requests measured | | "
+        + " | ".join(f"{mbad[t]:,} / {mcount[t]:,}" for t in PAIRS) + " | |")
+    out("")
+    out("| bar | HAProxy pair | strait pair | result |")
+    out("| --- | ---: | ---: | --- |")
+    ha, sa = added("mlat1000", "hapair", "p99"), added("mlat1000", "stpair", "p99")
+    out(f"| added p99 at 1,000 rps ≤ the HAProxy pair's | {fmt(ha, 3)} ms | {fmt(sa, 3)} ms | "
+        f"{verdict(None if ha is None or sa is None else sa <= ha)} |")
+    hc, sc = cpu10k("mh1", "hapair"), cpu10k("mh1", "stpair")
+    out(f"| CPU per request ≤ the HAProxy pair's (max throughput) | {fmt(hc, 3)} s/10k | {fmt(sc, 3)} s/10k | "
+        f"{verdict(None if hc is None or sc is None else sc <= hc)} |")
+    rss = [mb(meta_max("mlat1000", "stpair", k)) for k in ("rss_max_kb", "rss2_max_kb")]
+    worst = max((x for x in rss if x is not None), default=None)
+    out(f"| strait-proxy RSS ≤ 12 MB under 1,000 rps with mTLS (each proxy) | | {fmt(worst, 1)} MB | "
+        f"{verdict(None if worst is None else worst <= 12)} |")
+    out("")
+
 print("\n".join(lines))

@@ -90,6 +90,14 @@ else
     STRAIT="$("$ROOT/scripts/build-dist.sh" --path)"
 fi
 [ -x "$STRAIT" ] || die "no $STRAIT"
+# The controller only signs the mTLS pair's certificates (bench/mtls.sh), on
+# the other core, before anything is measured: the everyday release build.
+CONTROLLER="$ROOT/target/release/strait-controller"
+if [ "${BENCH_BUILD:-1}" != 0 ]; then
+    log "cargo build --release -p strait-control-plane (the mTLS pair's CA)"
+    (cd "$ROOT" && cargo build -q --release --locked -p strait-control-plane --bin strait-controller >&2)
+fi
+[ -x "$CONTROLLER" ] || die "no $CONTROLLER (cargo build --release -p strait-control-plane)"
 if [ "${BENCH_BUILD:-1}" != 0 ]; then
     STRAIT_VERSION="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     (cd "$ROOT" && git diff --quiet HEAD -- proxy api Cargo.lock Cargo.toml scripts 2>/dev/null) || STRAIT_VERSION+="+uncommitted changes"
@@ -216,8 +224,15 @@ log "all paths answer 200; strait-proxy knows $known endpoints"
 
 # ---------------------------------------------------------------- measuring
 CLK=$(getconf CLK_TCK)
-pid_of() { case $1 in haproxy) echo $HA_PID ;; strait) echo $ST_PID ;; *) echo "" ;; esac; }
+pid_of() { # the proxy (a pair: client side, then server side) a target's CPU and RSS are of
+    case $1 in
+        haproxy) echo $HA_PID ;; strait) echo $ST_PID ;;
+        hapair) echo "$HAC_PID $HAS_PID" ;; stpair) echo "$SC_PID $SS_PID" ;;
+        *) echo "" ;;
+    esac
+}
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime
+pids_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(ticks "$p"))); done; echo $t; }
 rss_kb() { # PID [FIELD]: sum of VmRSS (or FIELD) of a process and its children, kB
     local total=0 p v field=${2:-VmRSS}
     for p in "$1" $(pgrep -P "$1" || true); do
@@ -237,7 +252,9 @@ ours_ticks() { # ticks of proxies + nginx + waited-for children of this shell
     kids=$(tail -1 "$f" | awk -v clk="$CLK" '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); s += a[1] * 60 + a[2] } printf "%d", s * clk }')
     local spin=0 p
     for p in "${SPIN_PIDS[@]}"; do spin=$((spin + $(ticks "$p" 2>/dev/null || echo 0))); done
-    echo $(($(tree_ticks $NGX_PID) + $(ticks $HA_PID) + $(ticks $ST_PID) + kids + spin))
+    local pairs=0
+    for p in ${HAC_PID:-} ${HAS_PID:-} ${SC_PID:-} ${SS_PID:-}; do pairs=$((pairs + $(ticks "$p" 2>/dev/null || echo 0))); done
+    echo $(($(tree_ticks $NGX_PID) + $(ticks $HA_PID) + $(ticks $ST_PID) + pairs + kids + spin))
 }
 conns_to() { ss -Htn state established "dst 127.0.0.1:$1" | wc -l; }
 
@@ -248,21 +265,22 @@ h2_url() { case $1 in direct) echo "http://127.0.0.1:$P_UP_H2/" ;; haproxy) echo
 # output and the proxy's CPU ticks, peak RSS and whether it survived.
 measure() {
     local name=$1 target=$2 up=$3; shift 3
-    local pid; pid=$(pid_of "$target")
+    local pid pid2; read -r pid pid2 <<<"$(pid_of "$target")"
     local t0=0 t1=0 c0 c1 w0 w1 sampler=""
     local base="$RAW/$name-$target"
     if [ -n "$pid" ]; then
-        t0=$(ticks "$pid")
+        t0=$(pids_ticks $pid $pid2)
         (
             trap - ERR
             set +e
-            max=0 maxc=0 maxa=0
+            max=0 maxc=0 maxa=0 max2=0
             while :; do
                 r=$(rss_kb "$pid"); c=$(conns_to "$up"); a=$(rss_kb "$pid" RssAnon)
                 ((r > max)) && max=$r
                 ((c > maxc)) && maxc=$c
                 ((a > maxa)) && maxa=$a
-                echo "$max $maxc $maxa" >"$base.rss.tmp" && mv "$base.rss.tmp" "$base.rss"
+                if [ -n "$pid2" ]; then r2=$(rss_kb "$pid2"); ((r2 > max2)) && max2=$r2; fi
+                echo "$max $maxc $maxa $max2" >"$base.rss.tmp" && mv "$base.rss.tmp" "$base.rss"
                 sleep 0.5
             done
         ) &
@@ -273,15 +291,19 @@ measure() {
     w1=$(date +%s.%N); c1=$(core1_busy); a1=$(all_busy); o1=$(ours_ticks)
     if [ -n "$pid" ]; then
         kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
-        if kill -0 "$pid" 2>/dev/null; then t1=$(ticks "$pid"); alive=1; else alive=0; fi
+        if kill -0 "$pid" 2>/dev/null && { [ -z "$pid2" ] || kill -0 "$pid2" 2>/dev/null; }; then
+            t1=$(pids_ticks $pid $pid2); alive=1
+        else
+            alive=0
+        fi
     else
         alive=1
     fi
-    rss=0 conns=0 anon=0
-    if [ -s "$base.rss" ]; then read -r rss conns anon <"$base.rss" || true; fi
+    rss=0 conns=0 anon=0 rss2=0
+    if [ -s "$base.rss" ]; then read -r rss conns anon rss2 <"$base.rss" || true; fi
     rm -f "$base.rss.tmp"
     cat >"$base.meta" <<EOF
-{"cpu_s": $(python3 -c "print(($t1 - $t0) / $CLK)"), "wall_s": $(python3 -c "print($w1 - $w0)"), "core1_busy_s": $(python3 -c "print(($c1 - $c0) / $CLK)"), "others_cpu_s": $(python3 -c "print(max(0, ($a1 - $a0) - ($o1 - $o0)) / $CLK)"), "rss_max_kb": $rss, "rss_anon_max_kb": $anon, "upstream_conns_max": $conns, "alive": $alive}
+{"cpu_s": $(python3 -c "print(($t1 - $t0) / $CLK)"), "wall_s": $(python3 -c "print($w1 - $w0)"), "core1_busy_s": $(python3 -c "print(($c1 - $c0) / $CLK)"), "others_cpu_s": $(python3 -c "print(max(0, ($a1 - $a0) - ($o1 - $o0)) / $CLK)"), "rss_max_kb": $rss, "rss_anon_max_kb": $anon, "rss2_max_kb": ${rss2:-0}, "upstream_conns_max": $conns, "alive": $alive}
 EOF
     ((alive)) || die "$target died during $name: $(tail -5 "$RAW/$target.stderr")"
 }
@@ -368,6 +390,10 @@ for r in $(seq "$TPUT_ROUNDS"); do
         measure "h2.r$r" "$t" "$P_UP_H2" h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D "$DUR" -H ':authority: web-h2' "$(h2_url $t)"
     done
 done
+
+# Two hops with mTLS (its own processes, started now, after the one-hop runs).
+# shellcheck source=mtls.sh
+. "$HERE/mtls.sh"
 
 sleep 2
 for t in haproxy strait; do

@@ -57,6 +57,9 @@ pub struct DevCa {
     pub identity: crate::identity::Settings,
     /// Where its root is written.
     pub roots_file: PathBuf,
+    /// An anchor to sign with instead of a new one (`tls.crt`, `tls.key`,
+    /// `ca.crt` in this directory).
+    pub anchor_dir: Option<PathBuf>,
 }
 
 /// What Kubernetes mode adds.
@@ -114,6 +117,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             tokio::spawn(crate::identity::serve_local(
                 dev_ca.identity,
                 dev_ca.roots_file,
+                dev_ca.anchor_dir,
                 serving.clone(),
             ));
             None

@@ -122,6 +122,11 @@ struct Args {
     /// directory; the path is logged at start).
     #[arg(long, env = "STRAIT_DEV_CA_ROOTS")]
     dev_ca_roots: Option<PathBuf>,
+    /// With --local: sign with this anchor instead of a new one (a
+    /// directory with tls.crt and tls.key, the issuer, and ca.crt, the
+    /// roots: the trust-anchor Secret's layout).
+    #[arg(long, env = "STRAIT_DEV_CA_ANCHOR")]
+    dev_ca_anchor: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -170,6 +175,7 @@ impl Args {
                 dev_ca: Box::new(strait_control_plane::app::DevCa {
                     identity,
                     roots_file,
+                    anchor_dir: self.dev_ca_anchor,
                 }),
             }
         } else {

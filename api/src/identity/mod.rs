@@ -50,6 +50,12 @@ fn is_label(s: &str) -> bool {
         && !s.ends_with(['-', '.'])
 }
 
+/// A namespace name: one DNS-1123 label (no dots, unlike a ServiceAccount
+/// name), which is what keeps the DNS form of an identity unambiguous.
+fn is_namespace(s: &str) -> bool {
+    is_label(s) && !s.contains('.') && s.len() <= 63
+}
+
 /// Checks a trust domain: lowercase DNS-like labels (`cluster.local`).
 pub fn check_trust_domain(trust_domain: &str) -> Result<(), IdentityError> {
     if is_label(trust_domain) {
@@ -87,7 +93,7 @@ impl SpiffeId {
         ) else {
             return Err(bad());
         };
-        if ![domain, ns, sa].iter().all(|p| is_label(p)) {
+        if ![domain, sa].iter().all(|p| is_label(p)) || !is_namespace(ns) {
             return Err(bad());
         }
         Ok(SpiffeId::new(domain, ns, sa))
@@ -101,7 +107,7 @@ impl SpiffeId {
             .strip_prefix("system:serviceaccount:")
             .ok_or_else(bad)?;
         let (ns, sa) = rest.split_once(':').ok_or_else(bad)?;
-        if !is_label(ns) || !is_label(sa) || !is_label(trust_domain) {
+        if !is_namespace(ns) || !is_label(sa) || !is_label(trust_domain) {
             return Err(bad());
         }
         Ok(SpiffeId::new(trust_domain, ns, sa))
@@ -125,9 +131,10 @@ impl SpiffeId {
     pub fn from_dns_name(trust_domain: &str, name: &str) -> Option<Self> {
         let rest = name.strip_suffix(trust_domain)?.strip_suffix('.')?;
         let rest = rest.strip_suffix(MESH_DNS_INFIX)?.strip_suffix('.')?;
-        let (sa, ns) = rest.split_once('.')?;
-        (is_label(sa) && is_label(ns) && !sa.contains('.') && !ns.contains('.'))
-            .then(|| SpiffeId::new(trust_domain, ns, sa))
+        // A namespace is one label; a ServiceAccount name may have dots
+        // (a DNS subdomain), so the namespace is the last label.
+        let (sa, ns) = rest.rsplit_once('.')?;
+        (is_label(sa) && is_namespace(ns)).then(|| SpiffeId::new(trust_domain, ns, sa))
     }
 }
 
@@ -188,7 +195,6 @@ mod tests {
         for name in [
             "web.shop.serviceaccount.identity.other.local",
             "shop.serviceaccount.identity.cluster.local",
-            "a.web.shop.serviceaccount.identity.cluster.local",
             "web.shop.identity.cluster.local",
             "example.com",
             "",
@@ -199,6 +205,15 @@ mod tests {
                 "{name}"
             );
         }
+        // A ServiceAccount name may have dots; a namespace may not, so the
+        // DNS form still reads back (found by fuzz/fuzz_targets/identity.rs).
+        let dotted = SpiffeId::new("cluster.local", "shop", "web.v2");
+        assert_eq!(
+            SpiffeId::from_dns_name("cluster.local", &dotted.dns_name()),
+            Some(dotted.clone())
+        );
+        assert_eq!(SpiffeId::parse(&dotted.to_string()), Ok(dotted));
+        assert!(SpiffeId::parse("spiffe://cluster.local/ns/a.b/sa/web").is_err());
     }
 
     #[test]

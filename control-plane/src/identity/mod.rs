@@ -140,15 +140,37 @@ pub async fn serve(
     listen(s.addr, service, &tls).await
 }
 
-/// `strait-controller --local`: a development CA made at start (its root
+/// A trust anchor from files laid out as the Secret is: `tls.crt`,
+/// `tls.key` (the issuer) and `ca.crt` (the roots) in `dir`.
+fn read_anchor(dir: &std::path::Path) -> Result<ca::AnchorPem, ca::CaError> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map_err(|e| ca::CaError::Anchor(format!("{}: {e}", dir.join(name).display())))
+    };
+    Ok(ca::AnchorPem {
+        issuer_cert: read("tls.crt")?,
+        issuer_key: read("tls.key")?,
+        roots: read("ca.crt")?,
+    })
+}
+
+/// `strait-controller --local`: a development CA made at start (or read
+/// from `anchor_dir`) (its root
 /// written to `roots_file`, which local proxies trust), signing the
 /// identity each proxy declares. Nothing proves who a local proxy is; the
 /// point is that local meshes run the same mTLS as a cluster's.
-pub async fn serve_local(s: Settings, roots_file: std::path::PathBuf, tls: Arc<serving::Serving>) {
+pub async fn serve_local(
+    s: Settings,
+    roots_file: std::path::PathBuf,
+    anchor_dir: Option<std::path::PathBuf>,
+    tls: Arc<serving::Serving>,
+) {
     let now = time::OffsetDateTime::now_utc();
-    let signer = match ca::new_anchor(now, &s.trust_domain)
-        .and_then(|anchor| ca::Signer::new(anchor, now))
-    {
+    let anchor = match &anchor_dir {
+        Some(dir) => read_anchor(dir),
+        None => ca::new_anchor(now, &s.trust_domain),
+    };
+    let signer = match anchor.and_then(|anchor| ca::Signer::new(anchor, now)) {
         Ok(signer) => signer,
         Err(e) => {
             tracing::error!("development CA: {e}");
