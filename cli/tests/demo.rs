@@ -48,4 +48,16 @@ fn demo_runs_and_reports_the_split() {
         stdout.contains("demo/demo-client") && stdout.contains("SYNCED"),
         "{stdout}"
     );
+    // Every hop from the client's proxy was mTLS, as both ends saw it, and
+    // all three proxies' config streams are mTLS.
+    assert!(
+        stdout.contains("client proxy → spiffe://cluster.local/ns/demo/sa/web")
+            && stdout.contains("web-v1 proxy  ← spiffe://cluster.local/ns/demo/sa/demo-client")
+            && stdout.contains("plaintext from the client proxy: 0 requests"),
+        "{stdout}"
+    );
+    for proxy in ["demo/demo-client", "demo/web-v1-0", "demo/web-v2-0"] {
+        let line = stdout.lines().find(|l| l.starts_with(proxy)).unwrap_or("");
+        assert!(line.contains(" mtls "), "{proxy}: {stdout}");
+    }
 }

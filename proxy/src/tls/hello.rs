@@ -105,10 +105,12 @@ fn parse(record: &[u8]) -> Option<Hello<'_>> {
         while !list.0.is_empty() {
             let name_type = list.u8()?;
             let name = list.vec(2)?.0;
+            // An empty host name is no name (RFC 6066 forbids it; the
+            // client_hello fuzz target sent one).
             if name_type == 0 {
                 return std::str::from_utf8(name)
                     .ok()
-                    .map(|n| Hello::ServerName(Some(n)));
+                    .map(|n| Hello::ServerName(Some(n).filter(|n| !n.is_empty())));
             }
         }
         return Some(Hello::ServerName(None));
