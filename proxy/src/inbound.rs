@@ -27,6 +27,7 @@ use crate::conn::{Accepted, Direction};
 use crate::detect::{self, DetectError, Protocol};
 use crate::http::pipeline;
 use crate::tls::hello::{self, Hello};
+use crate::tls::is_mesh_name;
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,10 +56,17 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     };
     let strict = proxy.state.load().strict.contains(&served);
     if protocol == Protocol::Tls
-        && let Some(cert) = proxy.identity.load_full()
         && read_hello(&mut stream, &mut prefix, &proxy).await
-        && matches!(hello::server_name(&prefix), Hello::ServerName(Some(n)) if cert.tls.is_mesh_name(n))
+        && matches!(hello::server_name(&prefix), Hello::ServerName(Some(n)) if is_mesh_name(n, &proxy.settings.trust_domain))
     {
+        let Some(cert) = proxy.identity.load_full() else {
+            // Mesh TLS before this proxy has its certificate: the client
+            // proxy sees a failed connection and tries again (passing it
+            // to the app would only confuse both).
+            proxy.state.metrics.inbound_refused("no-certificate");
+            tracing::info!("closing mesh TLS connection: this proxy has no certificate yet");
+            return;
+        };
         let io = proxy.client_io(Direction::Inbound, prefix, stream);
         let (tls, peer) = match cert.tls.accept(io).await {
             Ok(accepted) => accepted,

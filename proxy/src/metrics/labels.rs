@@ -135,7 +135,7 @@ pub(super) struct MeshLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct InboundRefusedLabels {
-    /// Why: `plaintext-to-strict` or `tls-handshake`.
+    /// Why: `plaintext-to-strict`, `tls-handshake` or `no-certificate`.
     pub reason: &'static str,
 }
 

@@ -27,6 +27,17 @@ use strait_api::identity::{MESH_DNS_INFIX, SpiffeId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+/// Whether a ClientHello's server name asks for mesh TLS: any identity of
+/// `trust_domain` in its DNS form. One that is not this proxy's is still
+/// terminated here, so that the client sees the mismatch and says so.
+pub fn is_mesh_name(server_name: &str, trust_domain: &str) -> bool {
+    server_name
+        .strip_suffix(trust_domain)
+        .and_then(|rest| rest.strip_suffix('.'))
+        .and_then(|rest| rest.strip_suffix(MESH_DNS_INFIX))
+        .is_some_and(|rest| rest.ends_with('.'))
+}
+
 /// Why a certificate could not be made into a TLS configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -65,8 +76,6 @@ pub struct MeshTls {
     pub id: SpiffeId,
     /// Its DNS form, the server name peers send.
     pub dns_name: String,
-    /// `.serviceaccount.identity.<trust-domain>`: what every mesh name ends with.
-    mesh_suffix: String,
     client: Arc<ClientConfig>,
     server: Arc<ServerConfig>,
 }
@@ -145,18 +154,10 @@ impl MeshTls {
             .with_single_cert(chain, key)?;
         Ok(MeshTls {
             dns_name: id.dns_name(),
-            mesh_suffix: format!(".{MESH_DNS_INFIX}.{}", id.trust_domain),
             id,
             client: Arc::new(client),
             server: Arc::new(server),
         })
-    }
-
-    /// Whether a ClientHello's server name asks for mesh TLS: any identity
-    /// of this trust domain. One that is not this proxy's is still
-    /// terminated here, so that the client sees the mismatch and says so.
-    pub fn is_mesh_name(&self, server_name: &str) -> bool {
-        server_name.ends_with(&self.mesh_suffix)
     }
 
     /// Opens mesh TLS over `tcp` to an endpoint that must be `expected`.
@@ -227,4 +228,24 @@ pub fn spiffe_of(cert: &CertificateDer<'_>) -> Option<SpiffeId> {
         x509_parser::extensions::GeneralName::URI(uri) => SpiffeId::parse(uri).ok(),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mesh_names_table() {
+        for (name, mesh) in [
+            ("web.shop.serviceaccount.identity.cluster.local", true),
+            ("web.v2.shop.serviceaccount.identity.cluster.local", true),
+            ("web.shop.serviceaccount.identity.other.local", false),
+            ("serviceaccount.identity.cluster.local", false),
+            ("xserviceaccount.identity.cluster.local", false),
+            ("web.shop.svc.cluster.local", false),
+            ("example.com", false),
+        ] {
+            assert_eq!(is_mesh_name(name, "cluster.local"), mesh, "{name}");
+        }
+    }
 }
