@@ -51,42 +51,24 @@ mkdir -p "$PKI/anchor"
 ) >"$RAW/pki.log" 2>&1 || die "making the benchmark's CA: $(tail -5 "$RAW/pki.log")"
 
 # ---------------------------------------------------------------- HAProxy pair
-cat >"$WORK/haproxy-client.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-  option http-keep-alive
-  http-reuse always
+# The global and defaults sections of bench/run.sh's HAProxy.
+ha_head() { sed -n '1,/^  http-reuse always$/p' "$WORK/haproxy.cfg"; }
+{ ha_head; cat <<EOF
 frontend fe
   bind 127.0.0.1:$P_HC
   default_backend be
 backend be
   server hs 127.0.0.1:$P_HS ssl ssl-min-ver TLSv1.3 crt $PKI/client.pem ca-file $PKI/root.crt verify required sni str($MESH_NAME) verifyhost $MESH_NAME
 EOF
-cat >"$WORK/haproxy-server.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-  option http-keep-alive
-  http-reuse always
+} >"$WORK/haproxy-client.cfg"
+{ ha_head; cat <<EOF
 frontend fe
   bind 127.0.0.1:$P_HS ssl ssl-min-ver TLSv1.3 crt $PKI/server.pem ca-file $PKI/root.crt verify required
   default_backend be
 backend be
   server up 127.0.0.1:$P_UP_H1
 EOF
+} >"$WORK/haproxy-server.cfg"
 for c in client server; do
     haproxy -c -q -f "$WORK/haproxy-$c.cfg" >&2 || die "haproxy-$c config invalid"
 done

@@ -363,32 +363,25 @@ if runs.get(("mlat1000", "stpair")) or runs.get(("mh1", "stpair")):
     out("| metric | direct | HAProxy pair | strait pair | strait ÷ HAProxy |")
     out("| --- | ---: | ---: | ---: | ---: |")
 
-    def prow(label, values, digits=0, show_ratio=True):
-        d, h, st = values
-        r = ratio(st, h) if show_ratio else None
-        cells = ["–" if d is None else (d if isinstance(d, str) else fmt(d, digits))]
-        cells += [x if isinstance(x, str) else fmt(x, digits) for x in (h, st)]
-        out(f"| {label} | {' | '.join(cells)} | {fmt(r, 2) + '×' if r is not None else ''} |")
-
     for q in QS:
-        prow(f"latency at 1,000 rps, {q}, ms (median of {rounds} × {start.get('lat_s', '?')} s)",
+        row(f"latency at 1,000 rps, {q}, ms (median of {rounds} × {start.get('lat_s', '?')} s)",
              [value("mlat1000", t, q) for t in ["direct"] + PAIRS], 3)
     for q in QS:
-        prow(f"  **added** over direct, {q}, ms", [None] + [added("mlat1000", t, q) for t in PAIRS], 3)
-    prow("HTTP/1.1 max throughput, req/s (wrk, 50 conns)", [None] + [value("mh1", t, "rps") for t in PAIRS])
+        row(f"  **added** over direct, {q}, ms", [None] + [added("mlat1000", t, q) for t in PAIRS], 3)
+    row("HTTP/1.1 max throughput, req/s (wrk, 50 conns)", [None] + [value("mh1", t, "rps") for t in PAIRS])
     ha_rounds = {x["round"]: x["rps"] for x in runs.get(("mh1", "hapair"), [])}
     pr = [r["rps"] / ha_rounds[r["round"]] for r in runs.get(("mh1", "stpair"), []) if ha_rounds.get(r["round"])]
     if pr:
         out(f"|   strait ÷ HAProxy per round | | | | {', '.join(f'{x:.2f}' for x in pr)}; median {median(pr):.2f}× |")
-    prow("CPU s per 10,000 requests, both proxies, max throughput", [None] + [cpu10k("mh1", t) for t in PAIRS], 3)
-    prow("CPU s per 10,000 requests, both proxies, 1,000 rps", [None] + [cpu10k("mlat1000", t) for t in PAIRS], 3)
-    prow("new mTLS connections per second (curl, 8 parallel, one request each)",
+    row("CPU s per 10,000 requests, both proxies, max throughput", [None] + [cpu10k("mh1", t) for t in PAIRS], 3)
+    row("CPU s per 10,000 requests, both proxies, 1,000 rps", [None] + [cpu10k("mlat1000", t) for t in PAIRS], 3)
+    row("new mTLS connections per second (curl, 8 parallel, one request each)",
          [None] + [value("mnew", t, "rps") for t in PAIRS])
-    prow("  CPU ms of the server-side proxy per new connection",
+    row("  CPU ms of the server-side proxy per new connection",
          [None] + [None if not total("mnew", t, "requests") else 1000 * meta_sum("mnew", t, "cpu_s") / total("mnew", t, "requests")
                    for t in PAIRS], 3)
-    prow("RSS under 1,000 rps, client-side proxy, MB", [None] + [mb(meta_max("mlat1000", t, "rss_max_kb")) for t in PAIRS], 1)
-    prow("RSS under 1,000 rps, server-side proxy, MB", [None] + [mb(meta_max("mlat1000", t, "rss2_max_kb")) for t in PAIRS], 1)
+    row("RSS under 1,000 rps, client-side proxy, MB", [None] + [mb(meta_max("mlat1000", t, "rss_max_kb")) for t in PAIRS], 1)
+    row("RSS under 1,000 rps, server-side proxy, MB", [None] + [mb(meta_max("mlat1000", t, "rss2_max_kb")) for t in PAIRS], 1)
     MALL = ("mlat1000", "mh1", "mnew")
     mbad = {t: sum((total(m, t, "non2xx") or 0) + (total(m, t, "errors") or 0) for m in MALL) for t in PAIRS}
     mcount = {t: sum(total(m, t, "requests") or 0 for m in MALL) for t in PAIRS}

@@ -138,6 +138,18 @@ impl SpiffeId {
     }
 }
 
+/// The identity a certificate (DER) names in its URI SAN, if it is a
+/// workload identity: what the peer of a mesh TLS connection proved (the
+/// chain was checked by the TLS handshake, not here).
+pub fn of_certificate(der: &[u8]) -> Option<SpiffeId> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let sans = cert.subject_alternative_name().ok()??;
+    sans.value.general_names.iter().find_map(|n| match n {
+        x509_parser::extensions::GeneralName::URI(uri) => SpiffeId::parse(uri).ok(),
+        _ => None,
+    })
+}
+
 /// The part of a mesh DNS name between the workload and the trust domain.
 pub const MESH_DNS_INFIX: &str = "serviceaccount.identity";
 

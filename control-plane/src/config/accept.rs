@@ -136,7 +136,7 @@ async fn start(
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .and_then(spiffe_of);
+                .and_then(|c| strait_api::identity::of_certificate(c));
             // Inside TLS the preface cannot be peeked: read it, and put it
             // back in front of the stream.
             let mut preface = vec![0u8; PREFACE_LEN];
@@ -151,16 +151,6 @@ async fn start(
         _ if whole_preface(&stream).await => Ok(Conn::Plain(stream, info)),
         _ => Err(io::ErrorKind::UnexpectedEof.into()),
     }
-}
-
-/// The SPIFFE identity a certificate names (its URI SAN).
-fn spiffe_of(cert: &rustls_pki_types::CertificateDer<'_>) -> Option<SpiffeId> {
-    let (_, cert) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let sans = cert.subject_alternative_name().ok()??;
-    sans.value.general_names.iter().find_map(|n| match n {
-        x509_parser::extensions::GeneralName::URI(uri) => SpiffeId::parse(uri).ok(),
-        _ => None,
-    })
 }
 
 /// Waits until the whole preface has arrived (not consumed: tonic reads

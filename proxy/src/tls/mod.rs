@@ -192,7 +192,7 @@ impl MeshTls {
             .1
             .peer_certificates()
             .and_then(|c| c.first())
-            .and_then(|c| spiffe_of(c));
+            .and_then(|c| strait_api::identity::of_certificate(c));
         Ok((tls, peer))
     }
 }
@@ -218,16 +218,6 @@ fn classify(e: std::io::Error, expected: &SpiffeId) -> ConnectError {
         }
         _ => ConnectError::Handshake(e.to_string()),
     }
-}
-
-/// The SPIFFE identity a certificate names (its URI SAN).
-pub fn spiffe_of(cert: &CertificateDer<'_>) -> Option<SpiffeId> {
-    let (_, cert) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let sans = cert.subject_alternative_name().ok()??;
-    sans.value.general_names.iter().find_map(|n| match n {
-        x509_parser::extensions::GeneralName::URI(uri) => SpiffeId::parse(uri).ok(),
-        _ => None,
-    })
 }
 
 #[cfg(test)]
