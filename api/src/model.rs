@@ -307,6 +307,11 @@ pub struct Backend {
     pub key: ServicePortKey,
     /// Ready endpoints.
     pub endpoints: Vec<Endpoint>,
+    /// Addresses of endpoints listed but not ready (starting, failing
+    /// their probes, terminating): never balanced to, but still covered by
+    /// the policy's `tls.mode` on their own proxies.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<SocketAddr>,
     /// Policy from the DestinationPolicy (or defaults).
     pub policy: Policy,
 }

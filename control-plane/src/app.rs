@@ -102,7 +102,11 @@ pub enum Error {
 
 /// Runs the controller until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), Error> {
-    let shared = Shared::new(&config.replica);
+    let trust_domain = match &config.source {
+        Source::Local { dev_ca, .. } => dev_ca.identity.trust_domain.clone(),
+        Source::Kubernetes(k) => k.identity.trust_domain.clone(),
+    };
+    let shared = Shared::new(&config.replica, &trust_domain);
     // Fires on SIGTERM or SIGINT: the leader releases its Lease, the
     // config stream stops.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -306,7 +306,8 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
     );
 
     // db's token does not grant web's identity: refused, reason logged,
-    // no certificate, and the proxy is still ready.
+    // no certificate, and the proxy is not ready (meshed clients could not
+    // reach it), while the one with a certificate is.
     wait(
         Duration::from_secs(20),
         "the impostor refused twice",
@@ -328,7 +329,8 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
         impostor.log()
     );
     assert!(
-        impostor.get("/ready").is_some(),
-        "ready without a certificate"
+        impostor.get("/ready").is_none(),
+        "not ready without a certificate"
     );
+    assert!(good.get("/ready").is_some(), "ready with one");
 }

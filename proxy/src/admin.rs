@@ -3,7 +3,7 @@
 //! | path        | what                                                        |
 //! |-------------|-------------------------------------------------------------|
 //! | `/metrics`  | Prometheus / OpenMetrics text                               |
-//! | `/ready`    | 200 once a config is applied and while not draining, else 503 |
+//! | `/ready`    | 200 once a config is applied (and, with an identity service, a certificate issued) and while not draining, else 503 |
 //! | `/live`     | 200 while the process serves                                |
 //! | `/config`   | loopback only: the applied config, its version and source, as JSON |
 //! | `/shutdown` | `POST` from loopback only: drain and exit                   |
@@ -81,9 +81,7 @@ pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Respon
             );
             r
         }
-        (&Method::GET, "/ready") if proxy.state.is_ready() => {
-            text(StatusCode::OK, "ready\n".into())
-        }
+        (&Method::GET, "/ready") if proxy.is_ready() => text(StatusCode::OK, "ready\n".into()),
         (&Method::GET, "/ready") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into()),
         (&Method::GET, "/live") => text(StatusCode::OK, "live\n".into()),
         (&Method::GET, "/config") if !is_loopback(peer.ip()) => text(

@@ -90,6 +90,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         drain: Drain::new(),
         settings,
         identity,
+        certificate_expected: config.identity.is_some(),
     });
     if let Some(id) = config.identity.clone() {
         tokio::spawn(crate::identity::run(

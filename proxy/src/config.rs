@@ -90,6 +90,9 @@ pub struct Settings {
     pub proxy_ports: Vec<u16>,
     /// The mesh's trust domain.
     pub trust_domain: String,
+    /// The kubelet's probes of the app (`PORT`, path): answered in
+    /// plaintext even on a port a `Strict` policy covers.
+    pub inbound_probes: Vec<(u16, String)>,
     /// Where inbound connections go that no iptables rule redirected (a
     /// proxy in front of a local app, without interception); `None`: such
     /// connections are closed.
@@ -108,6 +111,7 @@ impl Default for Settings {
             proxy_ports: vec![OUTBOUND_PORT, INBOUND_PORT, ADMIN_PORT],
             trust_domain: strait_api::identity::DEFAULT_TRUST_DOMAIN.into(),
             inbound_forward: None,
+            inbound_probes: Vec::new(),
         }
     }
 }

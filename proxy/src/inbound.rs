@@ -25,6 +25,7 @@
 use crate::Proxy;
 use crate::conn::{Accepted, Direction};
 use crate::detect::{self, DetectError, Protocol};
+use crate::http::errors::ProxyError;
 use crate::http::pipeline;
 use crate::tls::hello::{self, Hello};
 use crate::tls::is_mesh_name;
@@ -35,6 +36,14 @@ use strait_api::identity::SpiffeId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
+/// How long a mesh TLS handshake may take once its ClientHello is in.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long an opaque port waits for a client proxy's ClientHello before
+/// treating the connection as the app's plaintext (a client proxy sends it
+/// the moment it connects).
+const OPAQUE_MESH_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Handles one inbound connection to its end.
 pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     let Some((app, served)) = destination(&proxy, &conn) else {
@@ -42,9 +51,14 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     };
     let mut stream = conn.stream;
     let opaque = proxy.settings.opaque_ports.contains(&app.port());
-    let (protocol, mut prefix) = match detect::detect(&mut stream, proxy.settings.detect_timeout)
-        .await
-    {
+    // On an opaque port only mesh TLS is looked for, which a client proxy
+    // sends at once: a server-speaks-first client waits no longer than this.
+    let wait = if opaque {
+        OPAQUE_MESH_WAIT.min(proxy.settings.detect_timeout)
+    } else {
+        proxy.settings.detect_timeout
+    };
+    let (protocol, mut prefix) = match detect::detect(&mut stream, wait).await {
         Ok(d) => d,
         // A server-speaks-first protocol on an opaque port: the client
         // waits for the app, and it is not mesh TLS (which a client starts).
@@ -68,18 +82,34 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
             return;
         };
         let io = proxy.client_io(Direction::Inbound, prefix, stream);
-        let (tls, peer) = match cert.tls.accept(io).await {
-            Ok(accepted) => accepted,
-            Err(e) => {
+        // A peer that starts a handshake and stalls holds nothing for long.
+        let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, cert.tls.accept(io)).await;
+        let (tls, peer) = match accepted {
+            Ok(Ok(accepted)) => accepted,
+            Ok(Err(e)) => {
                 proxy.state.metrics.inbound_refused("tls-handshake");
                 tracing::info!(error = %e, "closing inbound connection: mesh TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                proxy.state.metrics.inbound_refused("tls-handshake");
+                tracing::info!(
+                    "closing inbound connection: mesh TLS handshake not done within {HANDSHAKE_TIMEOUT:?}"
+                );
                 return;
             }
         };
         proxy.state.metrics.inbound_connection(peer.as_ref(), true);
         return serve_mesh(proxy, app, opaque, tls, peer).await;
     }
-    if strict {
+    let probing = |port| {
+        proxy
+            .settings
+            .inbound_probes
+            .iter()
+            .any(|(p, _)| *p == port)
+    };
+    if strict && !(matches!(protocol, Protocol::Http1 | Protocol::Http2) && probing(app.port())) {
         proxy.state.metrics.inbound_refused("plaintext-to-strict");
         tracing::info!(%served, "refusing plaintext inbound connection: the port's DestinationPolicy says tls.mode Strict");
         return;
@@ -87,7 +117,7 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     proxy.state.metrics.inbound_connection(None, false);
     let io = proxy.client_io(Direction::Inbound, prefix, stream);
     let protocol = if opaque { Protocol::Opaque } else { protocol };
-    serve(proxy, app, protocol, io, None).await;
+    serve(proxy, app, protocol, io, None, strict).await;
 }
 
 /// The app's address, and the address the client meant (what `Strict`
@@ -171,7 +201,7 @@ async fn serve_mesh<I>(
         Default::default(),
         proxy.settings.client.send_timeout,
     );
-    serve(proxy, app, protocol, io, peer.as_ref()).await;
+    serve(proxy, app, protocol, io, peer.as_ref(), false).await;
 }
 
 /// Proxies HTTP to the app, or copies bytes to it.
@@ -181,6 +211,7 @@ async fn serve<I>(
     protocol: Protocol,
     io: I,
     peer: Option<&SpiffeId>,
+    probes_only: bool,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -195,7 +226,20 @@ async fn serve<I>(
                 proxy.settings.client,
                 move |req| {
                     mesh.inc();
-                    pipeline::inbound(p.clone(), app, req)
+                    let p = p.clone();
+                    // Plaintext to a Strict port: the kubelet's probes only.
+                    let allowed = !probes_only
+                        || p.settings
+                            .inbound_probes
+                            .iter()
+                            .any(|(port, path)| *port == app.port() && req.uri().path() == path);
+                    async move {
+                        if !allowed {
+                            p.state.metrics.inbound_refused("plaintext-to-strict");
+                            return Ok(ProxyError::StrictPlaintext.to_response());
+                        }
+                        pipeline::inbound(p, app, req).await
+                    }
                 },
             )
             .await;

@@ -60,6 +60,17 @@ pub struct Proxy {
     pub settings: Settings,
     /// This proxy's certificate, once the identity service issued one.
     pub identity: Arc<identity::Current>,
+    /// Whether an identity service is configured: then the proxy is not
+    /// ready before its first certificate (meshed clients would be refused).
+    pub certificate_expected: bool,
+}
+
+impl Proxy {
+    /// Ready: a config applied, not draining, and a certificate if one is
+    /// expected.
+    pub fn is_ready(&self) -> bool {
+        self.state.is_ready() && (!self.certificate_expected || self.identity.load().is_some())
+    }
 }
 
 impl Proxy {

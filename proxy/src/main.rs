@@ -120,6 +120,11 @@ struct Args {
         default_value = "spiffe://cluster.local/ns/strait-system/sa/strait-controller"
     )]
     control_plane_identity: String,
+    /// The app's kubelet probes, `PORT:PATH,...` (the injector lists them):
+    /// answered in plaintext even on a port whose DestinationPolicy says
+    /// tls.mode Strict, since the kubelet has no mesh certificate.
+    #[arg(long, env = "STRAIT_INBOUND_PROBES", value_delimiter = ',', value_parser = parse_probe)]
+    inbound_probes: Vec<(u16, String)>,
     /// Where inbound connections go that no iptables rule redirected
     /// (HOST:PORT of a local app this proxy fronts without interception;
     /// by default such connections are closed).
@@ -214,6 +219,18 @@ fn main() -> anyhow::Result<()> {
         })
 }
 
+/// `PORT:PATH`, a probe the injector listed.
+fn parse_probe(s: &str) -> Result<(u16, String), String> {
+    let (port, path) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not PORT:PATH"))?;
+    let port = port.parse().map_err(|_| format!("{s:?}: bad port"))?;
+    if !path.starts_with('/') {
+        return Err(format!("{s:?}: the path must start with /"));
+    }
+    Ok((port, path.to_string()))
+}
+
 impl Args {
     /// The typed config these flags describe.
     fn into_config(self) -> anyhow::Result<Config> {
@@ -282,6 +299,7 @@ impl Args {
                 },
                 trust_domain: self.trust_domain,
                 inbound_forward: self.inbound_forward,
+                inbound_probes: self.inbound_probes,
                 ..Settings::default()
             },
             identity,

@@ -5,6 +5,7 @@
 //! | a Service `clusterIP:port`, opaque   | TCP to one of the Service's endpoints          |
 //! | a Service `clusterIP:port`           | detect; HTTP → routed; TLS/other → TCP to an endpoint |
 //! | the listener itself (explicit mode)  | detect; HTTP → routed by `Host`; other → closed |
+//! | a meshed endpoint's own address      | TCP to it, inside mesh TLS                     |
 //! | anything else                        | TCP to the original destination, unchanged     |
 
 use crate::Proxy;
@@ -24,7 +25,12 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
     };
     let Some(service) = applied.snapshot.service_by_addr(dst) else {
         let io = wrap(&proxy, BytesMut::new(), conn.stream);
-        let dst = crate::connect::Peer::plain(dst);
+        // Not a Service: a pod's own address, say. A meshed one is still
+        // reached over mesh TLS.
+        let dst = crate::connect::Peer {
+            addr: dst,
+            identity: applied.meshed.get(&dst).cloned(),
+        };
         return crate::tcp::forward(io, &dst, proxy.settings.connect_timeout, &proxy.identity)
             .await;
     };

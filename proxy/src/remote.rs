@@ -169,7 +169,27 @@ async fn session(
     tracing::info!(%addr, "config stream open");
     let source = format!("control-plane:{addr}");
     let mut pending = None;
-    while let Some(part) = updates.message().await? {
+    // A session opened over TLS before this proxy had its certificate is
+    // not mTLS: once the certificate comes, end it and reconnect with it.
+    let without_certificate = link.tls.is_some() && link.current.load().is_none();
+    let certified = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if link.current.load().is_some() {
+                return;
+            }
+        }
+    };
+    tokio::pin!(certified);
+    loop {
+        let part = tokio::select! {
+            part = updates.message() => part?,
+            () = &mut certified, if without_certificate => {
+                tracing::info!(%addr, "certificate issued: reconnecting the config stream over mTLS");
+                return Ok(());
+            }
+        };
+        let Some(part) = part else { break };
         let Some(update) = assemble(&mut pending, part) else {
             continue;
         };

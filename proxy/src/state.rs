@@ -37,6 +37,10 @@ pub struct Applied {
     /// Endpoint addresses a `Strict` DestinationPolicy covers: the inbound
     /// side refuses plaintext to them.
     pub strict: HashSet<SocketAddr>,
+    /// Meshed endpoints by address, with the identity to demand: a
+    /// connection straight to a pod's address (a headless Service, a
+    /// StatefulSet member) is mesh TLS too.
+    pub meshed: HashMap<SocketAddr, Arc<SpiffeId>>,
     /// Explicit-mode authorities already resolved to a Service of this
     /// config (`web`, `web.shop:8080`, …), so a request's Host is looked up
     /// rather than parsed into owned names every time.
@@ -90,6 +94,7 @@ impl Applied {
             snapshot: Arc::new(snapshot),
             backends: HashMap::new(),
             strict: HashSet::new(),
+            meshed: HashMap::new(),
             hosts: RwLock::new(HashMap::new()),
         }
     }
@@ -243,9 +248,16 @@ impl State {
             .collect();
         self.metrics.config_applied(snapshot.endpoint_count());
         let strict = strict_endpoints(&snapshot);
+        let meshed = meshed_addresses(
+            backends
+                .values()
+                .flat_map(|b| b.balancer.endpoints().iter())
+                .filter_map(|e| Some((e.addr, e.identity.clone()?))),
+        );
         self.current.store(Arc::new(Applied {
             backends,
             strict,
+            meshed,
             ..Applied::new(version, source, snapshot)
         }));
         self.ready.store(true, Ordering::Release);
@@ -263,13 +275,40 @@ impl State {
     }
 }
 
-/// The endpoint addresses a `Strict` policy covers. Pure.
+/// Meshed endpoint addresses and their identities. An address that two
+/// Services' slices give different identities is left out (reached in
+/// plaintext by address): which to demand would be a guess. Pure.
+pub fn meshed_addresses(
+    endpoints: impl Iterator<Item = (SocketAddr, Arc<SpiffeId>)>,
+) -> HashMap<SocketAddr, Arc<SpiffeId>> {
+    let mut out: HashMap<SocketAddr, Option<Arc<SpiffeId>>> = HashMap::new();
+    for (addr, id) in endpoints {
+        out.entry(addr)
+            .and_modify(|seen| {
+                if seen.as_ref().is_some_and(|s| *s != id) {
+                    *seen = None;
+                }
+            })
+            .or_insert(Some(id));
+    }
+    out.into_iter()
+        .filter_map(|(addr, id)| Some((addr, id?)))
+        .collect()
+}
+
+/// The endpoint addresses a `Strict` policy covers, ready or not (a pod
+/// failing its readiness probe must not start accepting plaintext). Pure.
 pub fn strict_endpoints(snapshot: &Snapshot) -> HashSet<SocketAddr> {
     snapshot
         .backends
         .values()
         .filter(|b| b.policy.tls_mode == TlsMode::Strict)
-        .flat_map(|b| b.endpoints.iter().map(|e| e.addr))
+        .flat_map(|b| {
+            b.endpoints
+                .iter()
+                .map(|e| e.addr)
+                .chain(b.not_ready.iter().copied())
+        })
         .collect()
 }
 
@@ -325,5 +364,47 @@ mod tests {
         }
         // Only authorities that named a Service were remembered.
         assert_eq!(a.hosts.read().map(|h| h.len()).unwrap_or(0), 4);
+    }
+
+    /// Strict covers a Service's endpoints whether they are ready or not,
+    /// and nothing of a Permissive one.
+    #[test]
+    fn strict_covers_ready_and_unready_endpoints() {
+        let yaml = |mode: &str| {
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: shop}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nports: [{{port: 8080}}]\nendpoints: [{{addresses: [10.0.0.1]}}, {{addresses: [10.0.0.2], conditions: {{ready: false}}}}]\n---\napiVersion: strait.dev/v1alpha1\nkind: DestinationPolicy\nmetadata: {{name: web, namespace: shop}}\nspec: {{targetRef: {{name: web}}, tls: {{mode: {mode}}}}}\n"
+            )
+        };
+        let strict = |mode: &str| {
+            let (objects, errors) = strait_api::manifest::parse_file("t.yaml", &yaml(mode));
+            assert!(errors.is_empty(), "{errors:?}");
+            let mut got: Vec<String> =
+                strict_endpoints(&strait_api::translate::translate(&objects).snapshot)
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+            got.sort();
+            got
+        };
+        assert_eq!(strict("Strict"), ["10.0.0.1:8080", "10.0.0.2:8080"]);
+        assert!(strict("Permissive").is_empty());
+    }
+
+    #[test]
+    fn an_address_with_two_identities_is_not_guessed() {
+        let id = |sa: &str| Arc::new(SpiffeId::new("cluster.local", "shop", sa));
+        let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let m = meshed_addresses(
+            [
+                (a, id("web")),
+                (a, id("web")),
+                (b, id("web")),
+                (b, id("db")),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(m.get(&a), Some(&id("web")));
+        assert_eq!(m.get(&b), None);
     }
 }

@@ -82,7 +82,13 @@ fn wait(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool, log: impl F
 }
 
 /// Starts pod `ns`'s proxy as `service_account`, following the controller.
-fn start_proxy(p: &mut Pair, ns: &str, tmp: &std::path::Path, service_account: &str) {
+fn start_proxy(
+    p: &mut Pair,
+    ns: &str,
+    tmp: &std::path::Path,
+    service_account: &str,
+    extra: &[&str],
+) {
     let bin = env!("CARGO_BIN_EXE_strait-proxy");
     let skip = format!("4191,22,{CONFIG},{IDENTITY}");
     let (ok, out) = exec(ns, &[bin, "init", "--skip-inbound-ports", &skip]);
@@ -94,7 +100,7 @@ fn start_proxy(p: &mut Pair, ns: &str, tmp: &std::path::Path, service_account: &
     );
     let roots = tmp.join("roots.pem");
     let pod = format!("pod-{service_account}");
-    let args = [
+    let mut args = vec![
         "setpriv",
         "--reuid=2102",
         "--regid=2102",
@@ -115,6 +121,7 @@ fn start_proxy(p: &mut Pair, ns: &str, tmp: &std::path::Path, service_account: &
         "--log",
         "info,strait_proxy=debug",
     ];
+    args.extend(extra);
     let log = tmp.join(format!("{ns}.log"));
     p.spawn(ns, &args, &log);
     wait(
@@ -211,8 +218,16 @@ fn mesh_tls_between_two_pods() {
         &["/usr/bin/python3", app.to_str().unwrap()],
         &tmp.path().join("app.log"),
     );
-    start_proxy(&mut p, &a, tmp.path(), "client");
-    start_proxy(&mut p, &b, tmp.path(), "web");
+    start_proxy(&mut p, &a, tmp.path(), "client", &[]);
+    // B's app has a kubelet probe on its Strict port (the injector lists
+    // probes the same way).
+    start_proxy(
+        &mut p,
+        &b,
+        tmp.path(),
+        "web",
+        &["--inbound-probes", "8081:/healthz"],
+    );
     wait(
         "B's app",
         Duration::from_secs(10),
@@ -296,11 +311,25 @@ fn mesh_tls_between_two_pods() {
         "the plaintext request is counted as such: {mb}"
     );
 
-    // 3. Strict: the meshed client is served, a plaintext one refused.
+    // 3. Strict: the meshed client is served, a plaintext one refused,
+    //    except for the kubelet's probe.
     let (code, out) = curl(&a, None, &format!("http://{}/strict", p.cluster_ip(20)));
     assert_eq!(code, "200", "{out}");
     let (code, out) = curl(&a, Some("2102"), &format!("http://{}:8081/plain", p.ip_b()));
-    assert_eq!(code, "000", "plaintext to a Strict port is refused: {out}");
+    assert_eq!(code, "403", "plaintext to a Strict port is refused: {out}");
+    assert!(
+        out.contains("strait-proxy-error: plaintext-to-strict"),
+        "{out}"
+    );
+    let (code, out) = curl(
+        &a,
+        Some("2102"),
+        &format!("http://{}:8081/healthz", p.ip_b()),
+    );
+    assert_eq!(
+        code, "200",
+        "the probe path is answered in plaintext: {out}"
+    );
     assert!(
         metric_value(
             &metrics(&b),
@@ -319,7 +348,28 @@ fn mesh_tls_between_two_pods() {
         "{out}"
     );
 
-    // 5. The config streams are mTLS: the controller knows both proxies by
+    // 5. Straight to the pod's address (no Service: a headless Service or
+    //    a StatefulSet member is reached this way) is mesh TLS too.
+    let accepted = |m: &str| {
+        metric_value(
+            m,
+            &format!(
+                "strait_mesh_connections_total{{direction=\"inbound\",tls=\"true\",peer_identity=\"{}\"}}",
+                id("client")
+            ),
+        )
+    };
+    let before = accepted(&metrics(&b));
+    // (8081: 8080 is also `impostor`'s endpoint, which claims another
+    // identity for the same address, so it is left to plaintext.)
+    let (code, out) = curl(&a, None, &format!("http://{}:8081/to-the-pod", p.ip_b()));
+    assert_eq!(code, "200", "{out}");
+    assert!(
+        accepted(&metrics(&b)) > before,
+        "the connection to the pod's address arrived as mesh TLS"
+    );
+
+    // 6. The config streams are mTLS: the controller knows both proxies by
     //    their certificates.
     let status = std::path::Path::new(env!("CARGO_BIN_EXE_strait-proxy")).with_file_name("strait");
     let (ok, out) = exec(

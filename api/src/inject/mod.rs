@@ -174,13 +174,20 @@ pub fn inject(
 
     let mut pod = pod.clone();
     let spec = pod["spec"].as_object_mut().expect("checked above");
+    let probes = probes(spec);
     let inits = spec.entry("initContainers").or_insert_with(|| json!([]));
     if !inits.is_array() {
         *inits = json!([]);
     }
     let inits = inits.as_array_mut().expect("made an array above");
     // First, so the app's own init containers already run meshed.
-    inits.insert(0, proxy_container(settings, &knobs));
+    let mut proxy = proxy_container(settings, &knobs);
+    if !probes.is_empty()
+        && let Some(env) = proxy["env"].as_array_mut()
+    {
+        env.push(json!({"name": "STRAIT_INBOUND_PROBES", "value": probes.join(",")}));
+    }
+    inits.insert(0, proxy);
     inits.insert(0, init_container(settings, &knobs));
     let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
     if !volumes.is_array() {
@@ -222,6 +229,41 @@ pub fn inject(
         ann.insert("prometheus.io/path".into(), json!("/metrics"));
     }
     Outcome::Injected { pod, warnings }
+}
+
+/// The kubelet's HTTP and gRPC probes of the app's containers, as
+/// `PORT:PATH`: requests the proxy answers in plaintext even on a port a
+/// `Strict` DestinationPolicy covers (the kubelet has no certificate). A
+/// named port is resolved against the container's ports; one that is not
+/// there is left out.
+pub fn probes(spec: &serde_json::Map<String, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    let containers = spec.get("containers").and_then(Value::as_array);
+    for c in containers.into_iter().flatten() {
+        let named = |name: &str| {
+            c["ports"].as_array()?.iter().find_map(|p| {
+                (p["name"].as_str() == Some(name))
+                    .then(|| p["containerPort"].as_u64())
+                    .flatten()
+            })
+        };
+        let port = |v: &Value| v.as_u64().or_else(|| named(v.as_str()?));
+        for kind in ["startupProbe", "livenessProbe", "readinessProbe"] {
+            let probe = &c[kind];
+            let found = if let Some(port) = port(&probe["httpGet"]["port"]) {
+                let path = probe["httpGet"]["path"].as_str().unwrap_or("/");
+                Some(format!("{port}:{}", path.split('?').next().unwrap_or("/")))
+            } else {
+                probe["grpc"]["port"]
+                    .as_u64()
+                    .map(|port| format!("{port}:/grpc.health.v1.Health/Check"))
+            };
+            if let Some(f) = found.filter(|f| !out.contains(f)) {
+                out.push(f);
+            }
+        }
+    }
+    out
 }
 
 fn resources(cpu_req: &str, cpu_lim: &str, mem_req: &str, mem_lim: &str) -> Value {

@@ -508,3 +508,34 @@ fn trust_roots_reach_the_proxy_when_known() {
         Some("spiffe://cluster.local/ns/strait-system/sa/strait-controller")
     );
 }
+
+/// The app's HTTP and gRPC probes reach the proxy as `PORT:PATH`, named
+/// ports resolved, so a `Strict` port still answers the kubelet.
+#[test]
+fn probes_are_listed_for_the_proxy() {
+    let spec = json!({"containers": [
+        {"name": "app", "ports": [{"name": "http", "containerPort": 8080}],
+         "readinessProbe": {"httpGet": {"path": "/ready?full=1", "port": "http"}},
+         "livenessProbe": {"httpGet": {"path": "/live", "port": 8080}},
+         "startupProbe": {"tcpSocket": {"port": 8080}}},
+        {"name": "grpc", "livenessProbe": {"grpc": {"port": 9090}},
+         "readinessProbe": {"httpGet": {"path": "/x", "port": "missing"}}},
+    ]});
+    let got = probes(spec.as_object().unwrap());
+    assert_eq!(
+        got,
+        [
+            "8080:/live",
+            "8080:/ready",
+            "9090:/grpc.health.v1.Health/Check"
+        ]
+    );
+    let mut p = pod(&[(INJECT_ANNOTATION, "enabled")]);
+    p["spec"] = spec;
+    let (injected_pod, _) = injected(inject(&p, &BTreeMap::new(), &settings(), Mode::Admission));
+    let proxy = container(&injected_pod, PROXY_CONTAINER);
+    assert_eq!(
+        env(proxy, "STRAIT_INBOUND_PROBES").as_deref(),
+        Some("8080:/live,8080:/ready,9090:/grpc.health.v1.Health/Check")
+    );
+}

@@ -159,7 +159,7 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
                     .insert(SocketAddr::new(ip, port.port), key.clone());
             }
             let port_name = port.name.clone().unwrap_or_default();
-            let eps = endpoints
+            let (eps, not_ready) = endpoints
                 .get(&(ns.clone(), name.clone(), port_name))
                 .cloned()
                 .unwrap_or_default();
@@ -168,6 +168,7 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
                 Backend {
                     key: key.clone(),
                     endpoints: eps,
+                    not_ready,
                     policy: policy.clone(),
                 },
             );
@@ -268,14 +269,14 @@ fn opaque_ports(svc: &Service) -> Vec<u16> {
         .unwrap_or_default()
 }
 
-/// `(namespace, service, port name)` → ready endpoints, sorted for stable
-/// snapshots. An endpoint whose `targetRef` names a meshed Pod carries
-/// that Pod's identity.
+/// `(namespace, service, port name)` → ready endpoints (sorted for stable
+/// snapshots) and the addresses of those not ready. An endpoint whose
+/// `targetRef` names a meshed Pod carries that Pod's identity.
 fn index_endpoints(
     slices: &[&EndpointSlice],
     meshed: &HashMap<NsName, ServiceAccount>,
-) -> HashMap<(String, String, String), Vec<Endpoint>> {
-    let mut out: HashMap<_, Vec<Endpoint>> = HashMap::new();
+) -> HashMap<(String, String, String), (Vec<Endpoint>, Vec<SocketAddr>)> {
+    let mut out: HashMap<_, (Vec<Endpoint>, Vec<SocketAddr>)> = HashMap::new();
     for slice in slices {
         if slice.address_type == "FQDN" {
             continue;
@@ -294,12 +295,13 @@ fn index_endpoints(
                 ))
                 .or_default();
             for ep in &slice.endpoints {
-                if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
-                    continue;
-                }
                 let Some(ip) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else {
                     continue;
                 };
+                if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
+                    entry.1.push(SocketAddr::new(ip, number));
+                    continue;
+                }
                 let target = ep.target_ref.as_ref().and_then(|r| {
                     if r.kind.as_deref().is_some_and(|k| k != "Pod") {
                         return None;
@@ -310,7 +312,7 @@ fn index_endpoints(
                         name.clone(),
                     ))
                 });
-                entry.push(Endpoint {
+                entry.0.push(Endpoint {
                     addr: SocketAddr::new(ip, number),
                     pod: target.as_ref().map(|(ns, name)| format!("{ns}/{name}")),
                     identity: target.and_then(|t| meshed.get(&t).cloned()),
@@ -318,9 +320,11 @@ fn index_endpoints(
             }
         }
     }
-    for eps in out.values_mut() {
+    for (eps, not_ready) in out.values_mut() {
         eps.sort_by_key(|e| e.addr);
         eps.dedup_by_key(|e| e.addr);
+        not_ready.sort();
+        not_ready.dedup();
     }
     out
 }

@@ -109,10 +109,14 @@ pub enum IdentityError {
 /// proves: the same namespace and ServiceAccount, or refused.
 pub fn prove(
     certified: &strait_api::identity::SpiffeId,
+    trust_domain: &str,
     namespace: &str,
     service_account: &str,
 ) -> Result<(), IdentityError> {
-    if certified.namespace == namespace && certified.service_account == service_account {
+    if certified.trust_domain == trust_domain
+        && certified.namespace == namespace
+        && certified.service_account == service_account
+    {
         return Ok(());
     }
     Err(IdentityError::NotCertified {
@@ -202,11 +206,19 @@ mod tests {
     #[test]
     fn a_certificate_proves_only_its_own_identity() {
         let web = strait_api::identity::SpiffeId::new("cluster.local", "shop", "web");
-        assert_eq!(prove(&web, "shop", "web"), Ok(()));
-        for (ns, sa) in [("shop", "db"), ("other", "web"), ("shop", "")] {
+        assert_eq!(prove(&web, "cluster.local", "shop", "web"), Ok(()));
+        for (td, ns, sa) in [
+            ("cluster.local", "shop", "db"),
+            ("cluster.local", "other", "web"),
+            ("cluster.local", "shop", ""),
+            ("other.mesh", "shop", "web"),
+        ] {
             assert!(
-                matches!(prove(&web, ns, sa), Err(IdentityError::NotCertified { .. })),
-                "{ns}/{sa}"
+                matches!(
+                    prove(&web, td, ns, sa),
+                    Err(IdentityError::NotCertified { .. })
+                ),
+                "{td} {ns}/{sa}"
             );
         }
     }

@@ -62,7 +62,13 @@ impl ConfigDiscovery for Server {
         let shared = self.0.clone();
         let proven = match &conn.identity {
             Some(certified) => {
-                prove(certified, &hello.namespace, &hello.service_account).map_err(|e| {
+                prove(
+                    certified,
+                    &shared.trust_domain,
+                    &hello.namespace,
+                    &hello.service_account,
+                )
+                .map_err(|e| {
                     tracing::warn!(pod = %hello.pod, namespace = %hello.namespace, %peer, "proxy refused: {e}");
                     Status::permission_denied(e.to_string())
                 })?;
@@ -96,7 +102,7 @@ impl ConfigDiscovery for Server {
                     acked_version: hello.running_version,
                     connected_since: since,
                     peer: peer.clone(),
-                    verified: verified || proven,
+                    verified,
                     proven,
                     ..ProxyInfo::default()
                 },

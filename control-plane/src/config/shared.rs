@@ -47,12 +47,15 @@ pub struct Shared {
     pub(super) syncs: Semaphore,
     changed: Notify,
     replica: String,
+    /// The mesh's trust domain: a proxy's certificate proves its Hello
+    /// only in it.
+    pub trust_domain: String,
     rejections_logged: Mutex<BTreeMap<Key, Rejection>>,
 }
 
 impl Shared {
     /// Empty state for replica `replica`.
-    pub fn new(replica: &str) -> Arc<Self> {
+    pub fn new(replica: &str, trust_domain: &str) -> Arc<Self> {
         Arc::new(Self {
             store: Mutex::new(Store::default()),
             pods: RwLock::new(Pods::default()),
@@ -64,6 +67,7 @@ impl Shared {
             syncs: Semaphore::new(FULL_SYNCS),
             changed: Notify::new(),
             replica: replica.to_string(),
+            trust_domain: trust_domain.to_string(),
             rejections_logged: Mutex::new(BTreeMap::new()),
         })
     }

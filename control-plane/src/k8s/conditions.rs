@@ -26,16 +26,31 @@ fn is_unresolved_ref(message: &str) -> bool {
 
 /// What an accepted object's setting relies on, for its `Accepted` message
 /// (a user must not believe a setting protects them where it cannot).
-pub fn caveat(object: &strait_api::manifest::Object) -> Option<String> {
+///
+/// `export_to` gives a Service's `strait.dev/export-to` annotation, if any
+/// (`namespace`, `name`).
+pub fn caveat(
+    object: &strait_api::manifest::Object,
+    export_to: &dyn Fn(&str, &str) -> Option<String>,
+) -> Option<String> {
     match object {
         strait_api::manifest::Object::DestinationPolicy(p)
             if p.spec.tls.as_ref().is_some_and(|t| t.mode == "Strict") =>
         {
-            Some(
+            let ns = p.metadata.namespace();
+            let hidden = export_to(ns, &p.spec.target_ref.name).is_some_and(|a| {
+                let audience = crate::config::scope::export_to(ns, Some(&a));
+                !audience.includes(ns)
+            });
+            Some(if hidden {
+                "tls.mode Strict is NOT enforced: the Service's strait.dev/export-to leaves out \
+                 its own namespace, so the proxies in its pods never receive this policy; add \".\" to it."
+                    .into()
+            } else {
                 "tls.mode Strict is enforced by the proxies in this Service's pods: \
                  a pod without a proxy (not meshed) still accepts plaintext."
-                    .into(),
-            )
+                    .into()
+            })
         }
         _ => None,
     }
@@ -147,7 +162,14 @@ mod tests {
             );
             let (objects, errors) = strait_api::manifest::parse_file("p.yaml", &yaml);
             assert!(errors.is_empty(), "{errors:?}");
-            let note = caveat(&objects[0].object);
+            let note = caveat(&objects[0].object, &|_, _| None);
+            if mode == "Strict" {
+                // The Service hidden from its own namespace: said loudly.
+                let hidden = caveat(&objects[0].object, &|_, _| Some("frontend".into()));
+                assert!(hidden.is_some_and(|m| m.contains("NOT enforced")));
+                let shown = caveat(&objects[0].object, &|_, _| Some(".,frontend".into()));
+                assert!(shown.is_some_and(|m| !m.contains("NOT enforced")));
+            }
             assert_eq!(note.is_some(), warned, "{mode}");
             let c = desired(None, 3, note.as_deref());
             assert_eq!(c[0].status, "True");

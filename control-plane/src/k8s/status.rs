@@ -60,7 +60,18 @@ pub async fn run(client: Client, shared: Arc<Shared>, is_leader: Arc<AtomicBool>
                         desired(
                             store.rejections().get(k),
                             version,
-                            super::conditions::caveat(o).as_deref(),
+                            super::conditions::caveat(o, &|ns, name| {
+                                let key = strait_api::manifest::ObjectKey::new("Service", ns, name);
+                                match store.latest().find(|(k, _)| **k == key) {
+                                    Some((_, Object::Service(s))) => s
+                                        .metadata
+                                        .annotations
+                                        .get(crate::config::scope::EXPORT_TO_ANNOTATION)
+                                        .cloned(),
+                                    _ => None,
+                                }
+                            })
+                            .as_deref(),
                         ),
                     )
                 })

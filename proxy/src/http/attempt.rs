@@ -243,8 +243,9 @@ async fn attempt(
         }
     };
     let in_flight = endpoint.start();
-    endpoint.count(endpoint.identity.is_some() && proxy.identity.load().is_some());
     let peer = endpoint.peer();
+    // Mesh TLS exactly when the forwarder will use it (see Forwarder::forward).
+    endpoint.count(peer.identity.is_some() && proxy.identity.load().is_some());
     let forward = backend.forwarder.forward(req, &peer);
     let result = match per_try {
         Some(t) => tokio::time::timeout(t, forward)

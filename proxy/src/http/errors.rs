@@ -89,6 +89,10 @@ pub enum ProxyError {
         expected: String,
         reason: String,
     },
+    /// Plaintext to a port a `Strict` DestinationPolicy covers (only the
+    /// kubelet's probes are answered there).
+    #[error("this port accepts only mesh TLS (DestinationPolicy tls.mode Strict)")]
+    StrictPlaintext,
     /// The endpoint failed before sending response headers.
     #[error("endpoint {addr} failed before responding: {reason}")]
     Upstream { addr: SocketAddr, reason: String },
@@ -102,6 +106,7 @@ impl ProxyError {
             | ProxyError::BadPath { .. }
             | ProxyError::BadRequestBody(_) => StatusCode::BAD_REQUEST,
             ProxyError::UnknownService(_) | ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ProxyError::StrictPlaintext => StatusCode::FORBIDDEN,
             ProxyError::NoBackend(_) | ProxyError::NoEndpoints(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -133,6 +138,7 @@ impl ProxyError {
             ProxyError::FaultAbort { .. } => "fault-injected",
             ProxyError::Connect { .. } => "connect-failed",
             ProxyError::TlsIdentityMismatch { .. } => "tls-identity-mismatch",
+            ProxyError::StrictPlaintext => "plaintext-to-strict",
             ProxyError::Upstream { .. } => "upstream-reset",
         }
     }
@@ -179,6 +185,7 @@ mod tests {
                 "no-route",
             ),
             (ProxyError::NoBackend("r".into()), 503, "no-backend"),
+            (ProxyError::StrictPlaintext, 403, "plaintext-to-strict"),
             (ProxyError::NoEndpoints("b".into()), 503, "no-endpoints"),
             (ProxyError::Timeout(Duration::from_secs(2)), 504, "timeout"),
             (

@@ -89,6 +89,7 @@ fn endpoint_authority(addr: SocketAddr) -> Result<Authority, ProxyError> {
 pub struct Forwarder {
     h1: H1Pool,
     h2: H2Pool,
+    mesh: Arc<Current>,
 }
 
 impl Forwarder {
@@ -96,7 +97,8 @@ impl Forwarder {
     pub fn new(connect_timeout: Duration, idle_timeout: Duration, mesh: Arc<Current>) -> Self {
         Self {
             h1: H1Pool::new(connect_timeout, idle_timeout, mesh.clone()),
-            h2: H2Pool::new(connect_timeout, idle_timeout, mesh),
+            h2: H2Pool::new(connect_timeout, idle_timeout, mesh.clone()),
+            mesh,
         }
     }
 
@@ -110,6 +112,16 @@ impl Forwarder {
         peer: &Peer,
     ) -> Result<Response<Body>, ProxyError> {
         let fate = req.extensions().get::<BodyFate>().cloned();
+        // A meshed endpoint is reached in plaintext while this proxy has no
+        // certificate: say so in the key, so that such a connection is
+        // never reused as if it were mesh TLS once the certificate comes.
+        let plain;
+        let peer = if peer.identity.is_some() && self.mesh.load().is_none() {
+            plain = Peer::plain(peer.addr);
+            &plain
+        } else {
+            peer
+        };
         self.send(req, peer)
             .await
             .map_err(|e| fate.as_ref().and_then(BodyFate::error).unwrap_or(e))
