@@ -269,14 +269,17 @@ fn opaque_ports(svc: &Service) -> Vec<u16> {
         .unwrap_or_default()
 }
 
+/// A Service port's ready endpoints and the addresses of those not ready.
+type PortEndpoints = (Vec<Endpoint>, Vec<SocketAddr>);
+
 /// `(namespace, service, port name)` → ready endpoints (sorted for stable
 /// snapshots) and the addresses of those not ready. An endpoint whose
 /// `targetRef` names a meshed Pod carries that Pod's identity.
 fn index_endpoints(
     slices: &[&EndpointSlice],
     meshed: &HashMap<NsName, ServiceAccount>,
-) -> HashMap<(String, String, String), (Vec<Endpoint>, Vec<SocketAddr>)> {
-    let mut out: HashMap<_, (Vec<Endpoint>, Vec<SocketAddr>)> = HashMap::new();
+) -> HashMap<(String, String, String), PortEndpoints> {
+    let mut out: HashMap<_, PortEndpoints> = HashMap::new();
     for slice in slices {
         if slice.address_type == "FQDN" {
             continue;
