@@ -79,8 +79,6 @@ HAC_PID=$!
 PIDS+=($HAS_PID $HAC_PID)
 
 # ---------------------------------------------------------------- Strait pair
-CONTROLLER="$(dirname "$STRAIT")/strait-controller"
-[ -x "$CONTROLLER" ] || die "no $CONTROLLER (scripts/build-dist.sh builds it beside strait-proxy)"
 mkdir -p "$WORK/mtls-manifests" "$WORK/cp-manifests"
 cat >"$WORK/mtls-manifests/web.yaml" <<EOF
 apiVersion: v1

@@ -368,6 +368,7 @@ if runs.get(("mlat1000", "stpair")) or runs.get(("mh1", "stpair")):
              [value("mlat1000", t, q) for t in ["direct"] + PAIRS], 3)
     for q in QS:
         row(f"  **added** over direct, {q}, ms", [None] + [added("mlat1000", t, q) for t in PAIRS], 3)
+    row("  p99 per round, min–max, ms", [spread("mlat1000", t, "p99") for t in ["direct"] + PAIRS], 3, False)
     row("HTTP/1.1 max throughput, req/s (wrk, 50 conns)", [None] + [value("mh1", t, "rps") for t in PAIRS])
     ha_rounds = {x["round"]: x["rps"] for x in runs.get(("mh1", "hapair"), [])}
     pr = [r["rps"] / ha_rounds[r["round"]] for r in runs.get(("mh1", "stpair"), []) if ha_rounds.get(r["round"])]
@@ -382,6 +383,8 @@ if runs.get(("mlat1000", "stpair")) or runs.get(("mh1", "stpair")):
                    for t in PAIRS], 3)
     row("RSS under 1,000 rps, client-side proxy, MB", [None] + [mb(meta_max("mlat1000", t, "rss_max_kb")) for t in PAIRS], 1)
     row("RSS under 1,000 rps, server-side proxy, MB", [None] + [mb(meta_max("mlat1000", t, "rss2_max_kb")) for t in PAIRS], 1)
+    row("  client-side proxy's anonymous memory (RssAnon), MB",
+        [None] + [mb(meta_max("mlat1000", t, "rss_anon_max_kb")) for t in PAIRS], 1)
     MALL = ("mlat1000", "mh1", "mnew")
     mbad = {t: sum((total(m, t, "non2xx") or 0) + (total(m, t, "errors") or 0) for m in MALL) for t in PAIRS}
     mcount = {t: sum(total(m, t, "requests") or 0 for m in MALL) for t in PAIRS}
