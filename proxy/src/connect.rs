@@ -9,8 +9,8 @@
 //! certificate yet (no identity service configured, or the first one not
 //! issued): a `Permissive` server accepts it, a `Strict` one refuses it.
 
-use crate::identity::Current;
 use crate::tls::ConnectError as TlsConnectError;
+use crate::tls::Current;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;

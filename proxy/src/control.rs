@@ -10,7 +10,7 @@
 //! came with, so a trust anchor rotated through a two-root bundle reaches
 //! the proxy without a restart.
 
-use crate::identity::Certified;
+use crate::tls::Certified;
 use crate::tls::{self, anonymous_client};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;

@@ -11,7 +11,6 @@
 
 use crate::metrics::Metrics;
 use crate::tls::MeshTls;
-use arc_swap::ArcSwapOption;
 use rcgen::{CertificateParams, KeyPair, SanType};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,37 +33,10 @@ pub struct Settings {
     pub tls: Option<crate::control::ControlPlaneTls>,
 }
 
-/// The current certificate.
-#[derive(Clone)]
-pub struct Certified {
-    /// The identity it names.
-    pub id: String,
-    /// The certificate and its issuer's, PEM.
-    pub chain: String,
-    /// Its private key, PEM (never written anywhere).
-    pub key: String,
-    /// The roots peers chain to.
-    pub roots: String,
-    /// Expiry, Unix seconds.
-    pub not_after: i64,
-    /// Whether the identity service proved the identity (`false`: a
-    /// `--local` development CA signed what this proxy declared).
-    pub verified: bool,
-    /// Mesh TLS with this certificate.
-    pub tls: Arc<MeshTls>,
-}
-
-impl std::fmt::Debug for Certified {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Certified")
-            .field("id", &self.id)
-            .field("not_after", &self.not_after)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The certificate in use, swapped whole at renewal.
-pub type Current = ArcSwapOption<Certified>;
+// The certificate and the slot it lives in are the TLS layer's
+// (`crate::tls`): the pools and the control-plane channel read them
+// without depending on how they are obtained here.
+pub use crate::tls::{Certified, Current};
 
 /// Why a request for a certificate failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! inside mesh TLS ([`crate::connect`]), like HTTP does.
 
 use crate::connect::Peer;
-use crate::identity::Current;
+use crate::tls::Current;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 

@@ -13,7 +13,7 @@ use super::errors::ProxyError;
 use super::h2pool::H2Pool;
 use super::pool::H1Pool;
 use crate::connect::Peer;
-use crate::identity::Current;
+use crate::tls::Current;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};

@@ -12,7 +12,7 @@ use super::errors::ProxyError;
 use super::pool::{connect, upstream};
 use super::{Body, boxed};
 use crate::connect::Peer;
-use crate::identity::Current;
+use crate::tls::Current;
 use http::{Request, Response};
 use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

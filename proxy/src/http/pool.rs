@@ -16,7 +16,7 @@
 use super::errors::ProxyError;
 use super::{Body, boxed};
 use crate::connect::{ConnectError, Peer};
-use crate::identity::Current;
+use crate::tls::Current;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body as _, Frame, SizeHint};

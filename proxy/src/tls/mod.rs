@@ -17,7 +17,10 @@
 //! certificate is renewed or the roots change; connections keep the
 //! configuration they were made with.
 
+pub mod certified;
 pub mod hello;
+
+pub use certified::{Certified, Current};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
