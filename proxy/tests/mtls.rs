@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::metric_value;
-use support::netns::{Pair, exec, require_root, sh};
+use support::netns::{Pair, exec, metrics, require_root, sh};
 
 /// Pod B's app: HTTP on 8080 (Permissive) and 8081 (Strict).
 const APP: &str = r#"
@@ -140,14 +140,6 @@ fn start_proxy(
         },
         || std::fs::read_to_string(&log).unwrap_or_default(),
     );
-}
-
-fn metrics(ns: &str) -> String {
-    exec(
-        ns,
-        &["curl", "-s", "-m", "2", "http://127.0.0.1:4191/metrics"],
-    )
-    .1
 }
 
 /// `curl -s` in `ns` (as `uid` when given, which skips the outbound

@@ -11,7 +11,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::metric_value;
-use support::netns::{Pair, exec, require_root, sh};
+use support::netns::{Pair, exec, metrics, require_root, sh};
 
 const APP: &str = r#"
 import socket, sys, threading, http.server
@@ -94,14 +94,6 @@ fn start_proxy(p: &mut Pair, ns: &str, dir: &std::path::Path, extra: &[&str]) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn metrics(ns: &str) -> String {
-    exec(
-        ns,
-        &["curl", "-s", "-m", "2", "http://127.0.0.1:4191/metrics"],
-    )
-    .1
 }
 
 #[test]

@@ -121,23 +121,11 @@ pub async fn serve(
             }
         });
     }
-    let lifetime = time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME);
-    tokio::spawn(serving::keep(
-        tls.clone(),
-        signer.clone(),
-        s.controller.clone(),
-        lifetime,
-    ));
-    let service = service::Service {
-        verify: service::Verify::Token {
-            client,
-            audience: s.audience,
-        },
-        signer,
-        trust_domain: s.trust_domain,
-        lifetime,
+    let verify = service::Verify::Token {
+        client,
+        audience: s.audience.clone(),
     };
-    listen(s.addr, service, &tls).await
+    run(s, verify, signer, tls).await
 }
 
 /// A trust anchor from files laid out as the Secret is: `tls.crt`,
@@ -185,8 +173,19 @@ pub async fn serve_local(
         roots = %roots_file.display(),
         "development CA: signs the identity each proxy declares (unverified); its root is in this file"
     );
-    let lifetime = time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME);
     let signer = Arc::new(ArcSwap::from_pointee(signer));
+    run(s, service::Verify::Declared, signer, tls).await
+}
+
+/// Keeps the controller's own certificate fresh and serves the identity
+/// service with `verify`, until the process ends.
+async fn run(
+    s: Settings,
+    verify: service::Verify,
+    signer: Arc<ArcSwap<ca::Signer>>,
+    tls: Arc<serving::Serving>,
+) {
+    let lifetime = time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME);
     tokio::spawn(serving::keep(
         tls.clone(),
         signer.clone(),
@@ -194,7 +193,7 @@ pub async fn serve_local(
         lifetime,
     ));
     let service = service::Service {
-        verify: service::Verify::Declared,
+        verify,
         signer,
         trust_domain: s.trust_domain,
         lifetime,

@@ -7,6 +7,16 @@ use strait_test_support::netns::{End, Netns, veth};
 #[allow(unused_imports)] // each test binary uses some of them
 pub use strait_test_support::netns::{exec, sh};
 
+/// The metrics page of the proxy in namespace `ns` (its admin port).
+#[allow(dead_code)] // each test binary uses some of these
+pub fn metrics(ns: &str) -> String {
+    exec(
+        ns,
+        &["curl", "-s", "-m", "2", "http://127.0.0.1:4191/metrics"],
+    )
+    .1
+}
+
 /// Fails the test (never skips) when the machine cannot run it.
 pub fn require_root() {
     let uid = sh(&["id", "-u"]);
