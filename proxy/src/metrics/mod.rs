@@ -197,7 +197,7 @@ impl Metrics {
         let inbound_refused = Family::<InboundRefusedLabels, Counter>::default();
         registry.register(
             "inbound_refused",
-            "Inbound connections refused: plaintext to a Strict port, or a failed mesh TLS handshake",
+            "Inbound connections refused (plaintext to a Strict port, a failed mesh TLS handshake, no certificate yet), and plaintext requests answered 403 on a Strict port",
             inbound_refused.clone(),
         );
         let identity_expiry = Gauge::default();
