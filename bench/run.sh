@@ -20,6 +20,8 @@
 #                            latency runs (a SCHED_IDLE busy loop); 0: don't
 #   BENCH_WAIT_QUIET [0]     wait up to this many seconds for the machine to be
 #                            idle (<10 % CPU) before measuring
+#   BENCH_ONLY      []       `mtls`: only the two-hop mTLS pairs (bench/mtls.sh),
+#                            for iterating on them; the one-hop rows stay empty
 #
 # Pinning (2 cores): CPU 1 runs the proxy under test (HAProxy or strait-proxy,
 # each one whole process, all its threads); CPU 0 runs the upstream (nginx,
@@ -350,6 +352,9 @@ spin_stop() {
     SPIN_PIDS=()
 }
 
+ONE_HOP=1; [ "${BENCH_ONLY:-}" = mtls ] && ONE_HOP=0
+[ "${BENCH_ONLY:-mtls}" = mtls ] || die "BENCH_ONLY: only \`mtls' is known"
+if ((ONE_HOP)); then
 # Latency: interleaved rounds (direct, HAProxy, strait, direct, ...) so that
 # drift and one-off stalls show up as spread between rounds, not as a verdict.
 spin_start
@@ -391,6 +396,8 @@ for r in $(seq "$TPUT_ROUNDS"); do
         measure "h2.r$r" "$t" "$P_UP_H2" h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D "$DUR" -H ':authority: web-h2' "$(h2_url $t)"
     done
 done
+
+fi
 
 # Two hops with mTLS (its own processes, started now, after the one-hop runs).
 # shellcheck source=mtls.sh
