@@ -59,6 +59,18 @@ impl Upstream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Upstream::Tls(_))
     }
+
+    /// Whether the endpoint's proxy restores HTTP/1.1 carried as HTTP/2
+    /// on this connection ([`crate::http::orig_proto`]): it selected that
+    /// protocol in the mesh TLS handshake.
+    pub fn carries_h1(&self) -> bool {
+        match self {
+            Upstream::Plain(_) => false,
+            Upstream::Tls(s) => {
+                s.get_ref().1.alpn_protocol() == Some(crate::http::orig_proto::ALPN)
+            }
+        }
+    }
 }
 
 /// Why an endpoint could not be reached.

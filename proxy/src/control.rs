@@ -74,7 +74,7 @@ pub async fn channel(
             let tcp = TcpStream::connect(&addr).await?;
             let _ = tcp.set_nodelay(true);
             let stream = match (cert, roots) {
-                (Some(cert), _) => cert.tls.connect(tcp, &expected).await?,
+                (Some(cert), _) => cert.tls.connect_control(tcp, &expected).await?,
                 (None, Some(roots)) => {
                     let config = anonymous_client(roots)?;
                     let name = rustls::pki_types::ServerName::try_from(expected.dns_name())

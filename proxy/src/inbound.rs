@@ -83,7 +83,7 @@ pub async fn handle(proxy: Arc<Proxy>, conn: Accepted) {
         };
         let io = proxy.client_io(Direction::Inbound, prefix, stream);
         // A peer that starts a handshake and stalls holds nothing for long.
-        let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, cert.tls.accept(io)).await;
+        let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, cert.tls.accept(io, opaque)).await;
         let (tls, peer) = match accepted {
             Ok(Ok(accepted)) => accepted,
             Ok(Err(e)) => {
@@ -219,13 +219,17 @@ async fn serve<I>(
         Protocol::Http1 | Protocol::Http2 => {
             let p = proxy.clone();
             let mesh = proxy.state.metrics.mesh_requests(Direction::Inbound, peer);
+            // Mesh TLS (a proxy that proved who it is): carried HTTP/1.1
+            // goes to the app as HTTP/1.1.
+            let peer_known = peer.is_some();
             crate::http::server::serve(
                 io,
                 protocol == Protocol::Http2,
                 proxy.drain.clone(),
                 proxy.settings.client,
-                move |req| {
+                move |mut req| {
                     mesh.inc();
+                    crate::http::orig_proto::restore(&mut req, peer_known);
                     let p = p.clone();
                     // Plaintext to a Strict port: the kubelet's probes only.
                     let allowed = !probes_only

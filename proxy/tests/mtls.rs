@@ -11,17 +11,22 @@ use std::time::{Duration, Instant};
 use support::metric_value;
 use support::netns::{Pair, exec, metrics, require_root, sh};
 
-/// Pod B's app: HTTP on 8080 (Permissive) and 8081 (Strict).
+/// Pod B's app, HTTP/1 only: 8080 (Permissive), 8081 (Strict), 8082
+/// (opaque on B's proxy). It answers with what it was asked, and how.
 const APP: &str = r#"
-import threading, http.server
+import threading, time, http.server
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
-        b = ("pod-b " + self.path + "\n").encode()
+        if self.path.startswith("/slow"): time.sleep(0.5)
+        b = ("pod-b %s %s host=%s mark=%s\n" % (self.path, self.request_version, self.headers.get("host"), self.headers.get("strait-orig-proto", "-"))).encode()
         self.send_response(200); self.send_header("content-length", str(len(b))); self.end_headers(); self.wfile.write(b)
     def log_message(self, *a): pass
-threading.Thread(target=http.server.ThreadingHTTPServer(("0.0.0.0", 8081), H).serve_forever, daemon=True).start()
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
+class S(http.server.ThreadingHTTPServer):
+    request_queue_size = 64  # socketserver's 5 drops SYNs of 10 concurrent connects
+for port in (8081, 8082):
+    threading.Thread(target=S(("0.0.0.0", port), H).serve_forever, daemon=True).start()
+S(("0.0.0.0", 8080), H).serve_forever()
 "#;
 
 /// Captures the TCP payload sent to one port on an interface for a while
@@ -66,6 +71,8 @@ fn manifests(p: &Pair) -> String {
         svc("strict", 20, 8081, "pod-b"),
         // The control plane says this endpoint is `db`; B's proxy is `web`.
         svc("impostor", 30, 8080, "pod-b-as-db"),
+        // Opaque on B's proxy only (its `--opaque-ports`): A sees HTTP.
+        svc("opaque", 40, 8082, "pod-b"),
         pod("pod-b", "web"),
         pod("pod-b-as-db", "db"),
         "apiVersion: strait.dev/v1alpha1\nkind: DestinationPolicy\nmetadata: {name: strict, namespace: default}\nspec: {targetRef: {name: strict}, tls: {mode: Strict}}\n".into(),
@@ -218,7 +225,12 @@ fn mesh_tls_between_two_pods() {
         &b,
         tmp.path(),
         "web",
-        &["--inbound-probes", "8081:/healthz"],
+        &[
+            "--inbound-probes",
+            "8081:/healthz",
+            "--opaque-ports",
+            "8082",
+        ],
     );
     wait(
         "B's app",
@@ -253,9 +265,9 @@ fn mesh_tls_between_two_pods() {
         || std::fs::read_to_string(tmp.path().join("sniff.log")).unwrap_or_default(),
     );
     let web = format!("http://{}/over-the-mesh", p.cluster_ip(10));
-    let (code, out) = curl(&a, None, &web);
-    assert_eq!(code, "200", "{out}");
-    assert!(out.contains("pod-b /over-the-mesh"), "{out}");
+    let (code, out_mesh) = curl(&a, None, &web);
+    assert_eq!(code, "200", "{out_mesh}");
+    assert!(out_mesh.contains("pod-b /over-the-mesh"), "{out_mesh}");
     let direct = format!("http://{}:8080/in-plaintext", p.ip_b());
     let (code, out) = curl(&a, Some("2102"), &direct);
     assert_eq!(code, "200", "Permissive serves plaintext: {out}");
@@ -280,6 +292,13 @@ fn mesh_tls_between_two_pods() {
         has(&[0x16, 0x03, 0x01]) && has(&[0x17, 0x03, 0x03]),
         "a TLS handshake and TLS application data records crossed the wire"
     );
+    // Carried as HTTP/2 between the proxies, the request reached the
+    // HTTP/1-only app as the HTTP/1.1 curl sent, Host and all, unmarked.
+    let host = p.cluster_ip(10);
+    assert!(
+        out_mesh.contains(&format!("HTTP/1.1 host={host} mark=-")),
+        "{out_mesh}"
+    );
 
     // 2. Both sides name the other's identity.
     let id = |sa: &str| format!("spiffe://cluster.local/ns/default/sa/{sa}");
@@ -302,6 +321,56 @@ fn mesh_tls_between_two_pods() {
         ) >= 1.0,
         "the plaintext request is counted as such: {mb}"
     );
+
+    // 2b. Ten concurrent HTTP/1.1 requests (each held 0.5 s by the app)
+    //     share one mesh connection as HTTP/2 streams; a pool of HTTP/1.1
+    //     connections would have opened one each.
+    let conns = |m: &str| {
+        metric_value(
+            m,
+            &format!(
+                "strait_mesh_connections_total{{direction=\"inbound\",tls=\"true\",peer_identity=\"{}\"}}",
+                id("client")
+            ),
+        )
+    };
+    let before = conns(&metrics(&b));
+    let urls: Vec<String> = (0..10)
+        .map(|i| format!("http://{}/slow/{i}", p.cluster_ip(10)))
+        .collect();
+    let mut args = vec![
+        "curl",
+        "-s",
+        "--parallel",
+        "--parallel-max",
+        "10",
+        "-m",
+        "5",
+        "-w",
+        "%{http_code} %header{strait-proxy-error}\n",
+    ];
+    for u in &urls {
+        args.extend(["-o", "/dev/null", u.as_str()]);
+    }
+    let (ok, out) = exec(&a, &args);
+    assert!(
+        ok && out.matches("200").count() == 10,
+        "{out}\n{}",
+        std::fs::read_to_string(tmp.path().join(format!("{a}.log"))).unwrap_or_default()
+    );
+    let opened = conns(&metrics(&b)) - before;
+    assert!(
+        opened <= 1.0,
+        "10 concurrent requests opened {opened} mesh connections"
+    );
+
+    // 2c. A port B's proxy carries as opaque bytes (its own
+    //     `--opaque-ports`, which A does not know): B's proxy does not
+    //     offer to restore carried requests there, so A sends HTTP/1.1,
+    //     which the app understands.
+    let (code, out) = curl(&a, None, &format!("http://{}/opaque", p.cluster_ip(40)));
+    assert_eq!(code, "200", "{out}");
+    assert!(out.contains("pod-b /opaque HTTP/1.1"), "{out}");
 
     // 3. Strict: the meshed client is served, a plaintext one refused,
     //    except for the kubelet's probe.

@@ -10,7 +10,8 @@
 use super::Body;
 use super::body_rate::BodyFate;
 use super::errors::ProxyError;
-use super::h2pool::H2Pool;
+use super::h2pool::{H2Pool, Sent};
+use super::orig_proto;
 use super::pool::H1Pool;
 use crate::connect::Peer;
 use crate::tls::Current;
@@ -138,6 +139,12 @@ impl Forwarder {
         if !upgrade {
             strip_hop_by_hop(req.headers_mut());
         }
+        // To another proxy over mesh TLS, HTTP/1.1 rides the one HTTP/2
+        // connection the two share.
+        let carried = peer.identity.is_some() && orig_proto::can_carry(&req, upgrade);
+        if carried {
+            orig_proto::carry(&mut req);
+        }
         let mut resp = if req.version() == Version::HTTP_2 {
             // The client's authority goes upstream as `:authority`; the
             // pool picks the connection by endpoint address.
@@ -162,32 +169,19 @@ impl Forwarder {
                 addr,
                 reason: format!("cannot build upstream URI: {e}"),
             })?;
-            self.h2.send(peer, req).await?
-        } else {
-            *req.version_mut() = Version::HTTP_11;
-            if !req.headers().contains_key(header::HOST) {
-                // HTTP/1.0 clients may omit Host; keep the authority they
-                // asked for, or name the endpoint.
-                let host = match req.uri().authority() {
-                    Some(a) => a.clone(),
-                    None => endpoint_authority(addr)?,
-                };
-                if let Ok(v) = host.as_str().parse() {
-                    req.headers_mut().insert(header::HOST, v);
+            match self.h2.send(peer, req, carried).await? {
+                Sent::Response(resp) => resp,
+                Sent::NotCarried(mut req) => {
+                    orig_proto::uncarry(&mut req);
+                    self.send_h1(req, peer).await?
                 }
             }
-            // Origin-form (`/path?query`) on the wire, whatever form the
-            // client used.
-            if req.uri().scheme().is_some() || req.uri().path_and_query().is_none() {
-                let pq = req
-                    .uri()
-                    .path_and_query()
-                    .cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/"));
-                *req.uri_mut() = Uri::from(pq);
-            }
-            self.h1.send(peer, req).await?
+        } else {
+            self.send_h1(req, peer).await?
         };
+        if carried {
+            orig_proto::carried_response(&mut resp);
+        }
         if let Some(client_upgrade) = client_upgrade
             && resp.status() == StatusCode::SWITCHING_PROTOCOLS
         {
@@ -206,6 +200,38 @@ impl Forwarder {
         }
         strip_hop_by_hop(resp.headers_mut());
         Ok(resp)
+    }
+
+    /// HTTP/1.1 to `peer` over the keep-alive pool.
+    async fn send_h1(
+        &self,
+        mut req: Request<Body>,
+        peer: &Peer,
+    ) -> Result<Response<Body>, ProxyError> {
+        let addr = peer.addr;
+        *req.version_mut() = Version::HTTP_11;
+        if !req.headers().contains_key(header::HOST) {
+            // HTTP/1.0 clients may omit Host; keep the authority they
+            // asked for, or name the endpoint.
+            let host = match req.uri().authority() {
+                Some(a) => a.clone(),
+                None => endpoint_authority(addr)?,
+            };
+            if let Ok(v) = host.as_str().parse() {
+                req.headers_mut().insert(header::HOST, v);
+            }
+        }
+        // Origin-form (`/path?query`) on the wire, whatever form the
+        // client used.
+        if req.uri().scheme().is_some() || req.uri().path_and_query().is_none() {
+            let pq = req
+                .uri()
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *req.uri_mut() = Uri::from(pq);
+        }
+        self.h1.send(peer, req).await
     }
 }
 

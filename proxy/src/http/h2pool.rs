@@ -23,6 +23,23 @@ use std::time::{Duration, Instant};
 /// HTTP/2 keep-alive PINGs to endpoints, so a dead one is noticed.
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
 
+/// What became of a request given to [`H2Pool::send`].
+pub enum Sent {
+    /// The endpoint answered.
+    Response(Response<Body>),
+    /// A carried HTTP/1.1 request ([`super::orig_proto`]) the endpoint's
+    /// proxy would not restore, handed back unsent.
+    NotCarried(Request<Body>),
+}
+
+/// A pooled connection: its sender, when it was last used, and whether
+/// the endpoint's proxy restores carried HTTP/1.1 on it.
+struct Conn {
+    tx: SendRequest<Body>,
+    used: Instant,
+    carries: bool,
+}
+
 /// One HTTP/2 connection per endpoint.
 #[derive(Clone)]
 pub struct H2Pool {
@@ -30,7 +47,7 @@ pub struct H2Pool {
 }
 
 struct Inner {
-    conns: Mutex<HashMap<Peer, (SendRequest<Body>, Instant)>>,
+    conns: Mutex<HashMap<Peer, Conn>>,
     connect_timeout: Duration,
     /// This proxy's certificate, for meshed endpoints.
     mesh: Arc<Current>,
@@ -53,20 +70,25 @@ impl H2Pool {
     /// Sends `req` (its URI as the client sent it) to the endpoint `peer`.
     /// A request the pooled connection did not send (the endpoint had just
     /// sent GOAWAY or closed it) goes again, once, on a new connection:
-    /// hyper hands it back untouched, so nothing is sent twice.
+    /// hyper hands it back untouched, so nothing is sent twice. A
+    /// `carried` request goes only where the endpoint's proxy restores it.
     pub async fn send(
         &self,
         peer: &Peer,
         req: Request<Body>,
-    ) -> Result<Response<Body>, ProxyError> {
+        carried: bool,
+    ) -> Result<Sent, ProxyError> {
         let addr = peer.addr;
-        let (mut tx, pooled) = match self.open(peer) {
-            Some(tx) => (tx, true),
+        let ((mut tx, carries), pooled) = match self.open(peer) {
+            Some(open) => (open, true),
             None => (self.connect(peer).await?, false),
         };
+        if carried && !carries {
+            return Ok(Sent::NotCarried(req));
+        }
         let req = match tx.ready().await {
             Ok(()) => match tx.try_send_request(req).await {
-                Ok(resp) => return Ok(resp.map(boxed)),
+                Ok(resp) => return Ok(Sent::Response(resp.map(boxed))),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if pooled => unsent,
                     _ => return Err(upstream(addr, &e.into_error())),
@@ -79,10 +101,13 @@ impl H2Pool {
             Err(e) => return Err(upstream(addr, &e)),
         };
         self.forget(peer);
-        let mut tx = self.connect(peer).await?;
+        let (mut tx, carries) = self.connect(peer).await?;
+        if carried && !carries {
+            return Ok(Sent::NotCarried(req));
+        }
         tx.ready().await.map_err(|e| upstream(addr, &e))?;
         let resp = tx.send_request(req).await.map_err(|e| upstream(addr, &e))?;
-        Ok(resp.map(boxed))
+        Ok(Sent::Response(resp.map(boxed)))
     }
 
     fn forget(&self, peer: &Peer) {
@@ -91,21 +116,22 @@ impl H2Pool {
         }
     }
 
-    /// The endpoint's open connection, if any.
-    fn open(&self, peer: &Peer) -> Option<SendRequest<Body>> {
+    /// The endpoint's open connection, if any, and whether it carries.
+    fn open(&self, peer: &Peer) -> Option<(SendRequest<Body>, bool)> {
         let mut conns = self.inner.conns.lock().ok()?;
-        let (tx, used) = conns.get_mut(peer)?;
-        if tx.is_closed() {
+        let conn = conns.get_mut(peer)?;
+        if conn.tx.is_closed() {
             conns.remove(peer);
             return None;
         }
-        *used = Instant::now();
-        Some(tx.clone())
+        conn.used = Instant::now();
+        Some((conn.tx.clone(), conn.carries))
     }
 
-    async fn connect(&self, peer: &Peer) -> Result<SendRequest<Body>, ProxyError> {
+    async fn connect(&self, peer: &Peer) -> Result<(SendRequest<Body>, bool), ProxyError> {
         let addr = peer.addr;
         let stream = connect(peer, self.inner.connect_timeout, &self.inner.mesh).await?;
+        let carries = stream.carries_h1();
         let (tx, conn) = Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(KEEP_ALIVE)
@@ -127,9 +153,16 @@ impl H2Pool {
             // and ones unused for the idle timeout (dropping the last
             // sender closes the connection once its streams are done).
             let idle = self.inner.idle_timeout;
-            conns.retain(|_, (tx, used)| !tx.is_closed() && used.elapsed() < idle);
-            conns.insert(peer.clone(), (tx.clone(), Instant::now()));
+            conns.retain(|_, c| !c.tx.is_closed() && c.used.elapsed() < idle);
+            conns.insert(
+                peer.clone(),
+                Conn {
+                    tx: tx.clone(),
+                    used: Instant::now(),
+                    carries,
+                },
+            );
         }
-        Ok(tx)
+        Ok((tx, carries))
     }
 }

@@ -23,6 +23,7 @@ pub mod errors;
 pub mod forward;
 pub mod h2pool;
 pub mod mirror;
+pub mod orig_proto;
 pub mod pipeline;
 pub mod pool;
 pub mod server;

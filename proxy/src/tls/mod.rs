@@ -22,6 +22,8 @@ pub mod hello;
 
 pub use certified::{Certified, Current};
 
+use crate::http::orig_proto::ALPN;
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -80,7 +82,12 @@ pub struct MeshTls {
     /// Its DNS form, the server name peers send.
     pub dns_name: String,
     client: Arc<ClientConfig>,
+    /// To the control plane (its gRPC listeners select h2).
+    control: Arc<ClientConfig>,
+    /// For ports the proxy serves HTTP on: selects [`ALPN`].
     server: Arc<ServerConfig>,
+    /// For opaque ports: selects no protocol, so clients keep HTTP/1.1.
+    server_opaque: Arc<ServerConfig>,
 }
 
 impl std::fmt::Debug for MeshTls {
@@ -143,23 +150,37 @@ impl MeshTls {
         let chain = certificates(chain, "certificate chain")?;
         let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(pem_err("private key"))?;
         let roots = roots(roots_pem)?;
-        let client = ClientConfig::builder_with_provider(provider())
+        let mut client = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_root_certificates(roots.clone())
             .with_client_auth_cert(chain.clone(), key.clone_key())?;
+        // The control plane's gRPC asks for h2, as it says.
+        let mut control = client.clone();
+        control.alpn_protocols = vec![b"h2".to_vec()];
+        // Offered on every mesh connection; what the server selects tells
+        // the client it may carry HTTP/1.1 as HTTP/2 (`http::orig_proto`).
+        client.alpn_protocols = vec![ALPN.to_vec()];
         let verifier =
             rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
                 .build()
                 .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-        let server = ServerConfig::builder_with_provider(provider())
+        let opaque = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)?;
+        // rustls refuses a client whose ALPN offer shares nothing with the
+        // server's list: besides the proxies' own protocol, the two that an
+        // HTTP client with a mesh certificate (curl) offers are selected,
+        // and HTTP is detected from the bytes either way.
+        let mut http = opaque.clone();
+        http.alpn_protocols = vec![ALPN.to_vec(), b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(MeshTls {
             dns_name: id.dns_name(),
             id,
             client: Arc::new(client),
-            server: Arc::new(server),
+            control: Arc::new(control),
+            server: Arc::new(http),
+            server_opaque: Arc::new(opaque),
         })
     }
 
@@ -169,13 +190,31 @@ impl MeshTls {
         tcp: TcpStream,
         expected: &SpiffeId,
     ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+        Self::open(&self.client, tcp, expected).await
+    }
+
+    /// Opens TLS with this certificate over `tcp` to the control plane,
+    /// which must be `expected`.
+    pub async fn connect_control(
+        &self,
+        tcp: TcpStream,
+        expected: &SpiffeId,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
+        Self::open(&self.control, tcp, expected).await
+    }
+
+    async fn open(
+        config: &Arc<ClientConfig>,
+        tcp: TcpStream,
+        expected: &SpiffeId,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ConnectError> {
         let name = ServerName::try_from(expected.dns_name()).map_err(|e| {
             ConnectError::IdentityMismatch {
                 expected: expected.to_string(),
                 reason: e.to_string(),
             }
         })?;
-        tokio_rustls::TlsConnector::from(self.client.clone())
+        tokio_rustls::TlsConnector::from(config.clone())
             .connect(name, tcp)
             .await
             .map_err(|e| classify(e, expected))
@@ -186,8 +225,14 @@ impl MeshTls {
     pub async fn accept<IO: AsyncRead + AsyncWrite + Unpin>(
         &self,
         io: IO,
+        opaque: bool,
     ) -> std::io::Result<(tokio_rustls::server::TlsStream<IO>, Option<SpiffeId>)> {
-        let tls = tokio_rustls::TlsAcceptor::from(self.server.clone())
+        let config = if opaque {
+            &self.server_opaque
+        } else {
+            &self.server
+        };
+        let tls = tokio_rustls::TlsAcceptor::from(config.clone())
             .accept(io)
             .await?;
         let peer = tls
@@ -222,6 +267,9 @@ fn classify(e: std::io::Error, expected: &SpiffeId) -> ConnectError {
         _ => ConnectError::Handshake(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod alpn_tests;
 
 #[cfg(test)]
 mod tests {
