@@ -357,7 +357,7 @@ if runs.get(("mlat1000", "stpair")) or runs.get(("mh1", "stpair")):
     out("client → proxy → TLS 1.3 with client certificates (one CA, ECDSA P-256) → proxy → the same nginx. "
         "HAProxy pair: two HAProxy processes (`nbthread 1` each; `ssl crt … verify required`, "
         "`http-reuse always`). Strait pair: two strait-proxy processes (`--workers 1` each), the "
-        "client's outbound side to the server's inbound side (mesh TLS, HTTP/1.1 inside, pooled). "
+        "client's outbound side to the server's inbound side (mesh TLS; HTTP/1.1 carried as HTTP/2 streams of one connection). "
         "Both processes of a pair on CPU 1; client and nginx on CPU 0.")
     out("")
     out("| metric | direct | HAProxy pair | strait pair | strait ÷ HAProxy |")
