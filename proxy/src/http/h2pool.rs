@@ -12,7 +12,7 @@ use super::errors::ProxyError;
 use super::pool::{connect, upstream};
 use super::{Body, boxed};
 use crate::connect::Peer;
-use crate::tls::Current;
+use crate::tls::{Certified, Current};
 use http::{Request, Response};
 use hyper::client::conn::http2::{Builder, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -32,12 +32,14 @@ pub enum Sent {
     NotCarried(Request<Body>),
 }
 
-/// A pooled connection: its sender, when it was last used, and whether
-/// the endpoint's proxy restores carried HTTP/1.1 on it.
+/// A pooled connection: its sender, when it was last used, whether the
+/// endpoint's proxy restores carried HTTP/1.1 on it, and the certificate
+/// it was made with (mesh TLS).
 struct Conn {
     tx: SendRequest<Body>,
     used: Instant,
     carries: bool,
+    cert: Option<Arc<Certified>>,
 }
 
 /// One HTTP/2 connection per endpoint.
@@ -120,7 +122,19 @@ impl H2Pool {
     fn open(&self, peer: &Peer) -> Option<(SendRequest<Body>, bool)> {
         let mut conns = self.inner.conns.lock().ok()?;
         let conn = conns.get_mut(peer)?;
-        if conn.tx.is_closed() {
+        // Once this proxy's certificate is renewed (or its roots change),
+        // requests go on a new connection made with it; the old one ends
+        // when its last stream does. One shared connection would otherwise
+        // outlive every certificate and root it was made with.
+        let stale = || {
+            peer.identity.is_some()
+                && match (&conn.cert, &*self.inner.mesh.load()) {
+                    (Some(made), Some(now)) => !Arc::ptr_eq(made, now),
+                    (None, None) => false,
+                    _ => true,
+                }
+        };
+        if conn.tx.is_closed() || stale() {
             conns.remove(peer);
             return None;
         }
@@ -130,6 +144,7 @@ impl H2Pool {
 
     async fn connect(&self, peer: &Peer) -> Result<(SendRequest<Body>, bool), ProxyError> {
         let addr = peer.addr;
+        let cert = self.inner.mesh.load_full();
         let stream = connect(peer, self.inner.connect_timeout, &self.inner.mesh).await?;
         let carries = stream.carries_h1();
         let (tx, conn) = Builder::new(TokioExecutor::new())
@@ -160,6 +175,7 @@ impl H2Pool {
                     tx: tx.clone(),
                     used: Instant::now(),
                     carries,
+                    cert,
                 },
             );
         }
