@@ -11,6 +11,7 @@ mod inject;
 mod prom;
 mod stat;
 mod status;
+mod tap;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -67,6 +68,54 @@ enum Command {
         /// Print one table after one interval and exit.
         #[arg(long)]
         once: bool,
+    },
+    /// The requests proxies see, live: one line per request (direction,
+    /// method, authority and path, route, backend, status, latency, TLS
+    /// peer). Reads proxies' admin ports given with --admin (loopback:
+    /// a local mesh or a port-forward), or every meshed pod matching -l/-n
+    /// through a port-forward of its own.
+    Tap {
+        /// A proxy's admin address (repeatable; default 127.0.0.1:4191 when
+        /// no selector is given).
+        #[arg(long, conflicts_with_all = ["selector", "namespace", "all_namespaces"])]
+        admin: Vec<String>,
+        /// Label selector of the meshed pods to tap (e.g. app=web).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+        /// Namespace of the pods (default: the kubeconfig's).
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// Pods in every namespace.
+        #[arg(short = 'A', long, conflicts_with = "namespace")]
+        all_namespaces: bool,
+        /// Only this side: outbound (what the app called) or inbound (what
+        /// it served).
+        #[arg(long, value_parser = ["outbound", "inbound"])]
+        direction: Option<String>,
+        /// Only this method (e.g. POST).
+        #[arg(long)]
+        method: Option<String>,
+        /// Only this authority (Host), exactly.
+        #[arg(long)]
+        authority: Option<String>,
+        /// Only paths starting with this.
+        #[arg(long)]
+        path: Option<String>,
+        /// Only this route rule (trafficroute/rule, as in metrics).
+        #[arg(long)]
+        route: Option<String>,
+        /// Only this backend (namespace/name:port, as in metrics).
+        #[arg(long)]
+        backend: Option<String>,
+        /// Only this status (e.g. 503) or class (e.g. 5xx).
+        #[arg(long)]
+        status: Option<String>,
+        /// One JSON object per line, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Exit after showing this many requests.
+        #[arg(long)]
+        count: Option<u64>,
     },
     /// Which config version every connected proxy runs (from the control plane).
     ProxyStatus {
@@ -295,6 +344,51 @@ fn main() -> anyhow::Result<()> {
                 once,
                 direction,
             }))
+        }
+        Command::Tap {
+            admin,
+            selector,
+            namespace,
+            all_namespaces,
+            direction,
+            method,
+            authority,
+            path,
+            route,
+            backend,
+            status,
+            json,
+            count,
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let target = if selector.is_none() && namespace.is_none() && !all_namespaces {
+                tap::Target::Admin(if admin.is_empty() {
+                    vec!["127.0.0.1:4191".to_string()]
+                } else {
+                    admin
+                })
+            } else {
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                let namespace = match (all_namespaces, namespace) {
+                    (true, _) => None,
+                    (false, Some(ns)) => Some(ns),
+                    (false, None) => Some(rt.block_on(default_namespace())?),
+                };
+                tap::Target::Pods {
+                    namespace,
+                    selector: selector.unwrap_or_default(),
+                }
+            };
+            let filters = tap::Filters {
+                direction,
+                method,
+                authority,
+                path,
+                route,
+                backend,
+                status,
+            };
+            rt.block_on(tap::run(target, filters, json, count))
         }
         Command::Demo {
             duration,

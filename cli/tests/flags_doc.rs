@@ -10,6 +10,7 @@ fn every_subcommands_flags_match_the_docs() {
     for sub in [
         "demo",
         "stat",
+        "tap",
         "proxy-status",
         "explain",
         "inject",

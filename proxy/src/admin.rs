@@ -7,10 +7,12 @@
 //! | `/live`     | 200 while the process serves                                |
 //! | `/config`   | loopback only: the applied config, its version and source, as JSON |
 //! | `/shutdown` | `POST` from loopback only: drain and exit                   |
+//! | `/tap`      | loopback only: the requests this proxy sees, live, one JSON line each, filtered by the query ([`crate::tap`]) |
 //!
 //! The port listens on the pod address because scrapers and kubelet probes
-//! come from there; `/config` (every route, endpoint and header value) and
-//! `/shutdown` answer only a peer on loopback, so a neighbour on the pod
+//! come from there; `/config` (every route, endpoint and header value),
+//! `/tap` (request paths, which can carry secrets) and `/shutdown` answer
+//! only a peer on loopback, so a neighbour on the pod
 //! network reads metrics and probes, nothing more.
 
 use crate::Proxy;
@@ -96,6 +98,13 @@ pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Respon
             );
             r
         }
+        (&Method::GET, "/tap") if !is_loopback(peer.ip()) => text(
+            StatusCode::FORBIDDEN,
+            "/tap is only served to loopback (request paths can carry secrets); use a port-forward\n"
+                .into(),
+        ),
+        (&Method::GET, "/tap") => tap(proxy, req.uri().query().unwrap_or(""))
+            .unwrap_or_else(|(status, why)| text(status, why)),
         (&Method::POST, "/shutdown") if is_loopback(peer.ip()) => {
             tracing::info!("shutdown requested on the admin port");
             proxy.state.set_draining();
@@ -107,14 +116,44 @@ pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Respon
             "shutdown is only allowed from loopback\n".into(),
         ),
         (_, "/shutdown") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n".into()),
-        (_, "/metrics" | "/ready" | "/live" | "/config") => {
+        (_, "/metrics" | "/ready" | "/live" | "/config" | "/tap") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into())
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /metrics, /ready, /live, /config, /shutdown\n".into(),
+            "not found; try /metrics, /ready, /live, /config, /tap, /shutdown\n".into(),
         ),
     }
+}
+
+/// A tap's response: one JSON line per request that passes the filter in
+/// `query`, for as long as the client reads.
+fn tap(proxy: &Proxy, query: &str) -> Result<Response<Body>, (StatusCode, String)> {
+    use crate::tap::Filter;
+    use http_body::Frame;
+    let filter =
+        Filter::from_query(query).map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}\n")))?;
+    let tap = proxy.taps.open().ok_or_else(|| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} taps are open already\n", crate::tap::MAX_TAPS),
+        )
+    })?;
+    let lines = futures_util::stream::unfold((tap, filter), |(mut tap, filter)| async move {
+        let line = tap.next(&filter).await?;
+        let mut json = serde_json::to_vec(&line).ok()?;
+        json.push(b'\n');
+        Some((
+            Ok::<_, crate::http::BoxError>(Frame::data(bytes::Bytes::from(json))),
+            (tap, filter),
+        ))
+    });
+    let mut r = Response::new(crate::http::boxed(http_body_util::StreamBody::new(lines)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(r)
 }
 
 #[cfg(test)]

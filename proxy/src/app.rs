@@ -91,6 +91,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         settings,
         identity,
         certificate_expected: config.identity.is_some(),
+        taps: Default::default(),
     });
     if let Some(id) = config.identity.clone() {
         tokio::spawn(crate::identity::run(

@@ -222,6 +222,7 @@ async fn serve<I>(
             // Mesh TLS (a proxy that proved who it is): carried HTTP/1.1
             // goes to the app as HTTP/1.1.
             let peer_known = peer.is_some();
+            let tls_peer: Option<Arc<str>> = peer.map(|p| Arc::from(p.to_string()));
             crate::http::server::serve(
                 io,
                 protocol == Protocol::Http2,
@@ -230,7 +231,7 @@ async fn serve<I>(
                 move |mut req| {
                     mesh.inc();
                     crate::http::orig_proto::restore(&mut req, peer_known);
-                    let p = p.clone();
+                    let (p, tls_peer) = (p.clone(), tls_peer.clone());
                     // Plaintext to a Strict port: the kubelet's probes only.
                     let allowed = !probes_only
                         || p.settings
@@ -242,7 +243,7 @@ async fn serve<I>(
                             p.state.metrics.inbound_refused("plaintext-to-strict");
                             return Ok(ProxyError::StrictPlaintext.to_response());
                         }
-                        pipeline::inbound(p, app, req).await
+                        pipeline::inbound(p, app, req, tls_peer).await
                     }
                 },
             )

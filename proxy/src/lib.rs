@@ -39,6 +39,7 @@ pub mod outbound;
 pub mod remote;
 pub mod resilience;
 pub mod state;
+pub mod tap;
 pub mod tcp;
 pub mod tls;
 
@@ -63,6 +64,8 @@ pub struct Proxy {
     /// Whether an identity service is configured: then the proxy is not
     /// ready before its first certificate (meshed clients would be refused).
     pub certificate_expected: bool,
+    /// Open `strait tap` streams.
+    pub taps: Arc<tap::Taps>,
 }
 
 impl Proxy {

@@ -154,6 +154,41 @@ async fn meshed_pods(
     namespace: Option<&str>,
     selector: &str,
 ) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(list_meshed(client, namespace, selector)
+        .await?
+        .into_iter()
+        .map(|p| {
+            (
+                format!("{}/{} {}", p.namespace, p.name, p.uid),
+                format!(
+                    "/api/v1/namespaces/{}/pods/{}:{}/proxy/metrics",
+                    p.namespace, p.name, p.admin_port
+                ),
+            )
+        })
+        .collect())
+}
+
+/// A running meshed pod.
+#[derive(Debug, Clone)]
+pub struct MeshedPod {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its uid (a recreated pod is another proxy).
+    pub uid: String,
+    /// Its proxy's admin port.
+    pub admin_port: u16,
+}
+
+/// The running meshed pods matching `selector` in `namespace` (every
+/// namespace when `None`).
+pub async fn list_meshed(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: &str,
+) -> anyhow::Result<Vec<MeshedPod>> {
     let api: Api<Pod> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -182,20 +217,19 @@ async fn meshed_pods(
             .chain(spec.containers.iter())
             .find(|c| c.name == PROXY_CONTAINER);
         let Some(proxy) = proxy else { continue };
-        let port = proxy
+        let admin_port = proxy
             .ports
             .iter()
             .flatten()
             .find(|p| p.name.as_deref() == Some("strait-admin"))
-            .map(|p| p.container_port)
-            .unwrap_or(i32::from(ADMIN_PORT));
-        let ns = p.metadata.namespace.unwrap_or_default();
-        let name = p.metadata.name.unwrap_or_default();
-        let uid = p.metadata.uid.unwrap_or_default();
-        out.push((
-            format!("{ns}/{name} {uid}"),
-            format!("/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy/metrics"),
-        ));
+            .and_then(|p| u16::try_from(p.container_port).ok())
+            .unwrap_or(ADMIN_PORT);
+        out.push(MeshedPod {
+            namespace: p.metadata.namespace.unwrap_or_default(),
+            name: p.metadata.name.unwrap_or_default(),
+            uid: p.metadata.uid.unwrap_or_default(),
+            admin_port,
+        });
     }
     Ok(out)
 }

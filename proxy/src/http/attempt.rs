@@ -245,7 +245,17 @@ async fn attempt(
     let in_flight = endpoint.start();
     let peer = endpoint.peer();
     // Mesh TLS exactly when the forwarder will use it (see Forwarder::forward).
-    endpoint.count(peer.identity.is_some() && proxy.identity.load().is_some());
+    let mesh_tls = peer.identity.is_some() && proxy.identity.load().is_some();
+    endpoint.count(mesh_tls);
+    // Who answered, for a tap (only while one is open: an extension costs
+    // an allocation per request).
+    let tls_peer = (mesh_tls && proxy.taps.active())
+        .then(|| {
+            peer.identity
+                .as_ref()
+                .map(|id| super::access::TlsPeer(std::sync::Arc::from(id.to_string())))
+        })
+        .flatten();
     let forward = backend.forwarder.forward(req, &peer);
     let result = match per_try {
         Some(t) => tokio::time::timeout(t, forward)
@@ -254,6 +264,12 @@ async fn attempt(
         None => forward.await,
     };
     drop(in_flight);
+    let result = result.map(|mut r| {
+        if let Some(p) = tls_peer {
+            r.extensions_mut().insert(p);
+        }
+        r
+    });
     let outcome = match &result {
         Ok(r) => Outcome::Status(r.status()),
         // The client's own body failed (too slow, malformed): nothing the

@@ -14,9 +14,13 @@
 //!   minimum rate (a client dribbling bytes to hold the request open).
 //! * [`errors`] is the one place a proxy error becomes a status code, a
 //!   `strait-proxy-error` header and a metric code.
+//! * [`access`] captures a request's head for the access log and open
+//!   taps, only when one of them wants it.
+//! * [`orig_proto`] carries HTTP/1.1 as HTTP/2 between two proxies.
 //! * [`trace_ctx`] passes W3C and B3 trace headers through untouched (no
 //!   span is reported yet) and sets `x-request-id`.
 
+pub mod access;
 pub mod attempt;
 pub mod body_rate;
 pub mod errors;

@@ -18,6 +18,7 @@
 //! Inbound (a client calling this pod's app) only forwards to the app on
 //! loopback. Both record `strait_requests_total` and the latency histogram.
 
+use super::access::{self, RequestHead};
 use super::attempt::{self, Plan};
 use super::body_rate::{BodyFate, MinRate, RateLimited};
 use super::errors::ProxyError;
@@ -92,7 +93,7 @@ pub async fn outbound(
     let started = Instant::now();
     let applied = proxy.state.load();
     trace_ctx::propagate(req.headers_mut());
-    let access = proxy.settings.access_log.then(|| AccessEntry::new(&req));
+    let head = access::wanted(&proxy).then(|| RequestHead::new(&req));
     let mut labels = Labels::default();
     let resp = match route_and_forward(&proxy, &applied, &target, req, &mut labels).await {
         Ok(resp) => resp,
@@ -101,8 +102,14 @@ pub async fn outbound(
             e.to_response()
         }
     };
-    if let Some(entry) = access {
-        entry.write(&labels.strings(Direction::Outbound), &resp, started);
+    if let Some(head) = head {
+        access::finish(
+            &proxy,
+            head,
+            &labels.strings(Direction::Outbound),
+            &resp,
+            started,
+        );
     }
     record(
         &proxy,
@@ -320,11 +327,12 @@ pub async fn inbound(
     proxy: Arc<Proxy>,
     app: SocketAddr,
     req: Request<Incoming>,
+    tls_peer: Option<Arc<str>>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let mut req = with_body_limit(req, proxy.settings.client.body);
     trace_ctx::propagate(req.headers_mut());
-    let access = proxy.settings.access_log.then(|| AccessEntry::new(&req));
+    let head = access::wanted(&proxy).then(|| RequestHead::new(&req).with_tls_peer(tls_peer));
     let resp = match proxy
         .state
         .forwarders
@@ -347,70 +355,12 @@ pub async fn inbound(
             (app, RequestSeries::new(&proxy.state.metrics, labels))
         },
     );
-    if let Some(entry) = access {
-        entry.write(&series.labels, &resp, started);
+    if let Some(head) = head {
+        access::finish(&proxy, head, &series.labels, &resp, started);
     }
     let secs = started.elapsed().as_secs_f64();
     series.record(&proxy.state.metrics, resp.status().as_u16(), secs);
     Ok(resp)
-}
-
-/// One access-log line: what was asked, captured before the request is
-/// consumed, written as JSON to stdout when the response head is sent.
-struct AccessEntry {
-    method: String,
-    authority: String,
-    path: String,
-    request_id: String,
-    user_agent: String,
-}
-
-impl AccessEntry {
-    fn new<B>(req: &Request<B>) -> Self {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
-        Self {
-            method: req.method().to_string(),
-            authority: req
-                .uri()
-                .authority()
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| header("host")),
-            path: req
-                .uri()
-                .path_and_query()
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
-            request_id: header(trace_ctx::REQUEST_ID),
-            user_agent: header("user-agent"),
-        }
-    }
-
-    fn write(self, labels: &RouteLabels, resp: &Response<Body>, started: Instant) {
-        let line = serde_json::json!({
-            "ts": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
-            "direction": labels.direction.label(),
-            "method": self.method,
-            "authority": self.authority,
-            "path": self.path,
-            "status": resp.status().as_u16(),
-            "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
-            "service": labels.service,
-            "route": labels.route,
-            "backend": labels.backend,
-            "request_id": self.request_id,
-            "user_agent": self.user_agent,
-            "proxy_error": resp.headers().get(super::errors::PROXY_ERROR_HEADER).and_then(|v| v.to_str().ok()),
-        });
-        use std::io::Write;
-        // A full or closed stdout must not fail the request.
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
-    }
 }
 
 /// Boxes the request body, held to the minimum rate unless it is a gRPC
