@@ -15,11 +15,9 @@
 //! `strait tap` reaches a pod's loopback through a port-forward, which the
 //! Kubernetes API server authorizes (`pods/portforward`).
 
-use crate::conn::Direction;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// Events a tap may fall behind by before it loses the oldest.
@@ -51,32 +49,6 @@ pub struct Event {
     /// endpoint's (outbound) or the client's (inbound).
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "shared_str")]
     pub tls_peer: Option<Arc<str>>,
-}
-
-impl Event {
-    /// The event for a request that took `latency`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        direction: Direction,
-        head: &crate::http::access::RequestHead,
-        route: &str,
-        backend: &str,
-        status: u16,
-        latency: Duration,
-        tls_peer: Option<Arc<str>>,
-    ) -> Self {
-        Event {
-            direction: direction.label(),
-            method: head.method.clone(),
-            authority: head.authority.clone(),
-            path: head.path.clone(),
-            route: route.to_string(),
-            backend: backend.to_string(),
-            status,
-            latency_ms: latency.as_secs_f64() * 1000.0,
-            tls_peer,
-        }
-    }
 }
 
 fn shared_str<S: serde::Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {

@@ -24,9 +24,9 @@ pub fn wanted(proxy: &Proxy) -> bool {
 
 /// What was asked, captured before the request is consumed.
 pub struct RequestHead {
-    pub(crate) method: String,
-    pub(crate) authority: String,
-    pub(crate) path: String,
+    method: String,
+    authority: String,
+    path: String,
     request_id: String,
     user_agent: String,
     tls_peer: Option<Arc<str>>,
@@ -84,15 +84,17 @@ pub fn finish(
             .tls_peer
             .clone()
             .or_else(|| resp.extensions().get::<TlsPeer>().map(|p| p.0.clone()));
-        proxy.taps.publish(Event::new(
-            labels.direction,
-            &head,
-            &labels.route,
-            &labels.backend,
-            resp.status().as_u16(),
-            elapsed,
+        proxy.taps.publish(Event {
+            direction: labels.direction.label(),
+            method: head.method,
+            authority: head.authority,
+            path: head.path,
+            route: labels.route.clone(),
+            backend: labels.backend.clone(),
+            status: resp.status().as_u16(),
+            latency_ms: elapsed.as_secs_f64() * 1000.0,
             tls_peer,
-        ));
+        });
     }
 }
 
