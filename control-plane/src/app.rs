@@ -123,6 +123,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
                 dev_ca.roots_file,
                 dev_ca.anchor_dir,
                 serving.clone(),
+                shared.metrics.clone(),
             ));
             None
         }
@@ -228,6 +229,7 @@ async fn start_kubernetes(
         k.owner_deployment.clone(),
         k.identity,
         serving.clone(),
+        shared.metrics.clone(),
     ));
     let secret = k.webhook.secret.clone();
     tokio::spawn(webhook::reconcile::run(
@@ -286,13 +288,14 @@ fn serve_health(
         let shared = shared.clone();
         Arc::new(move || {
             let s = shared.status();
+            let counters = shared.metrics.encode();
             format!(
                 "# HELP strait_controller_proxies_connected Proxies holding a config stream to this replica.\n\
                  # TYPE strait_controller_proxies_connected gauge\n\
                  strait_controller_proxies_connected {}\n\
                  # HELP strait_controller_config_version The newest config version this replica published.\n\
                  # TYPE strait_controller_config_version gauge\n\
-                 strait_controller_config_version {}\n",
+                 strait_controller_config_version {}\n{counters}",
                 s.proxies.len(),
                 s.latest_version
             )

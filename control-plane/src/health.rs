@@ -1,8 +1,9 @@
 //! The controller's health port (9990): `/live` answers while the process
 //! runs, `/ready` once it can do its job (its sources are synced and, in a
 //! cluster, the webhook has its certificate), `/metrics` the controller's
-//! gauges and the usual `process_*` metrics in OpenMetrics text. Kubelet
-//! probes, `strait check` and Prometheus read them.
+//! gauges, its counters ([`crate::metrics`]) and the usual `process_*`
+//! metrics in OpenMetrics text. Kubelet probes, `strait check` and
+//! Prometheus read them.
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};

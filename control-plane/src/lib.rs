@@ -31,4 +31,5 @@ pub mod crd;
 pub mod health;
 pub mod identity;
 pub mod k8s;
+pub mod metrics;
 pub mod webhook;

@@ -17,6 +17,16 @@ use strait_api::wire::{Hello, ProxyMessage, ProxyStatusRequest, proxy_message};
 use support::ApiServer;
 
 fn start_controller(server: &ApiServer, replica: &str, port: u16, log: &std::path::Path) -> Proc {
+    start_controller_with_health(server, replica, port, free_port(), log)
+}
+
+fn start_controller_with_health(
+    server: &ApiServer,
+    replica: &str,
+    port: u16,
+    health: u16,
+    log: &std::path::Path,
+) -> Proc {
     Proc(
         Command::new(env!("CARGO_BIN_EXE_strait-controller"))
             .env("KUBECONFIG", server.kubeconfig())
@@ -27,6 +37,9 @@ fn start_controller(server: &ApiServer, replica: &str, port: u16, log: &std::pat
                 replica,
                 "--lease-namespace",
                 "strait-system",
+                // Replicas run side by side here.
+                "--health-addr",
+                &format!("127.0.0.1:{health}"),
             ])
             .stderr(std::fs::File::create(log).unwrap())
             .stdout(Stdio::null())
@@ -138,8 +151,14 @@ async fn controller_against_a_real_apiserver() {
     );
     server.kubectl(&["apply", "-f", "-"], Some(&objects)).ok();
 
-    let cp_port = free_port();
-    let cp = start_controller(&server, "cp-a", cp_port, &tmp.path().join("cp-a.log"));
+    let (cp_port, cp_health) = (free_port(), free_port());
+    let cp = start_controller_with_health(
+        &server,
+        "cp-a",
+        cp_port,
+        cp_health,
+        &tmp.path().join("cp-a.log"),
+    );
     let (_proxy, out, admin) = proxy(cp_port, "shop", "client-0", &tmp.path().join("proxy.log"));
     let logs = || {
         format!(
@@ -171,6 +190,18 @@ async fn controller_against_a_real_apiserver() {
         "{}",
         logs()
     );
+    // The leader counts its status writes (`:9990/metrics`).
+    let metrics = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{cp_health}/metrics")])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    let written = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strait_controller_status_writes_total{result=\"ok\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(written >= 1.0, "{metrics}");
     let table = server
         .kubectl(&["get", "trafficroutes", "-n", "shop"], None)
         .ok();

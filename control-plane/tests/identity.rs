@@ -118,6 +118,7 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
     let signer = Arc::new(ArcSwap::from_pointee(
         Signer::new(new_anchor(now, "cluster.local").unwrap(), now).unwrap(),
     ));
+    let metrics = Arc::new(strait_control_plane::metrics::Metrics::default());
     let service = Service {
         verify: Verify::Token {
             client,
@@ -126,6 +127,7 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
         signer: signer.clone(),
         trust_domain: "cluster.local".into(),
         lifetime: strait_control_plane::identity::ca::WORKLOAD_LIFETIME,
+        metrics: metrics.clone(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -231,6 +233,19 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
             err.message()
         );
     }
+    // `strait_controller_certificates_total` says the same, by reason.
+    let text = metrics.encode();
+    for (series, n) in [
+        ("{result=\"issued\",reason=\"\"}", 1),
+        ("{result=\"refused\",reason=\"csr-identity\"}", 2),
+        ("{result=\"refused\",reason=\"token\"}", 3),
+        ("{result=\"refused\",reason=\"csr-malformed\"}", 1),
+    ] {
+        assert!(
+            text.contains(&format!("strait_controller_certificates_total{series} {n}")),
+            "{series} {n}: {text}"
+        );
+    }
 
     // The proxy's side, with the real binary: a fresh key, a certificate
     // for its ServiceAccount, renewed at 70 % of a 10 s life; a failed
@@ -244,6 +259,7 @@ async fn the_identity_service_certifies_only_what_a_token_grants() {
         signer: signer.clone(),
         trust_domain: "cluster.local".into(),
         lifetime: time::Duration::seconds(10),
+        metrics: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let short_addr = listener.local_addr().unwrap();

@@ -133,6 +133,7 @@ async fn renewal_and_anchor_rotation_under_load_fail_no_request() {
         signer: signer.clone(),
         trust_domain: "cluster.local".into(),
         lifetime: time::Duration::seconds(6),
+        metrics: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let identity = listener.local_addr().unwrap();

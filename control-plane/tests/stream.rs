@@ -235,3 +235,94 @@ fn health_port_serves_probes_and_metrics() {
         assert!(m.contains(name), "{name} in {m}");
     }
 }
+
+/// The controller's own metrics follow what happens on the config stream:
+/// versions published, a real proxy's ACKs and the time until every proxy
+/// had each version, and a NACK with its reason.
+#[test]
+fn controller_metrics_count_versions_acks_and_nacks() {
+    use strait_api::wire::{
+        Hello, Nack, ProxyMessage, config_discovery_client::ConfigDiscoveryClient, proxy_message,
+    };
+    let (v1, v2) = (upstream("v1"), upstream("v2"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("mesh.yaml"), manifests(v1, v2, 100, 0)).unwrap();
+    let (cp_port, health) = (free_port(), free_port());
+    let _cp = mesh::Proc(
+        Command::new(bin("strait-controller"))
+            .arg("--local")
+            .arg(&dir)
+            .args(["--config-addr", &format!("127.0.0.1:{cp_port}")])
+            .args(["--health-addr", &format!("127.0.0.1:{health}")])
+            .stderr(std::fs::File::create(tmp.path().join("cp.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let metrics = || {
+        let o = Command::new("curl")
+            .args([
+                "-s",
+                "-m",
+                "2",
+                &format!("http://127.0.0.1:{health}/metrics"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (_proxy, out, _admin) = proxy(cp_port, "shop", "web-client-0", &tmp.path().join("p.log"));
+    wait_for("first config", || get(out, "web").as_deref() == Some("v1"));
+    std::fs::write(dir.join("mesh.yaml"), manifests(v1, v2, 0, 100)).unwrap();
+    wait_for("the new split", || get(out, "web").as_deref() == Some("v2"));
+    // Version 1 was published before the proxy connected (nothing to
+    // time); version 2 reached it, and is timed.
+    wait_for("both versions acknowledged, the second timed", || {
+        let m = metrics();
+        value(&m, "strait_controller_acks_total") >= 2.0
+            && value(&m, "strait_controller_convergence_seconds_count") >= 1.0
+    });
+    let m = metrics();
+    assert!(
+        value(&m, "strait_controller_versions_published_total") >= 2.0,
+        "{m}"
+    );
+    assert_eq!(value(&m, "strait_controller_proxies_connected"), 1.0, "{m}");
+
+    // A proxy that refuses a version, with its reason.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut client = ConfigDiscoveryClient::connect(format!("http://127.0.0.1:{cp_port}"))
+            .await
+            .unwrap();
+        let msgs = [
+            proxy_message::Kind::Hello(Hello {
+                namespace: "shop".into(),
+                pod: "refuser".into(),
+                ..Hello::default()
+            }),
+            proxy_message::Kind::Nack(Nack {
+                version: 2,
+                reason: "route web/split: made-up refusal".into(),
+            }),
+        ]
+        .map(|k| ProxyMessage { kind: Some(k) });
+        let outgoing = futures_util::StreamExt::chain(
+            futures_util::stream::iter(msgs),
+            futures_util::stream::pending(),
+        );
+        let _stream = client.stream(outgoing).await.unwrap();
+        wait_for("the NACK counted", || {
+            value(
+                &metrics(),
+                "strait_controller_nacks_total{reason=\"route web/split: made-up refusal\"}",
+            ) == 1.0
+        });
+    });
+}

@@ -171,10 +171,12 @@ impl ConfigDiscovery for Server {
                     };
                     match msg.kind {
                         Some(proxy_message::Kind::Ack(a)) => {
-                            shared.with_proxy(id, |p| p.acked_version = a.version)
+                            shared.with_proxy(id, |p| p.acked_version = a.version);
+                            shared.metrics.acked(shared.oldest_acked());
                         }
                         Some(proxy_message::Kind::Nack(n)) => {
                             tracing::warn!(%pod, version = n.version, reason = %n.reason, "proxy refused a config");
+                            shared.metrics.nacked(&n.reason);
                             shared.with_proxy(id, |p| {
                                 p.nacked_version = n.version;
                                 p.last_nack = n.reason;
@@ -198,6 +200,8 @@ impl ConfigDiscovery for Server {
             if let Ok(mut p) = shared.proxies.lock() {
                 p.remove(&id);
             }
+            // The proxy that held a version back may be the one that left.
+            shared.metrics.converged(shared.oldest_acked());
             tracing::info!(pod = %hello.pod, "proxy disconnected");
         });
         let stream =

@@ -51,6 +51,8 @@ pub struct Shared {
     /// only in it.
     pub trust_domain: String,
     rejections_logged: Mutex<BTreeMap<Key, Rejection>>,
+    /// The controller's counters (`:9990/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {
@@ -69,6 +71,7 @@ impl Shared {
             replica: replica.to_string(),
             trust_domain: trust_domain.to_string(),
             rejections_logged: Mutex::new(BTreeMap::new()),
+            metrics: Default::default(),
         })
     }
 
@@ -124,6 +127,8 @@ impl Shared {
             "config published"
         );
         let number = version.number();
+        let connected = self.proxies.lock().map(|p| p.len()).unwrap_or(0);
+        self.metrics.published(number, connected);
         // No receivers is fine: nobody is connected yet.
         let _ = self.updates.send(version);
         Some(number)
@@ -152,6 +157,13 @@ impl Shared {
         if self.pending_sources.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.changed();
         }
+    }
+
+    /// The oldest version a connected proxy has acknowledged (`None`: no
+    /// proxy connected).
+    pub(super) fn oldest_acked(&self) -> Option<u64> {
+        let proxies = self.proxies.lock().ok()?;
+        proxies.values().map(|p| p.acked_version).min()
     }
 
     pub(super) fn with_proxy(&self, id: u64, f: impl FnOnce(&mut ProxyInfo)) {

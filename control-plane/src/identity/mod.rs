@@ -85,6 +85,7 @@ pub async fn serve(
     owner: Option<String>,
     s: Settings,
     tls: Arc<serving::Serving>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let (mut current, first) = loop {
         match signer(&client, &namespace, owner.as_deref(), &s).await {
@@ -125,7 +126,7 @@ pub async fn serve(
         client,
         audience: s.audience.clone(),
     };
-    run(s, verify, signer, tls).await
+    run(s, verify, signer, tls, metrics).await
 }
 
 /// A trust anchor from files laid out as the Secret is: `tls.crt`,
@@ -152,6 +153,7 @@ pub async fn serve_local(
     roots_file: std::path::PathBuf,
     anchor_dir: Option<std::path::PathBuf>,
     tls: Arc<serving::Serving>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let now = time::OffsetDateTime::now_utc();
     let anchor = match &anchor_dir {
@@ -174,7 +176,7 @@ pub async fn serve_local(
         "development CA: signs the identity each proxy declares (unverified); its root is in this file"
     );
     let signer = Arc::new(ArcSwap::from_pointee(signer));
-    run(s, service::Verify::Declared, signer, tls).await
+    run(s, service::Verify::Declared, signer, tls, metrics).await
 }
 
 /// Keeps the controller's own certificate fresh and serves the identity
@@ -184,6 +186,7 @@ async fn run(
     verify: service::Verify,
     signer: Arc<ArcSwap<ca::Signer>>,
     tls: Arc<serving::Serving>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let lifetime = time::Duration::try_from(s.lifetime).unwrap_or(ca::WORKLOAD_LIFETIME);
     tokio::spawn(serving::keep(
@@ -197,6 +200,7 @@ async fn run(
         signer,
         trust_domain: s.trust_domain,
         lifetime,
+        metrics,
     };
     listen(s.addr, service, &tls).await
 }

@@ -41,13 +41,28 @@ pub struct Service {
     pub trust_domain: String,
     /// How long certificates live.
     pub lifetime: time::Duration,
+    /// `strait_controller_certificates_total`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-fn refused_csr(peer: &str, e: csr::CsrError) -> Status {
+/// A refusal's `result` and `reason` labels.
+type Refusal = (&'static str, &'static str);
+
+fn refused_csr(peer: &str, e: csr::CsrError) -> (Status, Refusal) {
     tracing::info!(%peer, "identity refused: {e}");
     match e {
-        csr::CsrError::Identity { .. } => Status::permission_denied(e.to_string()),
-        _ => Status::invalid_argument(e.to_string()),
+        csr::CsrError::Identity { .. } => (
+            Status::permission_denied(e.to_string()),
+            ("refused", "csr-identity"),
+        ),
+        csr::CsrError::KeyType => (
+            Status::invalid_argument(e.to_string()),
+            ("refused", "csr-key-type"),
+        ),
+        csr::CsrError::Malformed(_) => (
+            Status::invalid_argument(e.to_string()),
+            ("refused", "csr-malformed"),
+        ),
     }
 }
 
@@ -57,7 +72,7 @@ impl Service {
         &self,
         peer: &str,
         req: &CertifyRequest,
-    ) -> Result<(SpiffeId, rcgen::PublicKey, bool), Status> {
+    ) -> Result<(SpiffeId, rcgen::PublicKey, bool), (Status, Refusal)> {
         let (client, audience) = match &self.verify {
             Verify::Declared => {
                 let (id, key) = csr::declared(&req.csr_pem, &self.trust_domain)
@@ -70,11 +85,21 @@ impl Service {
             Ok(id) => id,
             Err(e @ TokenError::Unavailable(_)) => {
                 tracing::warn!(%peer, "identity: {e}");
-                return Err(Status::unavailable(e.to_string()));
+                return Err((
+                    Status::unavailable(e.to_string()),
+                    ("error", "token-review-unavailable"),
+                ));
             }
             Err(e) => {
                 tracing::info!(%peer, "identity refused: {e}");
-                return Err(Status::permission_denied(e.to_string()));
+                let reason = match e {
+                    TokenError::NotServiceAccount(_) => "not-a-service-account",
+                    _ => "token",
+                };
+                return Err((
+                    Status::permission_denied(e.to_string()),
+                    ("refused", reason),
+                ));
             }
         };
         let key = csr::check(&req.csr_pem, &id).map_err(|e| refused_csr(peer, e))?;
@@ -94,15 +119,20 @@ impl Identity for Service {
             .map(|p| p.addr())
             .unwrap_or_default();
         let req = req.into_inner();
-        let (id, key, verified) = self.who(&peer, &req).await?;
+        let (id, key, verified) = self.who(&peer, &req).await.map_err(|(status, why)| {
+            self.metrics.certificate(Err(why));
+            status
+        })?;
         let issued = self
             .signer
             .load()
             .sign(&key, &id, time::OffsetDateTime::now_utc(), self.lifetime)
             .map_err(|e| {
                 tracing::error!(identity = %id, "identity: cannot sign: {e}");
+                self.metrics.certificate(Err(("error", "signing")));
                 Status::internal(e.to_string())
             })?;
+        self.metrics.certificate(Ok(()));
         tracing::debug!(%peer, identity = %id, verified, not_after = issued.not_after, "certificate issued");
         Ok(Response::new(CertifyResponse {
             certificate_chain_pem: issued.chain,

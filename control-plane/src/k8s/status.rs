@@ -85,9 +85,11 @@ pub async fn run(client: Client, shared: Arc<Shared>, is_leader: Arc<AtomicBool>
         for (key, generation, conditions) in todo {
             match patch(&client, &key, generation, &conditions).await {
                 Ok(()) => {
+                    shared.metrics.status_written(true);
                     written.insert(key, (generation, conditions));
                 }
                 Err(e) => {
+                    shared.metrics.status_written(false);
                     tracing::warn!(object = %key, error = %e, "status update failed")
                 }
             }

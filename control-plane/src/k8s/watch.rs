@@ -99,6 +99,7 @@ where
                 // The watcher retries by itself; a forbidden or missing kind
                 // shows up here, so say which.
                 tracing::warn!(kind, error = %e, "watch error (retrying)");
+                shared.metrics.watch_restarted(kind);
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
