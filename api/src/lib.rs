@@ -23,6 +23,7 @@
 pub mod authority;
 pub mod bounds;
 pub mod duration;
+pub mod exposition;
 pub mod identity;
 pub mod inject;
 pub mod manifest;

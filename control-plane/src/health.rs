@@ -35,14 +35,28 @@ pub async fn serve(addr: SocketAddr, ready: Readiness, gauges: Gauges) -> std::i
             let svc = service_fn(move |req: Request<Incoming>| {
                 let (ready, gauges) = (ready.clone(), gauges.clone());
                 async move {
+                    let mut content_type = "text/plain; charset=utf-8";
                     let (status, body) = match req.uri().path() {
                         "/live" => (StatusCode::OK, "live\n".to_owned()),
                         "/metrics" => {
+                            use strait_api::exposition;
                             let mut text = gauges();
                             if let Some(p) = strait_api::process::read() {
                                 strait_api::process::render(&p, &mut text);
                             }
                             text.push_str("# EOF\n");
+                            // OpenMetrics for Prometheus (which asks for
+                            // it); the text format for promtool and curl.
+                            let accept = req
+                                .headers()
+                                .get(http::header::ACCEPT)
+                                .and_then(|v| v.to_str().ok());
+                            if exposition::wants_openmetrics(accept) {
+                                content_type = exposition::OPENMETRICS;
+                            } else {
+                                content_type = exposition::TEXT;
+                                text = exposition::to_text_format(&text);
+                            }
                             (StatusCode::OK, text)
                         }
                         "/ready" => match ready() {
@@ -59,6 +73,10 @@ pub async fn serve(addr: SocketAddr, ready: Readiness, gauges: Gauges) -> std::i
                     };
                     let mut r = Response::new(Full::new(Bytes::from(body)));
                     *r.status_mut() = status;
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static(content_type),
+                    );
                     Ok::<_, Infallible>(r)
                 }
             });

@@ -230,10 +230,26 @@ fn health_port_serves_probes_and_metrics() {
         "process_cpu_seconds_total ",
         "process_open_fds ",
         "process_start_time_seconds ",
-        "# EOF",
+        "# TYPE strait_controller_versions_published_total counter",
     ] {
         assert!(m.contains(name), "{name} in {m}");
     }
+    // OpenMetrics to a scraper that asks for it (Prometheus does).
+    let o = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            "Accept: application/openmetrics-text;version=1.0.0",
+            &format!("http://127.0.0.1:{health}/metrics"),
+        ])
+        .output()
+        .unwrap();
+    let om = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        om.ends_with("# EOF\n")
+            && om.contains("# TYPE strait_controller_versions_published counter"),
+        "{om}"
+    );
 }
 
 /// The controller's own metrics follow what happens on the config stream:

@@ -74,12 +74,20 @@ pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Respon
     };
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
-            let mut r = text(StatusCode::OK, proxy.state.metrics.encode());
+            use strait_api::exposition;
+            // OpenMetrics for Prometheus (which asks for it); the text
+            // format for promtool, curl and older scrapers.
+            let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let (body, content_type) = if exposition::wants_openmetrics(accept) {
+                (proxy.state.metrics.encode(), exposition::OPENMETRICS)
+            } else {
+                let om = proxy.state.metrics.encode();
+                (exposition::to_text_format(&om), exposition::TEXT)
+            };
+            let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
+                header::HeaderValue::from_static(content_type),
             );
             r
         }

@@ -257,7 +257,16 @@ fn install_inject_route_and_operate() {
     // 1. The chart lints, and what it renders (CRDs included) is valid for
     // the real API server: every object passes a server-side dry run.
     t.helm_ok(&["lint", chart]);
-    let rendered = t.helm_ok(&["template", "strait", chart, "-n", NS, "--include-crds"]);
+    let rendered = t.helm_ok(&[
+        "template",
+        "strait",
+        chart,
+        "-n",
+        NS,
+        "--include-crds",
+        "--set",
+        "grafana.dashboards.enabled=true",
+    ]);
     let _ = cluster.kubectl(&["create", "namespace", NS]);
     let dry = cluster.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered);
     let dry_text = text(&dry);
