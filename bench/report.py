@@ -111,7 +111,7 @@ for meta_file in sorted(glob.glob(path("*.meta"))):
     metric = name.split(".")[0]
     text = read(base + ".out")
     parsed = (parse_oha(text) if metric.startswith(("lat", "mlat")) else
-              parse_wrk(text) if metric in ("h1", "mh1") else
+              parse_wrk(text) if metric in ("h1", "mh1", "h1base", "h1tap") else
               parse_codes(text) if metric == "mnew" else parse_h2load(text))
     if parsed is None:
         continue
@@ -348,6 +348,33 @@ out("")
 out(f"Tools: wrk {v.get('wrk', '?')}, h2load {v.get('h2load', '?')}, oha {v.get('oha', '?')} "
     f"(`-q RATE -c 50 --latency-correction`), nginx {v.get('nginx', '?')} upstream; "
     f"kernel {v.get('kernel', '?')}, {v.get('cpu', '?')}.")
+
+# strait-proxy with one `strait tap` attached (bench/run.sh).
+if runs.get(("h1tap", "strait")) and runs.get(("h1base", "strait")):
+    def per_round(key):
+        base = {r["round"].replace("h1base", ""): r for r in runs[("h1base", "strait")]}
+        return [r[key] / base[r["round"].replace("h1tap", "")][key]
+                for r in runs[("h1tap", "strait")] if r["round"].replace("h1tap", "") in base]
+    out("")
+    out("### strait-proxy with one `strait tap` attached")
+    out("")
+    out("HTTP/1.1 max throughput (wrk, as above) without a tap and with one `strait tap --json` "
+        "reading every request (its output to /dev/null, the tap on CPU 0 with the load generator), "
+        "interleaved rounds.")
+    out("")
+    out("| metric | no tap | one tap | tap ÷ no tap |")
+    out("| --- | ---: | ---: | ---: |")
+    b_rps, t_rps = value("h1base", "strait", "rps"), value("h1tap", "strait", "rps")
+    out(f"| req/s (median of rounds) | {fmt(b_rps)} | {fmt(t_rps)} | {fmt(ratio(t_rps, b_rps), 2)}× |")
+    rr = per_round("rps")
+    out(f"|   per round | | | {', '.join(f'{x:.2f}' for x in rr)}; median {fmt(median(rr), 2)}× |")
+    b_cpu = cpu10k("h1base", "strait")
+    t_cpu = cpu10k("h1tap", "strait")
+    out(f"| proxy CPU s per 10,000 requests | {fmt(b_cpu, 3)} | {fmt(t_cpu, 3)} | {fmt(ratio(t_cpu, b_cpu), 2)}× |")
+    b_rss = mb(meta_max("h1base", "strait", "rss_max_kb"))
+    t_rss = mb(meta_max("h1tap", "strait", "rss_max_kb"))
+    out(f"| proxy RSS peak, MB | {fmt(b_rss, 1)} | {fmt(t_rss, 1)} | |")
+    out("")
 
 # Two hops with mTLS (bench/mtls.sh).
 if runs.get(("mlat1000", "stpair")) or runs.get(("mh1", "stpair")):

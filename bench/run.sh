@@ -97,10 +97,11 @@ fi
 # the other core, before anything is measured: the everyday release build.
 CONTROLLER="$ROOT/target/release/strait-controller"
 if [ "${BENCH_BUILD:-1}" != 0 ]; then
-    log "cargo build --release -p strait-control-plane (the mTLS pair's CA)"
-    (cd "$ROOT" && cargo build -q --release --locked -p strait-control-plane --bin strait-controller >&2)
+    log "cargo build --release -p strait-control-plane -p strait-cli (the mTLS pair's CA, strait tap)"
+    (cd "$ROOT" && cargo build -q --release --locked -p strait-control-plane --bin strait-controller -p strait-cli >&2)
 fi
 [ -x "$CONTROLLER" ] || die "no $CONTROLLER (cargo build --release -p strait-control-plane)"
+[ -x "$ROOT/target/release/strait" ] || die "no $ROOT/target/release/strait (cargo build --release -p strait-cli)"
 if [ "${BENCH_BUILD:-1}" != 0 ]; then
     STRAIT_VERSION="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     (cd "$ROOT" && git diff --quiet HEAD -- proxy api Cargo.lock Cargo.toml scripts 2>/dev/null) || STRAIT_VERSION+="+uncommitted changes"
@@ -385,6 +386,21 @@ for r in $(seq "$TPUT_ROUNDS"); do
         log "HTTP/1.1 throughput, round $r/$TPUT_ROUNDS, $t (${DUR}s)"
         measure "h1.r$r" "$t" "$P_UP_H1" wrk -t1 -c"$CONNS" -d"${DUR}s" -H 'Host: web' "$(h1_url $t)"
     done
+done
+
+# One `strait tap` attached (reading every request as JSON, into
+# /dev/null, on CPU 0 with the load generator), against none: interleaved.
+TAP_CLI="$ROOT/target/release/strait"
+for r in $(seq "$TPUT_ROUNDS"); do
+    log "HTTP/1.1 throughput without and with a strait tap, round $r/$TPUT_ROUNDS (2 × ${DUR}s)"
+    measure "h1base.r$r" strait "$P_UP_H1" wrk -t1 -c"$CONNS" -d"${DUR}s" -H 'Host: web' "$(h1_url strait)"
+    taskset -c 0 "$TAP_CLI" tap --admin "127.0.0.1:$P_ST_ADMIN" --json >/dev/null 2>"$RAW/tap.r$r.stderr" &
+    TAP_PID=$!
+    sleep 0.5
+    kill -0 $TAP_PID 2>/dev/null || die "strait tap exited: $(cat "$RAW/tap.r$r.stderr")"
+    measure "h1tap.r$r" strait "$P_UP_H1" wrk -t1 -c"$CONNS" -d"${DUR}s" -H 'Host: web' "$(h1_url strait)"
+    kill $TAP_PID 2>/dev/null || true
+    wait $TAP_PID 2>/dev/null || true
 done
 
 for t in "${TARGETS[@]}"; do
