@@ -80,7 +80,7 @@ PIDS+=($HAS_PID $HAC_PID)
 
 # ---------------------------------------------------------------- Strait pair
 mkdir -p "$WORK/mtls-manifests" "$WORK/cp-manifests"
-cat >"$WORK/mtls-manifests/web.yaml" <<EOF
+meshed_svc web-mtls "$P_SS_IN" web-0 web >"$WORK/mtls-manifests/web.yaml"
 apiVersion: v1
 kind: Service
 metadata: {name: web-mtls, namespace: shop}

@@ -38,6 +38,16 @@ svc() {
     for a in "$@"; do printf -- '- {addresses: [%s], conditions: {ready: true}}\n' "$a"; done
 }
 
+# A Service in namespace shop whose one endpoint (127.0.0.1:PORT) is meshed
+# Pod POD running as ServiceAccount SA: its callers' proxies speak mTLS to
+# it and expect that identity (bench/mtls.sh, scripts/pgo-train.sh).
+meshed_svc() { # NAME PORT POD SA
+    local name=$1 port=$2 pod=$3 sa=$4
+    printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: shop}\nspec: {ports: [{name: http, port: 80}]}\n' "$name"
+    printf -- '---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: %s-1, namespace: shop, labels: {kubernetes.io/service-name: %s}}\naddressType: IPv4\nports: [{name: http, port: %s}]\nendpoints: [{addresses: ["127.0.0.1"], targetRef: {kind: Pod, name: %s}}]\n' "$name" "$name" "$port" "$pod"
+    printf -- '---\napiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: shop, annotations: {strait.dev/proxy-version: loopback}}\nspec: {serviceAccountName: %s}\n' "$pod" "$sa"
+}
+
 filler_services() {
     local left=$1 i=0 n j addrs
     while ((left > 0)); do

@@ -118,7 +118,7 @@ stop "$PROXY"
 
 if [ -n "$CONTROLLER" ]; then
     mkdir -p "$WORK/mesh"
-    cat >"$WORK/mesh/web.yaml" <<EOF
+    meshed_svc web-mtls "$P_MS_IN" web-0 web >"$WORK/mesh/web.yaml"
 apiVersion: v1
 kind: Service
 metadata: {name: web-mtls, namespace: shop}

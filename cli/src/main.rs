@@ -25,6 +25,49 @@ struct Cli {
     command: Command,
 }
 
+/// Which proxies `stat` and `tap` read: admin addresses, or meshed pods.
+#[derive(clap::Args)]
+struct Proxies {
+    /// A proxy's admin address (repeatable; default 127.0.0.1:4191 when no
+    /// selector is given).
+    #[arg(long, conflicts_with_all = ["selector", "namespace", "all_namespaces"])]
+    admin: Vec<String>,
+    /// Label selector of the meshed pods (e.g. app=web).
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    /// Namespace of the pods (default: the kubeconfig's).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Pods in every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    all_namespaces: bool,
+}
+
+impl Proxies {
+    /// The admin addresses, or the pods (the kubeconfig's namespace when
+    /// none is given).
+    fn target(self, rt: &tokio::runtime::Runtime) -> anyhow::Result<stat::scrape::Target> {
+        if self.selector.is_none() && self.namespace.is_none() && !self.all_namespaces {
+            let admin = if self.admin.is_empty() {
+                vec!["127.0.0.1:4191".to_string()]
+            } else {
+                self.admin
+            };
+            return Ok(stat::scrape::Target::Admin(admin));
+        }
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let namespace = match (self.all_namespaces, self.namespace) {
+            (true, _) => None,
+            (false, Some(ns)) => Some(ns),
+            (false, None) => Some(rt.block_on(default_namespace())?),
+        };
+        Ok(stat::scrape::Target::Pods {
+            namespace,
+            selector: self.selector.unwrap_or_default(),
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a local mesh demo: two app versions, a sticky 90/10 split and a
@@ -45,19 +88,8 @@ enum Command {
     /// Reads every meshed pod matching -l/-n through the API server, or
     /// proxies' admin ports given with --admin.
     Stat {
-        /// A proxy's admin address (repeatable; default 127.0.0.1:4191 when
-        /// no selector is given).
-        #[arg(long, conflicts_with_all = ["selector", "namespace", "all_namespaces"])]
-        admin: Vec<String>,
-        /// Label selector of the meshed pods to read (e.g. app=web).
-        #[arg(short = 'l', long)]
-        selector: Option<String>,
-        /// Namespace of the pods (default: the kubeconfig's).
-        #[arg(short = 'n', long)]
-        namespace: Option<String>,
-        /// Pods in every namespace.
-        #[arg(short = 'A', long, conflicts_with = "namespace")]
-        all_namespaces: bool,
+        #[command(flatten)]
+        proxies: Proxies,
         /// Which side of the proxies: outbound (what the apps called),
         /// inbound (what they served) or all.
         #[arg(long, value_enum, default_value = "all")]
@@ -75,19 +107,8 @@ enum Command {
     /// a local mesh or a port-forward), or every meshed pod matching -l/-n
     /// through a port-forward of its own.
     Tap {
-        /// A proxy's admin address (repeatable; default 127.0.0.1:4191 when
-        /// no selector is given).
-        #[arg(long, conflicts_with_all = ["selector", "namespace", "all_namespaces"])]
-        admin: Vec<String>,
-        /// Label selector of the meshed pods to tap (e.g. app=web).
-        #[arg(short = 'l', long)]
-        selector: Option<String>,
-        /// Namespace of the pods (default: the kubeconfig's).
-        #[arg(short = 'n', long)]
-        namespace: Option<String>,
-        /// Pods in every namespace.
-        #[arg(short = 'A', long, conflicts_with = "namespace")]
-        all_namespaces: bool,
+        #[command(flatten)]
+        proxies: Proxies,
         /// Only this side: outbound (what the app called) or inbound (what
         /// it served).
         #[arg(long, value_parser = ["outbound", "inbound"])]
@@ -310,34 +331,13 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Stat {
-            admin,
-            selector,
-            namespace,
-            all_namespaces,
+            proxies,
             direction,
             interval,
             once,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            let target = if selector.is_none() && namespace.is_none() && !all_namespaces {
-                let admin = if admin.is_empty() {
-                    vec!["127.0.0.1:4191".to_string()]
-                } else {
-                    admin
-                };
-                stat::scrape::Target::Admin(admin)
-            } else {
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-                let namespace = match (all_namespaces, namespace) {
-                    (true, _) => None,
-                    (false, Some(ns)) => Some(ns),
-                    (false, None) => Some(rt.block_on(default_namespace())?),
-                };
-                stat::scrape::Target::Pods {
-                    namespace,
-                    selector: selector.unwrap_or_default(),
-                }
-            };
+            let target = proxies.target(&rt)?;
             rt.block_on(stat::run(stat::Options {
                 target,
                 interval,
@@ -346,10 +346,7 @@ fn main() -> anyhow::Result<()> {
             }))
         }
         Command::Tap {
-            admin,
-            selector,
-            namespace,
-            all_namespaces,
+            proxies,
             direction,
             method,
             authority,
@@ -361,24 +358,7 @@ fn main() -> anyhow::Result<()> {
             count,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            let target = if selector.is_none() && namespace.is_none() && !all_namespaces {
-                tap::Target::Admin(if admin.is_empty() {
-                    vec!["127.0.0.1:4191".to_string()]
-                } else {
-                    admin
-                })
-            } else {
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-                let namespace = match (all_namespaces, namespace) {
-                    (true, _) => None,
-                    (false, Some(ns)) => Some(ns),
-                    (false, None) => Some(rt.block_on(default_namespace())?),
-                };
-                tap::Target::Pods {
-                    namespace,
-                    selector: selector.unwrap_or_default(),
-                }
-            };
+            let target = proxies.target(&rt)?;
             let filters = tap::Filters {
                 direction,
                 method,

@@ -10,7 +10,7 @@
 //! as they come, one per request; a proxy that had to drop lines for a
 //! slow reader says how many.
 
-use crate::stat::scrape::{MeshedPod, list_meshed};
+use crate::stat::scrape::{MeshedPod, Target, list_meshed};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -19,19 +19,6 @@ use kube::Api;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-
-/// Where to tap.
-pub enum Target {
-    /// Admin addresses, `HOST:PORT` (must reach the proxy on its loopback).
-    Admin(Vec<String>),
-    /// Meshed pods, through port-forwards.
-    Pods {
-        /// The namespace, or every one.
-        namespace: Option<String>,
-        /// A label selector (empty: every meshed pod).
-        selector: String,
-    },
-}
 
 /// The filters, as the proxy's `/tap` takes them.
 #[derive(Debug, Default, Clone)]

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use strait_test_support::upstream::keep_alive;
+use strait_test_support::upstream::{keep_alive, local_proxy, web_service};
 
 use strait_test_support::free_port;
 
@@ -27,26 +27,9 @@ fn stat_shows_rps_success_and_latency_of_live_traffic() {
     let proxy_bin = std::path::Path::new(strait).with_file_name("strait-proxy");
     let dir = tempfile::tempdir().unwrap();
     let up = keep_alive("ok");
-    std::fs::write(
-        dir.path().join("m.yaml"),
-        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nports: [{{port: {up}}}]\nendpoints: [{{addresses: [127.0.0.1]}}]\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("m.yaml"), web_service(up)).unwrap();
     let (out, admin) = (free_port(), free_port());
-    let mut proxy = Command::new(&proxy_bin)
-        .arg("--local")
-        .arg(dir.path())
-        .args([
-            "--outbound-addr",
-            &format!("127.0.0.1:{out}"),
-            "--inbound-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--admin-addr",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut proxy = local_proxy(&proxy_bin, dir.path(), out, admin, &[]);
     wait_ready(admin);
     // Load for ~3 s from curl (keep-alive, many URLs in one process).
     let url = format!("http://127.0.0.1:{out}/");
@@ -73,20 +56,7 @@ fn stat_shows_rps_success_and_latency_of_live_traffic() {
     std::thread::sleep(Duration::from_millis(300));
     // A second, idle proxy: stat sums over every proxy it is given.
     let idle_admin = free_port();
-    let mut idle = Command::new(&proxy_bin)
-        .arg("--local")
-        .arg(dir.path())
-        .args([
-            "--outbound-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--inbound-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--admin-addr",
-            &format!("127.0.0.1:{idle_admin}"),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut idle = local_proxy(&proxy_bin, dir.path(), free_port(), idle_admin, &[]);
     wait_ready(idle_admin);
     let stat = Command::new(strait)
         .args([

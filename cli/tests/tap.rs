@@ -6,7 +6,7 @@ use std::io::{BufRead, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use strait_test_support::upstream::keep_alive;
+use strait_test_support::upstream::{keep_alive, local_proxy, web_service};
 use strait_test_support::{free_port, rss_kib};
 
 struct Proxy {
@@ -28,28 +28,10 @@ fn proxy() -> Proxy {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_strait")).with_file_name("strait-proxy");
     let dir = tempfile::tempdir().unwrap();
     let up = keep_alive("ok");
-    std::fs::write(
-        dir.path().join("m.yaml"),
-        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nports: [{{port: {up}}}]\nendpoints: [{{addresses: [127.0.0.1]}}]\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("m.yaml"), web_service(up)).unwrap();
     let (out, admin) = (free_port(), free_port());
-    let child = Command::new(&bin)
-        .arg("--local")
-        .arg(dir.path())
-        .args([
-            "--outbound-addr",
-            &format!("127.0.0.1:{out}"),
-            "--inbound-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--admin-addr",
-            &format!("127.0.0.1:{admin}"),
-            "--workers",
-            "1",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // One worker: one allocator arena, so the memory bound below is tight.
+    let child = local_proxy(&bin, dir.path(), out, admin, &["--workers", "1"]);
     let deadline = Instant::now() + Duration::from_secs(15);
     while !curl(&[&format!("http://127.0.0.1:{admin}/ready")]).contains("200") {
         assert!(Instant::now() < deadline, "proxy not ready");

@@ -128,6 +128,25 @@ fn proxies_follow_the_control_plane_and_survive_its_absence() {
     drop(cp);
 }
 
+/// `strait-controller --local DIR` with its health port where a test reads it.
+fn controller_with_health(
+    dir: &std::path::Path,
+    port: u16,
+    health: u16,
+    log: &std::path::Path,
+) -> mesh::Proc {
+    mesh::Proc(
+        Command::new(bin("strait-controller"))
+            .arg("--local")
+            .arg(dir)
+            .args(["--config-addr", &format!("127.0.0.1:{port}")])
+            .args(["--health-addr", &format!("127.0.0.1:{health}")])
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// A one-shot reader (`strait explain` sends Hello and half-closes its
 /// side) always gets the whole set: the controller used to end the stream
 /// when the reader's request side closed, which failed about half the runs
@@ -191,16 +210,7 @@ fn health_port_serves_probes_and_metrics() {
     )
     .unwrap();
     let (cp_port, health) = (free_port(), free_port());
-    let _cp = mesh::Proc(
-        Command::new(bin("strait-controller"))
-            .arg("--local")
-            .arg(&dir)
-            .args(["--config-addr", &format!("127.0.0.1:{cp_port}")])
-            .args(["--health-addr", &format!("127.0.0.1:{health}")])
-            .stderr(std::fs::File::create(tmp.path().join("cp.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _cp = controller_with_health(&dir, cp_port, health, &tmp.path().join("cp.log"));
     let curl = |path: &str| {
         let o = Command::new("curl")
             .args([
@@ -266,16 +276,7 @@ fn controller_metrics_count_versions_acks_and_nacks() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("mesh.yaml"), manifests(v1, v2, 100, 0)).unwrap();
     let (cp_port, health) = (free_port(), free_port());
-    let _cp = mesh::Proc(
-        Command::new(bin("strait-controller"))
-            .arg("--local")
-            .arg(&dir)
-            .args(["--config-addr", &format!("127.0.0.1:{cp_port}")])
-            .args(["--health-addr", &format!("127.0.0.1:{health}")])
-            .stderr(std::fs::File::create(tmp.path().join("cp.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _cp = controller_with_health(&dir, cp_port, health, &tmp.path().join("cp.log"));
     let metrics = || {
         let o = Command::new("curl")
             .args([

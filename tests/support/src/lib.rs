@@ -2,8 +2,9 @@
 //! once: a free loopback port ([`free_port`]), a process's memory
 //! ([`rss_kib`]), the check that keeps a binary's `--help` and the flag
 //! tables of the docs identical ([`flags::check`]), network namespaces
-//! joined by veth pairs ([`netns`]) and a keep-alive HTTP/1.1 upstream
-//! ([`upstream::keep_alive`]). A dev-dependency only; nothing here ships.
+//! joined by veth pairs ([`netns`]), a keep-alive HTTP/1.1 upstream
+//! ([`upstream::keep_alive`]) and a local proxy in front of it
+//! ([`upstream::local_proxy`]). A dev-dependency only; nothing here ships.
 
 pub mod flags;
 pub mod netns;

@@ -38,3 +38,37 @@ pub fn keep_alive(body: &'static str) -> u16 {
     });
     port
 }
+
+/// Manifests for `strait-proxy --local`: Service `web` (namespace
+/// `default`, port 80) whose one endpoint is `127.0.0.1:port`.
+pub fn web_service(port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec: {{ports: [{{port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: web-1, labels: {{kubernetes.io/service-name: web}}}}\naddressType: IPv4\nports: [{{port: {port}}}]\nendpoints: [{{addresses: [127.0.0.1]}}]\n"
+    )
+}
+
+/// Starts `strait-proxy --local dir` (outbound on `out`, admin on `admin`,
+/// inbound on a free port, then `extra` flags), its stderr discarded.
+pub fn local_proxy(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    out: u16,
+    admin: u16,
+    extra: &[&str],
+) -> std::process::Child {
+    std::process::Command::new(bin)
+        .arg("--local")
+        .arg(dir)
+        .args([
+            "--outbound-addr",
+            &format!("127.0.0.1:{out}"),
+            "--inbound-addr",
+            &format!("127.0.0.1:{}", crate::free_port()),
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .args(extra)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start strait-proxy")
+}
