@@ -98,7 +98,7 @@ fi
 CONTROLLER="$ROOT/target/release/strait-controller"
 if [ "${BENCH_BUILD:-1}" != 0 ]; then
     log "cargo build --release -p strait-control-plane -p strait-cli (the mTLS pair's CA, strait tap)"
-    (cd "$ROOT" && cargo build -q --release --locked -p strait-control-plane --bin strait-controller -p strait-cli >&2)
+    (cd "$ROOT" && cargo build -q --release --locked -p strait-control-plane --bin strait-controller -p strait-cli --bin strait >&2)
 fi
 [ -x "$CONTROLLER" ] || die "no $CONTROLLER (cargo build --release -p strait-control-plane)"
 [ -x "$ROOT/target/release/strait" ] || die "no $ROOT/target/release/strait (cargo build --release -p strait-cli)"
