@@ -81,23 +81,6 @@ PIDS+=($HAS_PID $HAC_PID)
 # ---------------------------------------------------------------- Strait pair
 mkdir -p "$WORK/mtls-manifests" "$WORK/cp-manifests"
 meshed_svc web-mtls "$P_SS_IN" web-0 web >"$WORK/mtls-manifests/web.yaml"
-apiVersion: v1
-kind: Service
-metadata: {name: web-mtls, namespace: shop}
-spec: {ports: [{name: http, port: 80}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-mtls-1, namespace: shop, labels: {kubernetes.io/service-name: web-mtls}}
-addressType: IPv4
-ports: [{name: http, port: $P_SS_IN}]
-endpoints: [{addresses: ["127.0.0.1"], targetRef: {kind: Pod, name: web-0}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-0, namespace: shop, annotations: {strait.dev/proxy-version: bench}}
-spec: {serviceAccountName: web}
-EOF
 taskset -c 0 "$CONTROLLER" --local "$WORK/cp-manifests" --dev-ca-anchor "$PKI/anchor" \
     --dev-ca-roots "$PKI/strait-roots.pem" --config-addr 127.0.0.1:$P_CP \
     --identity-addr 127.0.0.1:$P_ID --health-addr 127.0.0.1:$P_CP_HEALTH --log warn \

@@ -119,23 +119,6 @@ stop "$PROXY"
 if [ -n "$CONTROLLER" ]; then
     mkdir -p "$WORK/mesh"
     meshed_svc web-mtls "$P_MS_IN" web-0 web >"$WORK/mesh/web.yaml"
-apiVersion: v1
-kind: Service
-metadata: {name: web-mtls, namespace: shop}
-spec: {ports: [{name: http, port: 80}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-mtls-1, namespace: shop, labels: {kubernetes.io/service-name: web-mtls}}
-addressType: IPv4
-ports: [{name: http, port: $P_MS_IN}]
-endpoints: [{addresses: ["127.0.0.1"], targetRef: {kind: Pod, name: web-0}}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-0, namespace: shop, annotations: {strait.dev/proxy-version: pgo}}
-spec: {serviceAccountName: web}
-EOF
     "$CONTROLLER" --local "$WORK/mesh" --dev-ca-roots "$WORK/roots.pem" \
         --config-addr "127.0.0.1:$P_CP" --identity-addr "127.0.0.1:$P_ID" \
         --health-addr "127.0.0.1:$P_CP_HEALTH" --log warn >"$WORK/controller.log" 2>&1 &
