@@ -22,6 +22,7 @@
 
 pub mod authority;
 pub mod bounds;
+pub mod collector;
 pub mod duration;
 pub mod exposition;
 pub mod identity;

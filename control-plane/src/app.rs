@@ -33,6 +33,8 @@ pub struct Config {
     pub health_addr: SocketAddr,
     /// Where objects come from.
     pub source: Source,
+    /// What every proxy is told besides its objects.
+    pub mesh: strait_api::wire::MeshSettings,
 }
 
 /// Where the controller's objects come from.
@@ -107,6 +109,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         Source::Kubernetes(k) => k.identity.trust_domain.clone(),
     };
     let shared = Shared::new(&config.replica, &trust_domain);
+    *shared.mesh.write().unwrap_or_else(|e| e.into_inner()) = config.mesh.clone();
     // Fires on SIGTERM or SIGINT: the leader releases its Lease, the
     // config stream stops.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

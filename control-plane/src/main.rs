@@ -127,6 +127,14 @@ struct Args {
     /// roots: the trust-anchor Secret's layout).
     #[arg(long, env = "STRAIT_DEV_CA_ANCHOR")]
     dev_ca_anchor: Option<PathBuf>,
+    /// The OpenTelemetry collector every proxy exports spans to (OTLP/HTTP,
+    /// `host:4318` or `http://host:4318`); none: proxies report no spans.
+    #[arg(long, env = "STRAIT_TRACE_COLLECTOR")]
+    trace_collector: Option<String>,
+    /// The share of the traces a proxy starts that are recorded (0 to 1;
+    /// a caller's sampled flag always wins).
+    #[arg(long, env = "STRAIT_TRACE_SAMPLING", default_value_t = 0.01, value_parser = share)]
+    trace_sampling: f64,
 }
 
 #[tokio::main]
@@ -139,6 +147,16 @@ async fn main() -> anyhow::Result<()> {
         .init();
     app::run(args.into_config()?).await?;
     Ok(())
+}
+
+/// A share from 0 to 1.
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number from 0 to 1 (0.01 records 1 % of traces)"
+        )),
+    }
 }
 
 /// A certificate lifetime: a duration from one minute to 30 days.
@@ -219,7 +237,18 @@ impl Args {
                 identity,
             }))
         };
+        let tracing = match self.trace_collector.filter(|c| !c.is_empty()) {
+            None => None,
+            Some(collector) => {
+                strait_api::collector::traces_url(&collector).context("--trace-collector")?;
+                Some(strait_api::wire::Tracing {
+                    collector,
+                    sampling: self.trace_sampling,
+                })
+            }
+        };
         Ok(Config {
+            mesh: strait_api::wire::MeshSettings { tracing },
             replica: self.replica,
             config_addr: self.config_addr,
             health_addr: self.health_addr,

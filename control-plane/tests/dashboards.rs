@@ -8,8 +8,9 @@
 
 mod mesh;
 
-use mesh::{Proc, bin, free_port, upstream, wait_for};
-use std::path::{Path, PathBuf};
+use mesh::ab::{AbMesh, curl};
+use mesh::{Proc, free_port};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,59 +27,6 @@ fn tool(name: &str) -> PathBuf {
         "{name} is missing: install Debian's prometheus package (scripts/test.sh does)"
     );
     PathBuf::from(path)
-}
-
-fn manifests(s1: u16, s2: u16, w1: u32) -> String {
-    let svc = |name: &str, port: u16, pod: &str| {
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints: [{{addresses: [127.0.0.1], targetRef: {{kind: Pod, name: {pod}}}}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: shop, annotations: {{strait.dev/proxy-version: test}}}}\nspec: {{serviceAccountName: {name}}}\n---\n"
-        )
-    };
-    format!(
-        "{}{}apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: shop}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\napiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: web, namespace: shop}}\nspec:\n  parentRef: {{name: web, port: 80}}\n  rules:\n    - name: ab\n      backends: [{{name: web-v1, port: 80, weight: {w1}}}, {{name: web-v2, port: 80, weight: {}}}]\n",
-        svc("web-v1", s1, "web-v1-0"),
-        svc("web-v2", s2, "web-v2-0"),
-        100 - w1
-    )
-}
-
-struct Ports {
-    outbound: u16,
-    inbound: u16,
-    admin: u16,
-}
-
-fn ports() -> Ports {
-    Ports {
-        outbound: free_port(),
-        inbound: free_port(),
-        admin: free_port(),
-    }
-}
-
-/// A proxy following the controller, with a certificate from its CA.
-fn proxy(tmp: &Path, cp: (u16, u16), pod: &str, sa: &str, p: &Ports, extra: &[&str]) -> Proc {
-    Proc(
-        Command::new(bin("strait-proxy"))
-            .args(["--control-plane", &format!("127.0.0.1:{}", cp.0)])
-            .args(["--identity-addr", &format!("127.0.0.1:{}", cp.1)])
-            .arg("--trust-roots")
-            .arg(tmp.join("roots.pem"))
-            .args(["--namespace", "shop", "--pod", pod, "--service-account", sa])
-            .args(["--outbound-addr", &format!("127.0.0.1:{}", p.outbound)])
-            .args(["--inbound-addr", &format!("127.0.0.1:{}", p.inbound)])
-            .args(["--admin-addr", &format!("127.0.0.1:{}", p.admin)])
-            .args(["--workers", "1"])
-            .args(extra)
-            .stderr(std::fs::File::create(tmp.join(format!("{pod}.log"))).unwrap())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl").arg("-s").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What Prometheus answers to an instant query.
@@ -127,58 +75,12 @@ fn as_promql(expr: &str) -> String {
 #[test]
 fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let (prometheus, promtool) = (tool("prometheus"), tool("promtool"));
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("mesh");
-    std::fs::create_dir(&cfg).unwrap();
-    let (up1, up2) = (upstream("v1"), upstream("v2"));
-    let (client, s1, s2) = (ports(), ports(), ports());
-    std::fs::write(cfg.join("mesh.yaml"), manifests(s1.inbound, s2.inbound, 50)).unwrap();
-    let (cp, identity, health) = (free_port(), free_port(), free_port());
-    let _controller = Proc(
-        Command::new(bin("strait-controller"))
-            .arg("--local")
-            .arg(&cfg)
-            .args(["--config-addr", &format!("127.0.0.1:{cp}")])
-            .args(["--identity-addr", &format!("127.0.0.1:{identity}")])
-            .args(["--health-addr", &format!("127.0.0.1:{health}")])
-            .arg("--dev-ca-roots")
-            .arg(tmp.path().join("roots.pem"))
-            .stderr(std::fs::File::create(tmp.path().join("cp.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the development CA's root", || {
-        tmp.path().join("roots.pem").exists()
-    });
-    let cps = (cp, identity);
-    let _servers = [
-        proxy(
-            tmp.path(),
-            cps,
-            "web-v1-0",
-            "web-v1",
-            &s1,
-            &["--inbound-forward", &format!("127.0.0.1:{up1}")],
-        ),
-        proxy(
-            tmp.path(),
-            cps,
-            "web-v2-0",
-            "web-v2",
-            &s2,
-            &["--inbound-forward", &format!("127.0.0.1:{up2}")],
-        ),
-    ];
-    let _client = proxy(tmp.path(), cps, "web-client-0", "web-client", &client, &[]);
-    let url = format!("http://127.0.0.1:{}/", client.outbound);
-    wait_for("the split over mTLS", || {
-        matches!(
-            curl(&["-m", "2", "-H", "Host: web", &url]).as_str(),
-            "v1" | "v2"
-        ) && curl(&[&format!("http://127.0.0.1:{}/metrics", client.admin)]).contains("tls=\"true\"")
-    });
+    let mesh = AbMesh::start(&[], |_| Vec::new());
+    let (client, s1, s2, health) = (&mesh.client, &mesh.s1, &mesh.s2, mesh.health);
+    let tmp = mesh.dir.path();
+    let url = mesh.url();
     // A change every proxy acknowledges: a version the controller times.
-    std::fs::write(cfg.join("mesh.yaml"), manifests(s1.inbound, s2.inbound, 60)).unwrap();
+    mesh.set_weight(60);
 
     // Prometheus scrapes all four every second, with the labels its
     // Kubernetes service discovery gives them (docs/observability.md).
@@ -189,7 +91,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         )
     };
     std::fs::write(
-        tmp.path().join("prometheus.yml"),
+        tmp.join("prometheus.yml"),
         format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: strait-proxies\n    static_configs: [{}, {}, {}]\n  - job_name: strait-controller\n    static_configs: [{{targets: ['127.0.0.1:{health}'], labels: {{namespace: strait-system, pod: strait-controller-0}}}}]\n",
             target(client.admin, "web-client-0", "web-client"),
@@ -202,14 +104,14 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         Command::new(&prometheus)
             .arg(format!(
                 "--config.file={}",
-                tmp.path().join("prometheus.yml").display()
+                tmp.join("prometheus.yml").display()
             ))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                tmp.path().join("tsdb").display()
+                tmp.join("tsdb").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom}"))
-            .stderr(std::fs::File::create(tmp.path().join("prometheus.log")).unwrap())
+            .stderr(std::fs::File::create(tmp.join("prometheus.log")).unwrap())
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -247,7 +149,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
         assert!(
             Instant::now() < deadline,
             "Prometheus never saw the mesh under load: {}",
-            std::fs::read_to_string(tmp.path().join("prometheus.log")).unwrap_or_default()
+            std::fs::read_to_string(tmp.join("prometheus.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(500));
     }

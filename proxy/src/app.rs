@@ -92,6 +92,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         identity,
         certificate_expected: config.identity.is_some(),
         taps: Default::default(),
+        spans: Arc::new(crate::spans::Spans::new(
+            config.tracing,
+            config.workload,
+            state.metrics.clone(),
+        )),
     });
     if let Some(id) = config.identity.clone() {
         tokio::spawn(crate::identity::run(
@@ -118,6 +123,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 tls: config.control_plane_tls,
                 current: proxy.identity.clone(),
                 certificate_expected: config.identity.is_some(),
+                spans: proxy.spans.clone(),
             };
             drop(tokio::spawn(remote::run(
                 addr,

@@ -51,6 +51,11 @@ pub struct Config {
     pub identity: Option<crate::identity::Settings>,
     /// How to check the control plane (none: plaintext to it).
     pub control_plane_tls: Option<crate::control::ControlPlaneTls>,
+    /// `--trace-collector`: export spans there whatever the control plane
+    /// says (none: as the control plane says; in local mode, no spans).
+    pub tracing: Option<crate::spans::Settings>,
+    /// Who the spans say reported them.
+    pub workload: crate::spans::Workload,
 }
 
 impl Config {
@@ -66,6 +71,12 @@ impl Config {
             settings: Settings::default(),
             identity: None,
             control_plane_tls: None,
+            tracing: None,
+            workload: crate::spans::Workload {
+                service: "strait-proxy".into(),
+                namespace: "default".into(),
+                pod: String::new(),
+            },
         }
     }
 }

@@ -13,7 +13,8 @@
 //! control plane's stream) into [`state`], swapped whole. [`admin`] serves metrics, probes and `/config`;
 //! [`drain`] handles graceful shutdown; [`init`] installs the iptables
 //! redirect (`strait-proxy init`); [`identity`] keeps this proxy's
-//! certificate from the control plane's identity service.
+//! certificate from the control plane's identity service; [`spans`]
+//! reports a span per request to the trace collector.
 
 // No unwrap on input from the network or users; tests may unwrap.
 #![warn(clippy::unwrap_used)]
@@ -38,6 +39,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod remote;
 pub mod resilience;
+pub mod spans;
 pub mod state;
 pub mod tap;
 pub mod tcp;
@@ -66,6 +68,8 @@ pub struct Proxy {
     pub certificate_expected: bool,
     /// Open `strait tap` streams.
     pub taps: Arc<tap::Taps>,
+    /// Span export to the trace collector (off until one is configured).
+    pub spans: Arc<spans::Spans>,
 }
 
 impl Proxy {

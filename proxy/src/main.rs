@@ -139,6 +139,18 @@ struct Args {
     /// Write a JSON access-log line per HTTP request to stdout.
     #[arg(long, env = "STRAIT_ACCESS_LOG")]
     access_log: bool,
+    /// Export spans to this OpenTelemetry collector (OTLP/HTTP, `host:4318`
+    /// or `http://host:4318`), whatever the control plane says.
+    #[arg(long, env = "STRAIT_TRACE_COLLECTOR", value_parser = parse_collector)]
+    trace_collector: Option<String>,
+    /// With --trace-collector: the share of traces this proxy starts that
+    /// are recorded (0 to 1; a caller's sampled flag always wins).
+    #[arg(long, env = "STRAIT_TRACE_SAMPLING", default_value_t = strait_proxy::spans::DEFAULT_SAMPLING, value_parser = parse_share)]
+    trace_sampling: f64,
+    /// The workload this pod belongs to (spans' `service.name`; the
+    /// injector sets it; default: the pod's name).
+    #[arg(long, env = "STRAIT_WORKLOAD")]
+    workload: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -219,6 +231,20 @@ fn main() -> anyhow::Result<()> {
         })
 }
 
+fn parse_collector(s: &str) -> Result<String, String> {
+    strait_proxy::spans::traces_url(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number from 0 to 1 (0.01 records 1 % of traces)"
+        )),
+    }
+}
+
 /// `PORT:PATH`, a probe the injector listed.
 fn parse_probe(s: &str) -> Result<(u16, String), String> {
     let (port, path) = s
@@ -264,6 +290,23 @@ impl Args {
                 ),
                 tls: control_plane_tls.clone(),
             });
+        let workload = strait_proxy::spans::Workload {
+            service: [self.workload.as_deref(), Some(self.pod.as_str())]
+                .into_iter()
+                .flatten()
+                .find(|s| !s.is_empty())
+                .unwrap_or("strait-proxy")
+                .to_string(),
+            namespace: self.namespace.clone(),
+            pod: self.pod.clone(),
+        };
+        let tracing = self
+            .trace_collector
+            .clone()
+            .map(|collector| strait_proxy::spans::Settings {
+                collector,
+                sampling: self.trace_sampling,
+            });
         let source = match (self.local.is_empty(), self.control_plane) {
             (false, _) => Source::Local(self.local),
             (true, Some(addr)) => Source::ControlPlane {
@@ -304,6 +347,8 @@ impl Args {
             },
             identity,
             control_plane_tls,
+            tracing,
+            workload,
             ..Config::new(source)
         })
     }

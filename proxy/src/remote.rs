@@ -99,6 +99,8 @@ pub struct Link {
     /// Whether a certificate is coming (an identity service is set): the
     /// first session waits a moment for it, so it can be mTLS.
     pub certificate_expected: bool,
+    /// Told the mesh-wide span settings that full updates carry.
+    pub spans: Arc<crate::spans::Spans>,
 }
 
 /// Follows the control plane until the process exits.
@@ -194,6 +196,9 @@ async fn session(
             continue;
         };
         let version = update.version;
+        if update.full {
+            link.spans.set_from_mesh(mesh_tracing(&update));
+        }
         match objects.apply(&update) {
             Ok((next, snapshot)) => {
                 *objects = next;
@@ -214,6 +219,15 @@ async fn session(
         }
     }
     Ok(())
+}
+
+/// The span settings a full update carries (none: no collector).
+fn mesh_tracing(update: &ConfigUpdate) -> Option<crate::spans::Settings> {
+    let t = update.mesh.as_ref()?.tracing.as_ref()?;
+    (!t.collector.is_empty()).then(|| crate::spans::Settings {
+        collector: t.collector.clone(),
+        sampling: t.sampling.clamp(0.0, 1.0),
+    })
 }
 
 #[cfg(test)]
@@ -241,6 +255,7 @@ mod tests {
             version,
             full: true,
             more,
+            mesh: None,
             upserts: vec![res(
                 "Service",
                 name,
@@ -268,6 +283,7 @@ mod tests {
         let full = ConfigUpdate {
             version: 1,
             more: false,
+            mesh: None,
             full: true,
             upserts: vec![res("Service", "web", SVC)],
             removals: vec![],
@@ -278,6 +294,7 @@ mod tests {
         let delta = ConfigUpdate {
             version: 2,
             more: false,
+            mesh: None,
             full: false,
             upserts: vec![res("TrafficRoute", "r", route)],
             removals: vec![],
@@ -289,6 +306,7 @@ mod tests {
         let bad = ConfigUpdate {
             version: 3,
             more: false,
+            mesh: None,
             full: false,
             upserts: vec![res("TrafficRoute", "r", newer)],
             removals: vec![],
@@ -298,6 +316,7 @@ mod tests {
         let gone = ConfigUpdate {
             version: 3,
             more: false,
+            mesh: None,
             full: false,
             upserts: vec![],
             removals: vec![ResourceKey {
@@ -312,6 +331,7 @@ mod tests {
             .apply(&ConfigUpdate {
                 version: 4,
                 more: false,
+                mesh: None,
                 full: true,
                 upserts: vec![],
                 removals: vec![],

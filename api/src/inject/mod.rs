@@ -15,6 +15,7 @@
 pub mod knobs;
 #[cfg(test)]
 mod tests;
+pub mod workload;
 
 use knobs::Knobs;
 use serde_json::{Value, json};
@@ -172,6 +173,7 @@ pub fn inject(
         ));
     }
 
+    let workload = workload::name(pod);
     let mut pod = pod.clone();
     let spec = pod["spec"].as_object_mut().expect("checked above");
     let probes = probes(spec);
@@ -181,7 +183,7 @@ pub fn inject(
     }
     let inits = inits.as_array_mut().expect("made an array above");
     // First, so the app's own init containers already run meshed.
-    let mut proxy = proxy_container(settings, &knobs);
+    let mut proxy = proxy_container(settings, &knobs, &workload);
     if !probes.is_empty()
         && let Some(env) = proxy["env"].as_array_mut()
     {
@@ -317,7 +319,7 @@ fn init_container(s: &Settings, k: &Knobs) -> Value {
     })
 }
 
-fn proxy_container(s: &Settings, k: &Knobs) -> Value {
+fn proxy_container(s: &Settings, k: &Knobs, workload: &str) -> Value {
     let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
     let mut env = vec![
         json!({"name": "POD_NAME", "valueFrom": field("metadata.name")}),
@@ -328,6 +330,7 @@ fn proxy_container(s: &Settings, k: &Knobs) -> Value {
         json!({"name": "STRAIT_TRUST_DOMAIN", "value": s.trust_domain}),
         json!({"name": "STRAIT_IDENTITY_TOKEN", "value": format!("{IDENTITY_DIR}/token")}),
         json!({"name": "STRAIT_LOG", "value": k.log_level}),
+        json!({"name": "STRAIT_WORKLOAD", "value": workload}),
     ];
     if !s.trust_roots.is_empty() {
         env.push(json!({"name": "STRAIT_TRUST_ROOTS", "value": s.trust_roots}));

@@ -123,8 +123,12 @@ impl ConfigDiscovery for Server {
                         true => shared.syncs.acquire().await.ok(),
                         false => None,
                     };
-                    for part in parts.iter() {
-                        if tx.send(Ok(part.clone())).await.is_err() {
+                    for (i, part) in parts.iter().enumerate() {
+                        let mut part = part.clone();
+                        if i == 0 && part.full {
+                            part.mesh = Some(shared.mesh_settings());
+                        }
+                        if tx.send(Ok(part)).await.is_err() {
                             return;
                         }
                     }

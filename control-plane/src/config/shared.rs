@@ -53,6 +53,8 @@ pub struct Shared {
     rejections_logged: Mutex<BTreeMap<Key, Rejection>>,
     /// The controller's counters (`:9990/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Mesh-wide settings, sent with every full set.
+    pub mesh: RwLock<strait_api::wire::MeshSettings>,
 }
 
 impl Shared {
@@ -72,7 +74,13 @@ impl Shared {
             trust_domain: trust_domain.to_string(),
             rejections_logged: Mutex::new(BTreeMap::new()),
             metrics: Default::default(),
+            mesh: Default::default(),
         })
+    }
+
+    /// The mesh-wide settings a full set carries.
+    pub fn mesh_settings(&self) -> strait_api::wire::MeshSettings {
+        self.mesh.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether every source has its initial list in (the controller is

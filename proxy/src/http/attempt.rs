@@ -247,9 +247,10 @@ async fn attempt(
     // Mesh TLS exactly when the forwarder will use it (see Forwarder::forward).
     let mesh_tls = peer.identity.is_some() && proxy.identity.load().is_some();
     endpoint.count(mesh_tls);
-    // Who answered, for a tap (only while one is open: an extension costs
-    // an allocation per request).
-    let tls_peer = (mesh_tls && proxy.taps.active())
+    // Who answered, for a tap or a recorded span (only then: an extension
+    // costs an allocation per request).
+    let wanted = proxy.taps.active() || req.extensions().get::<crate::spans::Recorded>().is_some();
+    let tls_peer = (mesh_tls && wanted)
         .then(|| {
             peer.identity
                 .as_ref()

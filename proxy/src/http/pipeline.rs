@@ -27,6 +27,7 @@ use crate::Proxy;
 use crate::conn::Direction;
 use crate::metrics::{FaultKind, RequestSeries, RouteLabels, UNKNOWN_SERVICE_LABEL};
 use crate::resilience::fault;
+use crate::spans::{self, Active};
 use crate::state::{Applied, HostError};
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -93,6 +94,7 @@ pub async fn outbound(
     let started = Instant::now();
     let applied = proxy.state.load();
     trace_ctx::propagate(req.headers_mut());
+    let span = proxy.spans.start(&mut req, spans::Kind::Client);
     let head = access::wanted(&proxy).then(|| RequestHead::new(&req));
     let mut labels = Labels::default();
     let resp = match route_and_forward(&proxy, &applied, &target, req, &mut labels).await {
@@ -102,14 +104,14 @@ pub async fn outbound(
             e.to_response()
         }
     };
-    if let Some(head) = head {
-        access::finish(
-            &proxy,
-            head,
-            &labels.strings(Direction::Outbound),
-            &resp,
-            started,
-        );
+    if head.is_some() || span.is_some() {
+        let strings = labels.strings(Direction::Outbound);
+        if let Some(span) = span {
+            finish_span(span, &strings, &resp, None);
+        }
+        if let Some(head) = head {
+            access::finish(&proxy, head, &strings, &resp, started);
+        }
     }
     record(
         &proxy,
@@ -332,7 +334,9 @@ pub async fn inbound(
     let started = Instant::now();
     let mut req = with_body_limit(req, proxy.settings.client.body);
     trace_ctx::propagate(req.headers_mut());
-    let head = access::wanted(&proxy).then(|| RequestHead::new(&req).with_tls_peer(tls_peer));
+    let span = proxy.spans.start(&mut req, spans::Kind::Server);
+    let head =
+        access::wanted(&proxy).then(|| RequestHead::new(&req).with_tls_peer(tls_peer.clone()));
     let resp = match proxy
         .state
         .forwarders
@@ -355,6 +359,9 @@ pub async fn inbound(
             (app, RequestSeries::new(&proxy.state.metrics, labels))
         },
     );
+    if let Some(span) = span {
+        finish_span(span, &series.labels, &resp, tls_peer.as_deref());
+    }
     if let Some(head) = head {
         access::finish(&proxy, head, &series.labels, &resp, started);
     }
@@ -384,6 +391,22 @@ fn with_body_limit(req: Request<Incoming>, limit: MinRate) -> Request<Body> {
     let mut req = req.map(|b| boxed(RateLimited::new(b, limit, fate.clone())));
     req.extensions_mut().insert(fate);
     req
+}
+
+/// Ends a recorded request's span with what the response says.
+fn finish_span(span: Active, labels: &RouteLabels, resp: &Response<Body>, peer: Option<&str>) {
+    let peer = peer.or_else(|| resp.extensions().get::<access::TlsPeer>().map(|p| &*p.0));
+    span.finish(&spans::Outcome {
+        status: resp.status().as_u16(),
+        service: &labels.service,
+        route: &labels.route,
+        backend: &labels.backend,
+        peer,
+        proxy_error: resp
+            .headers()
+            .get(super::errors::PROXY_ERROR_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    });
 }
 
 fn record(proxy: &Proxy, direction: Direction, labels: &Labels, code: u16, started: Instant) {

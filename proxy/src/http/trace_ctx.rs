@@ -1,12 +1,11 @@
 //! Trace context and request ids.
 //!
-//! The proxy reports no spans yet (no collector can be configured), so it
-//! must not pretend to be a hop: W3C `traceparent`/`tracestate` and B3
-//! headers pass through exactly as the app sent them, and the app's spans
-//! keep pointing at parents that exist. (Rewriting the span id for a span
-//! nobody reports broke application traces.) When span export exists, the
-//! proxy's own span becomes the parent, and is reported. A missing
-//! `x-request-id` is set to a random UUID so logs of every hop can be joined.
+//! Trace headers are [`crate::spans`]' business: with no collector the
+//! proxy is not a hop, and W3C `traceparent`/`tracestate` and B3 headers
+//! pass through exactly as the app sent them, so the app's spans keep
+//! pointing at parents that exist. (Rewriting the span id for a span nobody
+//! reports broke application traces.) A missing `x-request-id` is set to a
+//! random UUID so logs of every hop can be joined.
 
 use http::{HeaderMap, HeaderValue};
 use rand::Rng;

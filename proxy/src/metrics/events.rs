@@ -5,9 +5,9 @@
 use super::Metrics;
 use super::labels::{
     BackendLabels, BytesLabels, DirectionLabels, EndpointStateLabels, FaultLabels, MirrorLabels,
-    ReloadLabels, RetryLabels, ShedLabels,
+    ReloadLabels, RetryLabels, ShedLabels, SpanDropLabels,
 };
-use super::labels::{FaultKind, MirrorOutcome, RetryOutcome};
+use super::labels::{FaultKind, MirrorOutcome, RetryOutcome, SpanDrop};
 use super::labels::{InboundRefusedLabels, MeshLabels};
 use crate::balance::Shed;
 use crate::conn::Direction;
@@ -220,5 +220,19 @@ impl Metrics {
     pub fn inbound_backend_label(&self, app: std::net::SocketAddr) -> String {
         self.inbound_backends
             .admit(app.to_string(), &self.label_overflow)
+    }
+
+    /// `n` spans reached the trace collector.
+    pub fn spans_exported(&self, n: u64) {
+        self.spans_exported.inc_by(n);
+    }
+
+    /// `n` spans were dropped instead of exported.
+    pub fn spans_dropped(&self, why: SpanDrop, n: u64) {
+        self.spans_dropped
+            .get_or_create(&SpanDropLabels {
+                reason: why.label(),
+            })
+            .inc_by(n);
     }
 }

@@ -94,6 +94,31 @@ impl MirrorOutcome {
     }
 }
 
+/// Why a span was not exported (`strait_spans_dropped_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpanDrop {
+    /// The export queue was full (the collector is slow or gone).
+    QueueFull,
+    /// The collector refused the batch or did not answer.
+    ExportFailed,
+}
+
+impl SpanDrop {
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            SpanDrop::QueueFull => "queue_full",
+            SpanDrop::ExportFailed => "export_failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct SpanDropLabels {
+    /// [`SpanDrop::label`].
+    pub reason: &'static str,
+}
+
 /// Labels of a finished request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {

@@ -18,7 +18,7 @@ pub mod series;
 mod tests;
 
 pub use events::OpenConnection;
-pub use labels::{FaultKind, MirrorOutcome, RetryOutcome, RouteLabels};
+pub use labels::{FaultKind, MirrorOutcome, RetryOutcome, RouteLabels, SpanDrop};
 use labels::{InboundRefusedLabels, MeshLabels};
 pub use series::{
     INBOUND_BACKENDS_MAX, LabelBudget, OVERFLOW_LABEL, RequestSeries, SeriesCache,
@@ -27,7 +27,7 @@ pub use series::{
 
 use labels::{
     BackendLabels, BytesLabels, DirectionLabels, EndpointStateLabels, FaultLabels, MirrorLabels,
-    OverflowLabels, ReloadLabels, RequestLabels, RetryLabels, ShedLabels,
+    OverflowLabels, ReloadLabels, RequestLabels, RetryLabels, ShedLabels, SpanDropLabels,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -87,6 +87,10 @@ pub struct Metrics {
     identity_renewals: Family<ReloadLabels, Counter>,
     /// `strait_mirrored_requests_total`.
     mirrors: Family<MirrorLabels, Counter>,
+    /// `strait_spans_exported_total`.
+    spans_exported: Counter,
+    /// `strait_spans_dropped_total`.
+    spans_dropped: Family<SpanDropLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -218,7 +222,28 @@ impl Metrics {
             "Requests recorded under the label value `overflow` because a label that clients choose ran out of distinct values",
             label_overflow.clone(),
         );
+        let spans_exported = Counter::default();
+        registry.register(
+            "spans_exported",
+            "Spans the trace collector accepted",
+            spans_exported.clone(),
+        );
+        let spans_dropped = Family::<SpanDropLabels, Counter>::default();
+        registry.register(
+            "spans_dropped",
+            "Spans dropped instead of exported: the queue was full, or the collector refused them or did not answer",
+            spans_dropped.clone(),
+        );
+        // Both reasons show from the start, at zero, so a dashboard or an
+        // alert on a rate has a series before the first drop.
+        for why in [SpanDrop::QueueFull, SpanDrop::ExportFailed] {
+            drop(spans_dropped.get_or_create(&SpanDropLabels {
+                reason: why.label(),
+            }));
+        }
         Self {
+            spans_exported,
+            spans_dropped,
             mesh_requests,
             mesh_connections,
             inbound_refused,
