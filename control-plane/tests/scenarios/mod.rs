@@ -2,7 +2,7 @@
 
 mod examples;
 mod invalid;
-mod monitors;
+mod observability;
 mod round_trip;
 
 use crate::support::ApiServer;
@@ -17,7 +17,7 @@ pub type Scenario = fn(Arc<ApiServer>) -> Pin<Box<dyn Future<Output = ()> + Send
 pub const ALL: &[(&str, Scenario)] = &[
     ("examples", |s| Box::pin(examples::run(s))),
     ("invalid", |s| Box::pin(invalid::run(s))),
-    ("monitors", |s| Box::pin(monitors::run(s))),
+    ("observability", |s| Box::pin(observability::run(s))),
     ("round_trip", |s| Box::pin(round_trip::run(s))),
 ];
 

@@ -1,8 +1,11 @@
-//! The chart's PodMonitor and ServiceMonitor (`prometheus.podMonitor`,
-//! `prometheus.serviceMonitor`) against prometheus-operator's own CRDs,
-//! taken from its Go module: the real API server accepts them in a
-//! server-side dry run (schema included), and the Grafana dashboards'
-//! ConfigMap with them.
+//! The chart's observability values. Its PodMonitor and ServiceMonitor
+//! (`prometheus.podMonitor`, `prometheus.serviceMonitor`) against
+//! prometheus-operator's own CRDs, taken from its Go module: the real API
+//! server accepts them in a server-side dry run (schema included), and the
+//! Grafana dashboards' ConfigMap with them. `tracing.collector` and
+//! `tracing.sampling` reach the controller's environment (a sampling
+//! `--set` gives as text included), and the schema refuses a share
+//! outside 0 to 1 and a collector that is not OTLP/HTTP.
 
 use crate::support::{ApiServer, repo};
 use std::process::Command;
@@ -65,6 +68,9 @@ pub async fn run(server: Arc<ApiServer>) {
             "templates/monitors.yaml",
         ])
         .args(["--show-only", "templates/dashboards.yaml"])
+        .args(["--show-only", "templates/deployment.yaml"])
+        .args(["--set", "tracing.collector=jaeger-collector.observability:4318"])
+        .args(["--set", "tracing.sampling=0.05"])
         .args(["--set", "prometheus.podMonitor.enabled=true"])
         .args(["--set", "prometheus.serviceMonitor.enabled=true"])
         .args(["--set", "prometheus.podMonitor.labels.release=prometheus"])
@@ -85,7 +91,32 @@ pub async fn run(server: Arc<ApiServer>) {
         "podmonitor.monitoring.coreos.com/strait-proxies created (server dry run)",
         "servicemonitor.monitoring.coreos.com/strait-controller created (server dry run)",
         "configmap/strait-dashboards created (server dry run)",
+        "deployment.apps/strait-controller created (server dry run)",
     ] {
         assert!(out.contains(created), "{created}: {out}");
+    }
+    for env in [
+        r#"{name: STRAIT_TRACE_COLLECTOR, value: "jaeger-collector.observability:4318"}"#,
+        r#"{name: STRAIT_TRACE_SAMPLING, value: "0.05"}"#,
+    ] {
+        assert!(yaml.contains(env), "{env} not in:\n{yaml}");
+    }
+    for (value, refused) in [
+        ("tracing.sampling=1.5", "/tracing/sampling"),
+        ("tracing.sampling=2", "/tracing/sampling"),
+        ("tracing.collector=https://jaeger:4318", "/tracing/collector"),
+        ("tracing.collector=jaeger", "/tracing/collector"),
+    ] {
+        let out = Command::new(format!("{bin}/helm"))
+            .args(["template", "strait"])
+            .arg(repo().join("helm/strait"))
+            .args(["--set", value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(refused),
+            "{value}: the schema should refuse it, naming {refused}: {err}"
+        );
     }
 }
