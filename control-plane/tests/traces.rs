@@ -248,6 +248,53 @@ fn one_trace_through_two_proxies_in_jaeger_and_requests_outlive_the_collector() 
     });
     assert!(rooted, "no trace started by the client proxy: {search}");
 
+    // A proxy that drains sends its queued spans before it exits (here a
+    // local-mode proxy with its own flag, in front of an upstream).
+    let (inbound, admin) = (free_port(), free_port());
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let mut solo = Command::new(mesh::bin("strait-proxy"))
+        .arg("--local")
+        .arg(&empty)
+        .args(["--trace-collector", &collector, "--workload", "solo"])
+        .args(["--inbound-addr", &format!("127.0.0.1:{inbound}")])
+        .args(["--outbound-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .args([
+            "--inbound-forward",
+            &format!("127.0.0.1:{}", mesh::upstream("solo")),
+        ])
+        .stderr(std::fs::File::create(tmp.path().join("solo.log")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the solo proxy", || {
+        curl(&["-m", "1", &format!("http://127.0.0.1:{admin}/ready")]).starts_with("ready")
+    });
+    let last = "5e1f0c0ffee0c0ffee0c0ffee0c0ffee";
+    let answer = curl(&[
+        "-m",
+        "5",
+        "-H",
+        &format!("traceparent: 00-{last}-00f067aa0ba902b7-01"),
+        &format!("http://127.0.0.1:{inbound}/"),
+    ]);
+    assert_eq!(answer, "solo");
+    curl(&[
+        "-m",
+        "2",
+        "-X",
+        "POST",
+        &format!("http://127.0.0.1:{admin}/shutdown"),
+    ]);
+    let exited = solo.wait().unwrap();
+    assert!(exited.success(), "{exited}");
+    let t = trace(query, last, 1);
+    assert_eq!(service(&t, &t["spans"][0]), "solo");
+    assert_eq!(
+        tag(&t, &t["spans"][0], "span.kind").as_deref(),
+        Some("server")
+    );
+
     // The collector goes away: every request still succeeds, and the
     // spans they would have made are counted as dropped.
     drop(jaeger);

@@ -99,7 +99,7 @@ pub fn handle(proxy: &Proxy, peer: SocketAddr, req: Request<Incoming>) -> Respon
             "/config is only served to loopback (it shows every route and endpoint)\n".into(),
         ),
         (&Method::GET, "/config") => {
-            let mut r = text(StatusCode::OK, proxy.state.load().to_json());
+            let mut r = text(StatusCode::OK, proxy.state.load().to_json(proxy.spans.settings().as_ref()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("application/json"),

@@ -166,6 +166,7 @@ impl Running {
             let _ = task.await;
         }
         let left = self.proxy.drain.wait_idle(self.drain_timeout).await;
+        self.proxy.spans.flush(Duration::from_secs(2)).await;
         if left > 0 {
             tracing::warn!(open = left, grace = ?self.drain_timeout, "grace period over; closing remaining connections");
         } else {

@@ -81,6 +81,9 @@ struct ConfigView<'a> {
     source: &'a str,
     applied_at_unix: u64,
     endpoints: usize,
+    /// Where spans go (absent: no span export).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracing: Option<&'a crate::spans::Settings>,
     config: &'a Snapshot,
 }
 
@@ -127,8 +130,8 @@ impl Applied {
         Ok(service)
     }
 
-    /// The `/config` JSON.
-    pub fn to_json(&self) -> String {
+    /// The `/config` JSON, with the span settings in effect.
+    pub fn to_json(&self, tracing: Option<&crate::spans::Settings>) -> String {
         let view = ConfigView {
             version: self.version,
             source: &self.source,
@@ -138,6 +141,7 @@ impl Applied {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             endpoints: self.snapshot.endpoint_count(),
+            tracing,
             config: &self.snapshot,
         };
         serde_json::to_string_pretty(&view).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

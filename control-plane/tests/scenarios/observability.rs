@@ -69,7 +69,10 @@ pub async fn run(server: Arc<ApiServer>) {
         ])
         .args(["--show-only", "templates/dashboards.yaml"])
         .args(["--show-only", "templates/deployment.yaml"])
-        .args(["--set", "tracing.collector=jaeger-collector.observability:4318"])
+        .args([
+            "--set",
+            "tracing.collector=jaeger-collector.observability:4318",
+        ])
         .args(["--set", "tracing.sampling=0.05"])
         .args(["--set", "prometheus.podMonitor.enabled=true"])
         .args(["--set", "prometheus.serviceMonitor.enabled=true"])
@@ -104,7 +107,10 @@ pub async fn run(server: Arc<ApiServer>) {
     for (value, refused) in [
         ("tracing.sampling=1.5", "/tracing/sampling"),
         ("tracing.sampling=2", "/tracing/sampling"),
-        ("tracing.collector=https://jaeger:4318", "/tracing/collector"),
+        (
+            "tracing.collector=https://jaeger:4318",
+            "/tracing/collector",
+        ),
         ("tracing.collector=jaeger", "/tracing/collector"),
     ] {
         let out = Command::new(format!("{bin}/helm"))

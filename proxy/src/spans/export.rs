@@ -56,6 +56,7 @@ impl Workload {
 pub struct Pipeline {
     tx: mpsc::Sender<SpanData>,
     metrics: Arc<Metrics>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Pipeline {
@@ -69,8 +70,17 @@ impl Pipeline {
             .map_err(|e| e.to_string())?;
         exporter.set_resource(&workload.resource());
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(rx, exporter, metrics.clone(), url.to_string()));
-        Ok(Pipeline { tx, metrics })
+        let task = tokio::spawn(run(rx, exporter, metrics.clone(), url.to_string()));
+        Ok(Pipeline {
+            tx,
+            metrics,
+            task: std::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    /// The export task, to wait for once every sender is gone.
+    pub fn take_task(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.task.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Queues a finished span, or drops it when the queue is full.

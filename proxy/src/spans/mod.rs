@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// Where spans go and how many traces the proxy starts recorded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Settings {
     /// The collector's OTLP/HTTP address (see [`traces_url`]).
     pub collector: String,
@@ -132,6 +132,22 @@ impl Spans {
         }
         // The old pipeline's task ends once its last span is sent.
         self.live.store(live);
+    }
+
+    /// Stops exporting and sends what is queued, waiting at most `grace`
+    /// (the proxy is draining: its last spans should not be lost).
+    pub async fn flush(&self, grace: std::time::Duration) {
+        let Some(live) = self.live.swap(None) else {
+            return;
+        };
+        let task = live.pipeline.take_task();
+        // The queue's last sender goes with the last in-flight request.
+        drop(live);
+        if let Some(task) = task
+            && tokio::time::timeout(grace, task).await.is_err()
+        {
+            tracing::warn!(?grace, "spans still queued at exit were not sent");
+        }
     }
 
     /// Applies the sampling decision to a request as it arrives; returns
