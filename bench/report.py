@@ -111,7 +111,7 @@ for meta_file in sorted(glob.glob(path("*.meta"))):
     metric = name.split(".")[0]
     text = read(base + ".out")
     parsed = (parse_oha(text) if metric.startswith(("lat", "mlat")) else
-              parse_wrk(text) if metric in ("h1", "mh1", "h1base", "h1tap") else
+              parse_wrk(text) if metric in ("h1", "mh1", "h1base", "h1tap", "h1nospans", "h1spans") else
               parse_codes(text) if metric == "mnew" else parse_h2load(text))
     if parsed is None:
         continue
@@ -349,32 +349,54 @@ out(f"Tools: wrk {v.get('wrk', '?')}, h2load {v.get('h2load', '?')}, oha {v.get(
     f"(`-q RATE -c 50 --latency-correction`), nginx {v.get('nginx', '?')} upstream; "
     f"kernel {v.get('kernel', '?')}, {v.get('cpu', '?')}.")
 
-# strait-proxy with one `strait tap` attached (bench/run.sh).
-if runs.get(("h1tap", "strait")) and runs.get(("h1base", "strait")):
-    def per_round(key):
-        base = {r["round"].replace("h1base", ""): r for r in runs[("h1base", "strait")]}
-        return [r[key] / base[r["round"].replace("h1tap", "")][key]
-                for r in runs[("h1tap", "strait")] if r["round"].replace("h1tap", "") in base]
+def variant(title, desc, base, var, heads, bar=None):
+    """One strait-proxy against a variant of it (interleaved rounds):
+    base and var are (metric, target) of wrk runs named METRIC.rN."""
+    if not (runs.get(base) and runs.get(var)):
+        return
     out("")
-    out("### strait-proxy with one `strait tap` attached")
+    out(f"### {title}")
     out("")
-    out("HTTP/1.1 max throughput (wrk, as above) without a tap and with one `strait tap --json` "
-        "reading every request (its output to /dev/null, the tap on CPU 0 with the load generator), "
-        "interleaved rounds.")
+    out(desc)
     out("")
-    out("| metric | no tap | one tap | tap ÷ no tap |")
+    out(f"| metric | {heads[0]} | {heads[1]} | ratio |")
     out("| --- | ---: | ---: | ---: |")
-    b_rps, t_rps = value("h1base", "strait", "rps"), value("h1tap", "strait", "rps")
-    out(f"| req/s (median of rounds) | {fmt(b_rps)} | {fmt(t_rps)} | {fmt(ratio(t_rps, b_rps), 2)}× |")
-    rr = per_round("rps")
-    out(f"|   per round | | | {', '.join(f'{x:.2f}' for x in rr)}; median {fmt(median(rr), 2)}× |")
-    b_cpu = cpu10k("h1base", "strait")
-    t_cpu = cpu10k("h1tap", "strait")
-    out(f"| proxy CPU s per 10,000 requests | {fmt(b_cpu, 3)} | {fmt(t_cpu, 3)} | {fmt(ratio(t_cpu, b_cpu), 2)}× |")
-    b_rss = mb(meta_max("h1base", "strait", "rss_max_kb"))
-    t_rss = mb(meta_max("h1tap", "strait", "rss_max_kb"))
-    out(f"| proxy RSS peak, MB | {fmt(b_rss, 1)} | {fmt(t_rss, 1)} | |")
+    b_rps, v_rps = value(*base, "rps"), value(*var, "rps")
+    out(f"| req/s (median of rounds) | {fmt(b_rps)} | {fmt(v_rps)} | {fmt(ratio(v_rps, b_rps), 2)}× |")
+    by_round = {r["round"].split(".", 1)[1]: r for r in runs[base]}
+    rr = [r["rps"] / by_round[r["round"].split(".", 1)[1]]["rps"]
+          for r in runs[var] if r["round"].split(".", 1)[1] in by_round]
+    verdict = ""
+    if bar is not None and rr:
+        verdict = f" — bar ≥ {bar:.2f}×: {'PASS' if median(rr) >= bar else 'FAIL'}"
+    out(f"|   per round | | | {', '.join(f'{x:.2f}' for x in rr)}; median {fmt(median(rr), 2)}×{verdict} |")
+    b_cpu, v_cpu = cpu10k(*base), cpu10k(*var)
+    out(f"| proxy CPU s per 10,000 requests | {fmt(b_cpu, 3)} | {fmt(v_cpu, 3)} | {fmt(ratio(v_cpu, b_cpu), 2)}× |")
+    b_rss, v_rss = mb(meta_max(*base, "rss_max_kb")), mb(meta_max(*var, "rss_max_kb"))
+    out(f"| proxy RSS peak, MB | {fmt(b_rss, 1)} | {fmt(v_rss, 1)} | |")
+
+
+# strait-proxy with one `strait tap` attached (bench/run.sh).
+variant("strait-proxy with one `strait tap` attached",
+        "HTTP/1.1 max throughput (wrk, as above) without a tap and with one `strait tap --json` "
+        "reading every request (its output to /dev/null, the tap on CPU 0 with the load generator), "
+        "interleaved rounds.",
+        ("h1base", "strait"), ("h1tap", "strait"), ("no tap", "one tap"))
+
+# Span export at 1 % to a live Jaeger (bench/run.sh).
+variant("strait-proxy exporting spans (1 % sampling, live Jaeger)",
+        "HTTP/1.1 max throughput (wrk, as above) through the same binary and config without span "
+        "export and with `--trace-collector` to a live Jaeger v1.76 (OTLP/HTTP, in-memory storage, on "
+        "CPU 0 with the load generator) at `--trace-sampling 0.01`: every request gets a new "
+        "`traceparent`, 1 % are recorded and exported. Two processes on CPU 1, interleaved rounds.",
+        ("h1nospans", "strait"), ("h1spans", "sttrace"), ("spans off", "spans at 1 %"), bar=0.97)
+spans = load_json("spans.json")
+if spans:
     out("")
+    out(f"Spans exported {spans.get('exported', 0):,}, dropped {spans.get('dropped', 0):,}; "
+        f"Jaeger holds {spans.get('jaeger_traces', 0):,} traces of `service.name` "
+        f"`{spans.get('service', '?')}`.")
+out("")
 
 # Two hops with mTLS (bench/mtls.sh).
 if runs.get(("mlat1000", "stpair")) or runs.get(("mh1", "stpair")):
