@@ -108,10 +108,12 @@ fn parent(span: &Value) -> Option<String> {
         .and_then(|r| r["spanID"].as_str().map(str::to_string))
 }
 
-fn dropped(admin: u16) -> f64 {
+/// `strait_spans_dropped_total{reason}` on a proxy.
+fn dropped(admin: u16, reason: &str) -> f64 {
+    let series = format!("strait_spans_dropped_total{{reason=\"{reason}\"}} ");
     curl(&[&format!("http://127.0.0.1:{admin}/metrics")])
         .lines()
-        .find_map(|l| l.strip_prefix("strait_spans_dropped_total{reason=\"export_failed\"} "))
+        .find_map(|l| l.strip_prefix(series.as_str()))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
 }
@@ -298,7 +300,7 @@ fn one_trace_through_two_proxies_in_jaeger_and_requests_outlive_the_collector() 
     // The collector goes away: every request still succeeds, and the
     // spans they would have made are counted as dropped.
     drop(jaeger);
-    let before = dropped(mesh.client.admin);
+    let before = dropped(mesh.client.admin, "export_failed");
     for i in 0..100 {
         let answer = send(&format!("00-{:032x}-00f067aa0ba902b7-01", i + 1));
         assert!(
@@ -307,7 +309,7 @@ fn one_trace_through_two_proxies_in_jaeger_and_requests_outlive_the_collector() 
         );
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while dropped(mesh.client.admin) <= before {
+    while dropped(mesh.client.admin, "export_failed") <= before {
         assert!(
             Instant::now() < deadline,
             "the drop counter did not grow:\n{}",
@@ -319,4 +321,40 @@ fn one_trace_through_two_proxies_in_jaeger_and_requests_outlive_the_collector() 
         mesh.log("web-client-0").contains("exporting spans failed"),
         "the proxy did not say why spans are dropped"
     );
+
+    // A collector that takes the connection and never answers: exports
+    // hang until their deadline, the queue fills, and what does not fit is
+    // dropped; every request is still answered.
+    let blackhole = std::net::TcpListener::bind(("127.0.0.1", otlp)).unwrap();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in blackhole.incoming().take(4) {
+            open.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+        drop(open);
+    });
+    let full_before = dropped(mesh.client.admin, "queue_full");
+    // More than one batch in flight and a full queue hold (512 + 2,048),
+    // sent faster than one export's 5 s deadline.
+    let n = 5000;
+    let mut args = vec!["-m", "60", "-H", "Host: web", "-w", "%{http_code}\n"];
+    args.extend(["--parallel", "--parallel-max", "8"]);
+    let urls = vec![url.as_str(); n];
+    for u in &urls {
+        args.extend(["-o", "/dev/null", u]);
+    }
+    let codes = curl(&args);
+    let ok = codes.lines().filter(|c| *c == "200").count();
+    assert_eq!(ok, n, "with a collector that never answers: {codes:.200}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dropped(mesh.client.admin, "queue_full") <= full_before {
+        assert!(
+            Instant::now() < deadline,
+            "a full queue dropped nothing:\n{}",
+            curl(&[&format!("http://127.0.0.1:{}/metrics", mesh.client.admin)])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(held);
 }

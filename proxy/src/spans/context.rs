@@ -64,19 +64,21 @@ fn hex(digits: &[u8]) -> Option<u128> {
     })
 }
 
-/// Formats a version-00 `traceparent` (on the stack).
+/// Formats a version-00 `traceparent` (on the stack: this runs for every
+/// request a proxy starts a trace for).
 pub fn format(tp: &TraceParent) -> [u8; LEN] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [b'-'; LEN];
-    let mut put = |at: usize, digits: usize, value: u128| {
-        for i in 0..digits {
-            out[at + i] = HEX[((value >> ((digits - 1 - i) * 4)) & 0xf) as usize];
+    let mut put = |at: usize, bytes: &[u8]| {
+        for (i, b) in bytes.iter().enumerate() {
+            out[at + 2 * i] = HEX[usize::from(b >> 4)];
+            out[at + 2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
     };
-    put(0, 2, 0);
-    put(3, 32, tp.trace_id);
-    put(36, 16, u128::from(tp.span_id));
-    put(53, 2, u128::from(tp.sampled));
+    put(0, &[0]);
+    put(3, &tp.trace_id.to_be_bytes());
+    put(36, &tp.span_id.to_be_bytes());
+    put(53, &[u8::from(tp.sampled)]);
     out
 }
 

@@ -28,11 +28,37 @@ pub use strait_api::collector::traces_url;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwapOption;
 use context::{Decision, TRACEPARENT, TraceParent};
-use http::{HeaderValue, Request};
+use http::{HeaderName, HeaderValue, Request};
 use opentelemetry::InstrumentationScope;
-use rand::Rng;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+/// Parsed once (a `&str` key is parsed again at every insert).
+static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+
+thread_local! {
+    /// Trace and span ids must be unique, not secret (W3C Trace Context
+    /// asks for random ones, not unpredictable ones): a fast generator per
+    /// thread, seeded from the OS-seeded one, draws them and the sampling
+    /// decision.
+    static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
+}
+
+/// A sampling draw in [0, 1), a trace id and a span id (neither zero,
+/// which means "invalid" in trace context).
+fn draw() -> (f64, u128, u64) {
+    IDS.with(|rng| {
+        let mut rng = rng.borrow_mut();
+        (
+            rng.random(),
+            rng.random::<u128>().max(1),
+            rng.random::<u64>().max(1),
+        )
+    })
+}
 
 /// Where spans go and how many traces the proxy starts recorded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -159,27 +185,20 @@ impl Spans {
             .headers()
             .get(TRACEPARENT)
             .and_then(|v| context::parse(v.as_bytes()));
-        let mut rng = rand::rng();
-        let (trace_id, parent) =
-            match context::decide(incoming, live.settings.sampling, rng.random()) {
-                Decision::Follow => return None,
-                Decision::Join(tp) => (tp.trace_id, Some(tp.span_id)),
-                Decision::Start { sampled: false } => {
-                    let tp = TraceParent {
-                        trace_id: nonzero(&mut rng),
-                        span_id: nonzero(&mut rng) as u64,
-                        sampled: false,
-                    };
-                    set_traceparent(req, &tp);
-                    return None;
-                }
-                Decision::Start { sampled: true } => (nonzero(&mut rng), None),
-            };
-        let span_id = loop {
-            let id: u64 = rng.random();
-            if id != 0 {
-                break id;
+        let (sample, new_trace, span_id) = draw();
+        let (trace_id, parent) = match context::decide(incoming, live.settings.sampling, sample) {
+            Decision::Follow => return None,
+            Decision::Join(tp) => (tp.trace_id, Some(tp.span_id)),
+            Decision::Start { sampled: false } => {
+                let tp = TraceParent {
+                    trace_id: new_trace,
+                    span_id,
+                    sampled: false,
+                };
+                set_traceparent(req, &tp);
+                return None;
             }
+            Decision::Start { sampled: true } => (new_trace, None),
         };
         set_traceparent(
             req,
@@ -225,19 +244,9 @@ impl Spans {
     }
 }
 
-/// A random id that is not zero (zero means "invalid" in trace context).
-fn nonzero(rng: &mut impl Rng) -> u128 {
-    loop {
-        let id: u128 = rng.random();
-        if id != 0 {
-            return id;
-        }
-    }
-}
-
 fn set_traceparent<B>(req: &mut Request<B>, tp: &TraceParent) {
     if let Ok(v) = HeaderValue::from_bytes(&context::format(tp)) {
-        req.headers_mut().insert(TRACEPARENT, v);
+        req.headers_mut().insert(TRACEPARENT_NAME.clone(), v);
     }
 }
 
