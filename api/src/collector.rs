@@ -1,6 +1,6 @@
-//! The trace collector's address: one rule for the controller's
-//! `--trace-collector` (the chart's `tracing.collector`) and the proxy's,
-//! so a value one accepts the other uses.
+//! The span settings' rules, one for the controller's flags (the chart's
+//! `tracing.*` values) and the proxy's, so a value one accepts the other
+//! uses: the collector's address and the sampling share.
 
 /// Why a collector address cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +41,39 @@ pub fn traces_url(addr: &str) -> Result<String, AddressError> {
     })
 }
 
+/// The share of the traces a proxy starts that are recorded, by default.
+pub const DEFAULT_SAMPLING: f64 = 0.01;
+
+/// A sampling share, a number from 0 to 1 (pure).
+pub fn parse_sampling(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number from 0 to 1 (0.01 records 1 % of traces)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampling_is_a_share() {
+        for (s, want) in [
+            ("0", Some(0.0)),
+            ("1", Some(1.0)),
+            ("0.01", Some(0.01)),
+            (".5", Some(0.5)),
+            ("1.5", None),
+            ("-0.1", None),
+            ("NaN", None),
+            ("1%", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_sampling(s).ok(), want, "{s:?}");
+        }
+    }
 
     #[test]
     fn collector_addresses_become_otlp_http_urls() {

@@ -133,7 +133,7 @@ struct Args {
     trace_collector: Option<String>,
     /// The share of the traces a proxy starts that are recorded (0 to 1;
     /// a caller's sampled flag always wins).
-    #[arg(long, env = "STRAIT_TRACE_SAMPLING", default_value_t = 0.01, value_parser = share)]
+    #[arg(long, env = "STRAIT_TRACE_SAMPLING", default_value_t = strait_api::collector::DEFAULT_SAMPLING, value_parser = strait_api::collector::parse_sampling)]
     trace_sampling: f64,
 }
 
@@ -147,16 +147,6 @@ async fn main() -> anyhow::Result<()> {
         .init();
     app::run(args.into_config()?).await?;
     Ok(())
-}
-
-/// A share from 0 to 1.
-fn share(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a number from 0 to 1 (0.01 records 1 % of traces)"
-        )),
-    }
 }
 
 /// A certificate lifetime: a duration from one minute to 30 days.

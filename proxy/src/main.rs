@@ -145,7 +145,7 @@ struct Args {
     trace_collector: Option<String>,
     /// With --trace-collector: the share of traces this proxy starts that
     /// are recorded (0 to 1; a caller's sampled flag always wins).
-    #[arg(long, env = "STRAIT_TRACE_SAMPLING", default_value_t = strait_proxy::spans::DEFAULT_SAMPLING, value_parser = parse_share)]
+    #[arg(long, env = "STRAIT_TRACE_SAMPLING", default_value_t = strait_api::collector::DEFAULT_SAMPLING, value_parser = strait_api::collector::parse_sampling)]
     trace_sampling: f64,
     /// The workload this pod belongs to (spans' `service.name`; the
     /// injector sets it; default: the pod's name).
@@ -234,15 +234,6 @@ fn main() -> anyhow::Result<()> {
 fn parse_collector(s: &str) -> Result<String, String> {
     strait_proxy::spans::traces_url(s).map_err(|e| e.to_string())?;
     Ok(s.to_string())
-}
-
-fn parse_share(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a number from 0 to 1 (0.01 records 1 % of traces)"
-        )),
-    }
 }
 
 /// `PORT:PATH`, a probe the injector listed.

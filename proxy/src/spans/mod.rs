@@ -69,9 +69,6 @@ pub struct Settings {
     pub sampling: f64,
 }
 
-/// The default share of traces the proxy starts that are recorded.
-pub const DEFAULT_SAMPLING: f64 = 0.01;
-
 /// Marks a request whose span is recorded, so the forwarding code can say
 /// who answered (the TLS peer) for it.
 #[derive(Debug, Clone, Copy)]
