@@ -413,7 +413,8 @@ if runs.get(("mlat1000", "stpair")) or runs.get(("mh1", "stpair")):
     out("| --- | ---: | ---: | ---: | ---: |")
 
     for q in QS:
-        row(f"latency at 1,000 rps, {q}, ms (median of {rounds} × {start.get('lat_s', '?')} s)",
+        m_rounds = load_json("mtls-rounds.json", {}).get("rounds", rounds)
+        row(f"latency at 1,000 rps, {q}, ms (median of {m_rounds} × {start.get('lat_s', '?')} s)",
              [value("mlat1000", t, q) for t in ["direct"] + PAIRS], 3)
     for q in QS:
         row(f"  **added** over direct, {q}, ms", [None] + [added("mlat1000", t, q) for t in PAIRS], 3)

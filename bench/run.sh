@@ -9,7 +9,8 @@
 #                            them below the ephemeral range, 32768+)
 #   BENCH_DURATION  [5]      seconds of each throughput round
 #   BENCH_TPUT_ROUNDS [3]    interleaved rounds of each throughput measurement
-#   BENCH_LAT_ROUNDS [3]     interleaved rounds of each latency measurement
+#   BENCH_LAT_ROUNDS [3]     interleaved rounds of each one-hop latency measurement
+#   BENCH_MTLS_LAT_ROUNDS [9] interleaved rounds of the mTLS pairs' latency
 #   BENCH_LAT_DURATION [10]  seconds of each 1,000 rps round
 #   BENCH_LAT5K_DURATION [5] seconds of each 5,000 rps round
 #   BENCH_CONNS     [50]     HTTP/1.1 connections (wrk and oha)
