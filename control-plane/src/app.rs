@@ -108,8 +108,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         Source::Local { dev_ca, .. } => dev_ca.identity.trust_domain.clone(),
         Source::Kubernetes(k) => k.identity.trust_domain.clone(),
     };
-    let shared = Shared::new(&config.replica, &trust_domain);
-    *shared.mesh.write().unwrap_or_else(|e| e.into_inner()) = config.mesh.clone();
+    let shared = Shared::new(&config.replica, &trust_domain, config.mesh);
     // Fires on SIGTERM or SIGINT: the leader releases its Lease, the
     // config stream stops.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

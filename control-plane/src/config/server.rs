@@ -126,7 +126,7 @@ impl ConfigDiscovery for Server {
                     for (i, part) in parts.iter().enumerate() {
                         let mut part = part.clone();
                         if i == 0 && part.full {
-                            part.mesh = Some(shared.mesh_settings());
+                            part.mesh = Some(shared.mesh.clone());
                         }
                         if tx.send(Ok(part)).await.is_err() {
                             return;

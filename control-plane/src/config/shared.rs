@@ -53,13 +53,17 @@ pub struct Shared {
     rejections_logged: Mutex<BTreeMap<Key, Rejection>>,
     /// The controller's counters (`:9990/metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// Mesh-wide settings, sent with every full set.
-    pub mesh: RwLock<strait_api::wire::MeshSettings>,
+    /// Mesh-wide settings (the controller's flags), sent with every full set.
+    pub mesh: strait_api::wire::MeshSettings,
 }
 
 impl Shared {
-    /// Empty state for replica `replica`.
-    pub fn new(replica: &str, trust_domain: &str) -> Arc<Self> {
+    /// Empty state for replica `replica`, telling proxies `mesh`.
+    pub fn new(
+        replica: &str,
+        trust_domain: &str,
+        mesh: strait_api::wire::MeshSettings,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store: Mutex::new(Store::default()),
             pods: RwLock::new(Pods::default()),
@@ -74,13 +78,8 @@ impl Shared {
             trust_domain: trust_domain.to_string(),
             rejections_logged: Mutex::new(BTreeMap::new()),
             metrics: Default::default(),
-            mesh: Default::default(),
+            mesh,
         })
-    }
-
-    /// The mesh-wide settings a full set carries.
-    pub fn mesh_settings(&self) -> strait_api::wire::MeshSettings {
-        self.mesh.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether every source has its initial list in (the controller is

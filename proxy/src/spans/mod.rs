@@ -180,7 +180,7 @@ impl Spans {
         let live = guard.as_ref()?;
         let incoming = req
             .headers()
-            .get(TRACEPARENT)
+            .get(&TRACEPARENT_NAME)
             .and_then(|v| context::parse(v.as_bytes()));
         let (sample, new_trace, span_id) = draw();
         let (trace_id, parent) = match context::decide(incoming, live.settings.sampling, sample) {
