@@ -10,27 +10,8 @@ P_TR_OUT=$((BASE + 74)) P_TR_IN=$((BASE + 75)) P_TR_ADMIN=$((BASE + 76))
 for p in $P_JG_OTLP $P_JG_QUERY $P_JG_GRPC $P_TR_OUT $P_TR_IN $P_TR_ADMIN; do
     [ -z "$(ss -Hltn "sport = :$p")" ] || die "port $p is in use; set BENCH_PORT_BASE"
 done
-cat >"$WORK/jaeger.yaml" <<JAEGER_CONFIG
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces: {receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter]}
-  telemetry: {metrics: {level: none}, logs: {level: warn}}
-extensions:
-  jaeger_query:
-    storage: {traces: mem}
-    http: {endpoint: '127.0.0.1:$P_JG_QUERY'}
-    grpc: {endpoint: '127.0.0.1:$P_JG_GRPC'}
-  jaeger_storage:
-    backends: {mem: {memory: {max_traces: 100000}}}
-receivers:
-  otlp: {protocols: {http: {endpoint: '127.0.0.1:$P_JG_OTLP'}}}
-processors:
-  batch: {}
-exporters:
-  jaeger_storage_exporter: {trace_storage: mem}
-JAEGER_CONFIG
-taskset -c 0 "$JAEGER" --config "file:$WORK/jaeger.yaml" >"$RAW/jaeger.stderr" 2>&1 &
+JAEGER_OTLP=$P_JG_OTLP JAEGER_QUERY=$P_JG_QUERY JAEGER_GRPC=$P_JG_GRPC \
+    taskset -c 0 "$JAEGER" --config "file:$ROOT/tests/k8s-tools/jaeger/config.yaml" >"$RAW/jaeger.stderr" 2>&1 &
 JG_PID=$!
 PIDS+=($JG_PID)
 taskset -c 1 "$STRAIT" --local "$WORK/manifests" \

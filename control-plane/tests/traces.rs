@@ -30,22 +30,17 @@ fn jaeger_bin() -> String {
         .to_string()
 }
 
-/// Jaeger with in-memory storage: OTLP/HTTP on `otlp`, the query API on
-/// `query`.
+/// Jaeger with in-memory storage (`tests/k8s-tools/jaeger/config.yaml`):
+/// OTLP/HTTP on `otlp`, the query API on `query`.
 fn jaeger(dir: &std::path::Path, otlp: u16, query: u16) -> Proc {
-    let config = dir.join("jaeger.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "service:\n  extensions: [jaeger_storage, jaeger_query]\n  pipelines:\n    traces: {{receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter]}}\n  telemetry: {{metrics: {{level: none}}, logs: {{level: warn}}}}\nextensions:\n  jaeger_query:\n    storage: {{traces: mem}}\n    http: {{endpoint: '127.0.0.1:{query}'}}\n    grpc: {{endpoint: '127.0.0.1:{}'}}\n  jaeger_storage:\n    backends: {{mem: {{memory: {{max_traces: 10000}}}}}}\nreceivers:\n  otlp: {{protocols: {{http: {{endpoint: '127.0.0.1:{otlp}'}}}}}}\nprocessors:\n  batch: {{timeout: 200ms}}\nexporters:\n  jaeger_storage_exporter: {{trace_storage: mem}}\n",
-            free_port()
-        ),
-    )
-    .unwrap();
+    let config = strait_test_support::repo().join("tests/k8s-tools/jaeger/config.yaml");
     let p = Proc(
         Command::new(jaeger_bin())
             .arg("--config")
             .arg(format!("file:{}", config.display()))
+            .env("JAEGER_OTLP", otlp.to_string())
+            .env("JAEGER_QUERY", query.to_string())
+            .env("JAEGER_GRPC", free_port().to_string())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("jaeger.log")).unwrap())
             .spawn()
