@@ -21,11 +21,8 @@ TOOLS=$(cd "$HERE/../k8s-tools" && pwd)
 log() { printf 'cluster-tools: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-if ! command -v go >/dev/null 2>&1; then
-  for d in /usr/local/go/bin "$HOME/go/bin" /usr/lib/go/bin; do
-    if [[ -x $d/go ]]; then PATH=$d:$PATH; break; fi
-  done
-fi
+# shellcheck source=/dev/null
+. "$TOOLS/find-go.sh"
 
 CP_BIN=$("$TOOLS/install.sh" | tail -1)
 

@@ -25,11 +25,8 @@ log() { printf 'k8s-tools: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # --- Go -----------------------------------------------------------------
-if ! command -v go >/dev/null 2>&1; then
-  for d in /usr/local/go/bin "$HOME/go/bin" /usr/lib/go/bin; do
-    if [[ -x $d/go ]]; then PATH=$d:$PATH; break; fi
-  done
-fi
+# shellcheck source=/dev/null
+. "$HERE/find-go.sh"
 
 # --- versions, read from the wrapper go.mod files -------------------------
 modver() { # modver <go.mod> <module path>

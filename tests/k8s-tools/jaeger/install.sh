@@ -16,11 +16,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { printf 'jaeger: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-if ! command -v go >/dev/null 2>&1; then
-  for d in /usr/local/go/bin "$HOME/go/bin" /usr/lib/go/bin; do
-    if [[ -x $d/go ]]; then PATH=$d:$PATH; break; fi
-  done
-fi
+# shellcheck source=/dev/null
+. "$HERE/../find-go.sh"
 
 VERSION=$(awk '$1 == "github.com/jaegertracing/jaeger" { print $2; exit }' "$HERE/go.mod")
 [[ -n $VERSION ]] || die "cannot find the jaeger version in $HERE/go.mod"
