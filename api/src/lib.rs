@@ -31,6 +31,7 @@ pub mod manifest;
 pub mod model;
 pub mod parts;
 pub mod process;
+pub mod rewrite;
 pub mod route;
 pub mod split;
 pub mod translate;

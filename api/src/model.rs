@@ -93,7 +93,7 @@ pub struct ServicePort {
     pub routes: Option<Vec<Route>>,
 }
 
-/// One rule of a TrafficRoute.
+/// One rule of a TrafficRoute, HTTPRoute or GRPCRoute.
 #[derive(Debug, Clone, Serialize)]
 pub struct Route {
     /// `trafficroute/rule`, the `route` metric label.
@@ -117,6 +117,13 @@ pub struct Route {
     pub response_headers: HeaderModifier,
     /// A copy of a share of the rule's requests to another backend.
     pub mirror: Option<Mirror>,
+    /// Answer with a redirect instead of forwarding (HTTPRoute).
+    pub redirect: Option<crate::rewrite::Redirect>,
+    /// Change the path or host before forwarding (HTTPRoute).
+    pub rewrite: Option<crate::rewrite::Rewrite>,
+    /// The object the rule came from, `kind namespace/name`, so that
+    /// `strait explain` and `/config` can say which one.
+    pub source: String,
 }
 
 /// The route used for a Service with no TrafficRoute (and its metric label).

@@ -24,6 +24,10 @@ pub struct ObjectMeta {
     /// Generation (set by the API server).
     #[serde(default)]
     pub generation: Option<i64>,
+    /// When the API server created the object (RFC 3339, UTC, so the text
+    /// sorts by time): of two conflicting routes the older one wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
 }
 
 impl ObjectMeta {

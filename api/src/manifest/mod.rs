@@ -9,10 +9,12 @@
 //! directory of ordinary application manifests can be used as it is.
 
 pub mod dir;
+mod gateway;
 mod key;
 mod kube;
 mod strait;
 
+pub use gateway::*;
 pub use key::ObjectKey;
 pub use kube::*;
 pub use strait::*;
@@ -46,19 +48,30 @@ pub enum Object {
     DestinationPolicy(DestinationPolicy),
     /// `v1/Pod`: a meshed Pod's identity (see [`Pod`]).
     Pod(Pod),
+    /// `gateway.networking.k8s.io/v1/HTTPRoute` with Service parents (GAMMA).
+    HttpRoute(HttpRoute),
+    /// `gateway.networking.k8s.io/v1/GRPCRoute` with Service parents (GAMMA).
+    GrpcRoute(GrpcRoute),
 }
 
 impl Object {
     /// `(kind, namespace, name)`: the object's identity.
     pub fn key(&self) -> (&'static str, &str, &str) {
-        let (kind, meta) = match self {
+        let (kind, meta) = self.kind_and_meta();
+        (kind, meta.namespace(), meta.name.as_str())
+    }
+
+    /// The kind and the metadata.
+    pub fn kind_and_meta(&self) -> (&'static str, &ObjectMeta) {
+        match self {
             Object::Service(o) => ("Service", &o.metadata),
             Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
             Object::TrafficRoute(o) => ("TrafficRoute", &o.metadata),
             Object::DestinationPolicy(o) => ("DestinationPolicy", &o.metadata),
             Object::Pod(o) => ("Pod", &o.metadata),
-        };
-        (kind, meta.namespace(), meta.name.as_str())
+            Object::HttpRoute(o) => ("HTTPRoute", &o.metadata),
+            Object::GrpcRoute(o) => ("GRPCRoute", &o.metadata),
+        }
     }
 
     /// The key the object is stored and sent under.
@@ -69,13 +82,7 @@ impl Object {
 
     /// `kind namespace/name`, for messages.
     pub fn describe(&self) -> String {
-        let (kind, meta) = match self {
-            Object::Service(o) => ("Service", &o.metadata),
-            Object::EndpointSlice(o) => ("EndpointSlice", &o.metadata),
-            Object::TrafficRoute(o) => ("TrafficRoute", &o.metadata),
-            Object::DestinationPolicy(o) => ("DestinationPolicy", &o.metadata),
-            Object::Pod(o) => ("Pod", &o.metadata),
-        };
+        let (kind, meta) = self.kind_and_meta();
         format!("{kind} {}/{}", meta.namespace(), meta.name)
     }
 }
@@ -267,6 +274,20 @@ fn parse_document(doc: &str) -> Result<Option<Object>, (usize, String)> {
         (STRAIT_API_VERSION, "DestinationPolicy") => {
             Object::DestinationPolicy(serde_saphyr::from_str(doc).map_err(located)?)
         }
+        (GATEWAY_API_VERSION, "HTTPRoute") => {
+            Object::HttpRoute(serde_saphyr::from_str(doc).map_err(located)?)
+        }
+        (GATEWAY_API_VERSION, "GRPCRoute") => {
+            Object::GrpcRoute(serde_saphyr::from_str(doc).map_err(located)?)
+        }
+        (v, "HTTPRoute" | "GRPCRoute") if v.starts_with("gateway.networking.k8s.io/") => {
+            return Err((
+                1,
+                format!(
+                    "unsupported apiVersion {v:?} for {kind}; this Strait reads {GATEWAY_API_VERSION} (the standard channel since Gateway API v1.0 for HTTPRoute, v1.1 for GRPCRoute)"
+                ),
+            ));
+        }
         (v, "TrafficRoute" | "DestinationPolicy") if v.starts_with("strait.dev/") => {
             return Err((
                 1,
@@ -301,6 +322,8 @@ pub fn parse_json(kind: &str, json: impl AsRef<[u8]>) -> Result<Object, String> 
         "DestinationPolicy" => {
             Object::DestinationPolicy(serde_json::from_slice(json).map_err(err)?)
         }
+        "HTTPRoute" => Object::HttpRoute(serde_json::from_slice(json).map_err(err)?),
+        "GRPCRoute" => Object::GrpcRoute(serde_json::from_slice(json).map_err(err)?),
         other => return Err(format!("unknown kind {other:?}")),
     })
 }

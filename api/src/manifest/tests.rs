@@ -158,8 +158,8 @@ apiVersion: v1\n\
 kind: Service\n\
 metadata: {name: [broken\n\
 ---\n\
-apiVersion: gateway.networking.k8s.io/v1\n\
-kind: HTTPRoute\n\
+apiVersion: apps/v1\n\
+kind: Deployment\n\
 metadata: {name: r}\n\
 ---\n\
 apiVersion: v1\n\
@@ -185,7 +185,7 @@ spec: {ports: [{port: 80}]}\n";
         skipped(text),
         [Skipped {
             line: 18,
-            kind: "gateway.networking.k8s.io/v1/HTTPRoute".into()
+            kind: "apps/v1/Deployment".into()
         }]
     );
 }

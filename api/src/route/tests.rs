@@ -187,6 +187,9 @@ fn route(name: &str, matches: Vec<RouteMatch>) -> Route {
         request_headers: Default::default(),
         response_headers: Default::default(),
         mirror: None,
+        redirect: None,
+        rewrite: None,
+        source: "TrafficRoute ns/r".into(),
     }
 }
 

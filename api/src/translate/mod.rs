@@ -8,17 +8,19 @@
 //! callers decide whether that rejects the whole set (local mode does, so the
 //! last good config stays in force) or only the object (the control plane).
 
+mod attach;
+mod gateway;
 mod index;
 mod policy;
 mod rule;
 
 use crate::manifest::{
     DestinationPolicy, EndpointSlice, Located, ManifestError, Object, SERVICE_NAME_LABEL, Service,
-    TrafficRoute,
 };
 use crate::model::{
     Backend, Endpoint, Policy, ServiceAccount, ServicePort, ServicePortKey, Snapshot,
 };
+use attach::attach_routes;
 use index::{NsName, ServiceIndex};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -89,7 +91,7 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
     let mut services: HashMap<NsName, &Service> = HashMap::new();
     let mut slices: Vec<&EndpointSlice> = Vec::new();
     let mut policies: HashMap<NsName, Policy> = HashMap::new();
-    let mut routes: Vec<(&Located<Object>, &TrafficRoute)> = Vec::new();
+    let mut routes: Vec<&Located<Object>> = Vec::new();
     let mut meshed: HashMap<NsName, ServiceAccount> = HashMap::new();
     for o in objects {
         match &o.object {
@@ -115,7 +117,15 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
                 }
                 Err(e) => errors.push(err(o, e)),
             },
-            Object::TrafficRoute(r) => routes.push((o, r)),
+            Object::TrafficRoute(_) => routes.push(o),
+            Object::HttpRoute(r) if gateway::has_service_parent(&r.spec.parent_refs) => {
+                routes.push(o)
+            }
+            Object::GrpcRoute(r) if gateway::has_service_parent(&r.spec.parent_refs) => {
+                routes.push(o)
+            }
+            // Routes of Gateways only: another controller's.
+            Object::HttpRoute(_) | Object::GrpcRoute(_) => {}
             Object::Pod(p) if p.is_meshed() => {
                 let ns = p.metadata.namespace().to_string();
                 let sa = ServiceAccount {
@@ -183,54 +193,9 @@ pub fn translate(objects: &[Located<Object>]) -> Translation {
         }
     }
 
-    // Routes in namespace/name order, so the merged rule order is stable
-    // whatever order files were read in.
-    routes.sort_by(|a, b| {
-        (a.1.metadata.namespace(), &a.1.metadata.name)
-            .cmp(&(b.1.metadata.namespace(), &b.1.metadata.name))
-    });
     let index = ServiceIndex { services };
-    // Which route already claims a set of matches on a parent: the earlier
-    // route (by namespace/name) keeps it, a later one is refused.
-    let mut claims: HashMap<(ServicePortKey, String), String> = HashMap::new();
-    for (o, route) in routes {
-        match rule::convert_route(route, &index) {
-            Ok((parents, rules)) => {
-                let conflict = parents.iter().find_map(|parent| {
-                    rules.iter().enumerate().find_map(|(i, r)| {
-                        claims.get(&(parent.clone(), match_signature(r))).map(|owner| {
-                            format!(
-                                "rules[{i}] claims the same matches as {owner} on {parent}; the route first by name keeps them"
-                            )
-                        })
-                    })
-                });
-                if let Some(message) = conflict {
-                    errors.push(err(o, message));
-                    continue;
-                }
-                for parent in parents {
-                    for r in &rules {
-                        claims
-                            .entry((parent.clone(), match_signature(r)))
-                            .or_insert_with(|| format!("rule {}", r.name));
-                    }
-                    if let Some(sp) = snapshot.services.get_mut(&parent) {
-                        sp.routes
-                            .get_or_insert_with(Vec::new)
-                            .extend(rules.iter().cloned());
-                    }
-                }
-            }
-            Err(e) => errors.push(err(o, e)),
-        }
-    }
+    attach_routes(&routes, &index, &mut snapshot, &mut errors, &err);
     Translation { snapshot, errors }
-}
-
-/// Two rules with equal signatures match exactly the same requests.
-fn match_signature(r: &crate::model::Route) -> String {
-    serde_json::to_string(&r.matches).unwrap_or_default()
 }
 
 fn check_policy_target(

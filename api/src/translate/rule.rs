@@ -210,10 +210,13 @@ fn convert_rule(
         response_headers: modifier(&r.response_headers)
             .map_err(|e| format!(".responseHeaders: {e}"))?,
         mirror,
+        redirect: None,
+        rewrite: None,
+        source: format!("TrafficRoute {ns}/{route_name}"),
     })
 }
 
-fn convert_match(m: &RouteMatchSpec) -> Result<RouteMatch, String> {
+pub(crate) fn convert_match(m: &RouteMatchSpec) -> Result<RouteMatch, String> {
     let path = m
         .path
         .as_ref()
@@ -318,7 +321,7 @@ fn header_name(s: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not a valid header name"))
 }
 
-fn modifier(spec: &Option<HeaderModifierSpec>) -> Result<HeaderModifier, String> {
+pub(crate) fn modifier(spec: &Option<HeaderModifierSpec>) -> Result<HeaderModifier, String> {
     let Some(spec) = spec else {
         return Ok(HeaderModifier::default());
     };

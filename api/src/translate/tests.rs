@@ -3,7 +3,7 @@ use crate::manifest::parse_file;
 use crate::model::{Affinity, LoadBalancer, PathMatch};
 use std::time::Duration;
 
-const BASE: &str = r#"
+pub(super) const BASE: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: shop}
@@ -100,7 +100,7 @@ spec:
   timeouts: {connect: 250ms}
 "#;
 
-fn translate_str(text: &str) -> Translation {
+pub(super) fn translate_str(text: &str) -> Translation {
     let (objects, errors) = parse_file("t.yaml", text);
     assert!(errors.is_empty(), "{errors:?}");
     translate(&objects)

@@ -121,6 +121,7 @@ fn api_meta(m: &kube::api::ObjectMeta) -> strait_api::manifest::ObjectMeta {
         labels: m.labels.clone().unwrap_or_default(),
         annotations: m.annotations.clone().unwrap_or_default(),
         generation: m.generation,
+        creation_timestamp: m.creation_timestamp.as_ref().map(|t| t.0.to_string()),
     }
 }
 

@@ -34,21 +34,16 @@ pub async fn run(client: Client, shared: Arc<Shared>) {
 /// Converts a Kubernetes object to the store's form, or says why not.
 ///
 /// Only what routing needs is kept: status, resourceVersion, managedFields,
-/// uid, timestamps and kubectl's last-applied annotation change without the
-/// spec changing (our own status writes among them), and must not cause a
-/// new config version for every proxy.
+/// uid and kubectl's last-applied annotation change without the spec
+/// changing (our own status writes among them), and must not cause a new
+/// config version for every proxy. `creationTimestamp` stays: it never
+/// changes, and of two conflicting routes the older one wins.
 pub fn convert<K: Serialize>(kind: &str, obj: &K) -> Result<(Object, String), String> {
     let mut v = serde_json::to_value(obj).map_err(|e| e.to_string())?;
     if let Some(o) = v.as_object_mut() {
         o.remove("status");
         if let Some(meta) = o.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            for k in [
-                "resourceVersion",
-                "managedFields",
-                "uid",
-                "creationTimestamp",
-                "selfLink",
-            ] {
+            for k in ["resourceVersion", "managedFields", "uid", "selfLink"] {
                 meta.remove(k);
             }
             if let Some(a) = meta.get_mut("annotations").and_then(|a| a.as_object_mut()) {
