@@ -83,7 +83,32 @@ pub fn explain(
                 );
                 return o;
             };
-            let _ = writeln!(o, "route     {} matches", rule.name);
+            let _ = writeln!(o, "route     {} matches (from {})", rule.name, rule.source);
+            if let Some(r) = &rule.redirect {
+                let host = uri.host().unwrap_or(&service.key.name);
+                let location = strait_api::rewrite::location(
+                    r,
+                    "http",
+                    host,
+                    service.key.port,
+                    uri.path(),
+                    uri.query(),
+                );
+                let _ = writeln!(o, "answer    {} redirect to {location}", r.status);
+                return o;
+            }
+            if let Some(w) = &rule.rewrite {
+                let path = w
+                    .path
+                    .as_ref()
+                    .map(|c| strait_api::rewrite::rewrite_path(c, uri.path()));
+                let _ = writeln!(
+                    o,
+                    "rewrite   path {} host {}",
+                    path.as_deref().unwrap_or("kept"),
+                    w.hostname.as_deref().unwrap_or("kept")
+                );
+            }
             let total: u64 = rule.backends.iter().map(|b| u64::from(b.weight)).sum();
             let weights: Vec<String> = rule
                 .backends
@@ -349,7 +374,7 @@ mod tests {
         let out = run("GET", "http://web/api/items?beta=1", &["x-canary: true"]);
         assert!(out.contains("service   shop/web:80"), "{out}");
         assert!(
-            out.contains("route     web/canary-by-header matches"),
+            out.contains("route     web/canary-by-header matches (from TrafficRoute shop/web)"),
             "{out}"
         );
         assert!(out.contains("backend   shop/web-v2:80"), "{out}");

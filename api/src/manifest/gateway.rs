@@ -432,3 +432,58 @@ pub struct GrpcMethodMatch {
     #[serde(default)]
     pub method: Option<String>,
 }
+
+/// The Services a Gateway route names: its Service parents, and the
+/// Services its rules send or mirror to (for who-sees-what, before any
+/// validation).
+pub trait ServiceRefs {
+    /// Names of the Service parents.
+    fn service_parents(&self) -> Vec<&str>;
+    /// Names of backend and mirror Services.
+    fn backend_services(&self) -> Vec<&str>;
+}
+
+fn parent_names(refs: &[GatewayParentRef]) -> Vec<&str> {
+    refs.iter()
+        .filter(|p| p.is_service())
+        .map(|p| p.name.as_str())
+        .collect()
+}
+
+fn rule_services<'a>(backends: &'a [HttpBackendRef], filters: &'a [HttpRouteFilter]) -> impl Iterator<Item = &'a str> {
+    backends
+        .iter()
+        .map(|b| b.target.name.as_str())
+        .chain(
+            filters
+                .iter()
+                .filter_map(|f| f.request_mirror.as_ref())
+                .map(|m| m.backend_ref.name.as_str()),
+        )
+}
+
+impl ServiceRefs for HttpRoute {
+    fn service_parents(&self) -> Vec<&str> {
+        parent_names(&self.spec.parent_refs)
+    }
+    fn backend_services(&self) -> Vec<&str> {
+        self.spec
+            .rules
+            .iter()
+            .flat_map(|r| rule_services(&r.backend_refs, &r.filters))
+            .collect()
+    }
+}
+
+impl ServiceRefs for GrpcRoute {
+    fn service_parents(&self) -> Vec<&str> {
+        parent_names(&self.spec.parent_refs)
+    }
+    fn backend_services(&self) -> Vec<&str> {
+        self.spec
+            .rules
+            .iter()
+            .flat_map(|r| rule_services(&r.backend_refs, &r.filters))
+            .collect()
+    }
+}

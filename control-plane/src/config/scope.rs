@@ -30,7 +30,7 @@
 use super::delta::{Delta, Json, Key};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use strait_api::manifest::{Object, SERVICE_NAME_LABEL};
+use strait_api::manifest::{Object, SERVICE_NAME_LABEL, ServiceRefs};
 
 /// The annotation on a Service that limits who sees it.
 pub const EXPORT_TO_ANNOTATION: &str = "strait.dev/export-to";
@@ -177,6 +177,8 @@ impl Scope {
                     }
                     Some(r.spec.parent_ref.name.clone())
                 }
+                Object::HttpRoute(r) => gateway_uses(&ns, r, &mut uses),
+                Object::GrpcRoute(r) => gateway_uses(&ns, r, &mut uses),
             };
             if let Some(name) = service {
                 follows.push((key, (ns, name)));
@@ -330,6 +332,22 @@ pub fn narrow(delta: &Delta, t: &Transition, namespace: &str) -> Delta {
             .collect(),
         removals: removals.into_iter().cloned().collect(),
     }
+}
+
+/// A Gateway route follows its (first) Service parent, and every Service
+/// parent uses its backends, like a TrafficRoute's.
+fn gateway_uses(
+    ns: &str,
+    r: &impl ServiceRefs,
+    uses: &mut HashMap<ServiceName, Vec<ServiceName>>,
+) -> Option<String> {
+    let parents = r.service_parents();
+    let backends = r.backend_services();
+    for parent in &parents {
+        let targets = uses.entry((ns.to_string(), parent.to_string())).or_default();
+        targets.extend(backends.iter().map(|b| (ns.to_string(), b.to_string())));
+    }
+    parents.first().map(|p| p.to_string())
 }
 
 #[cfg(test)]

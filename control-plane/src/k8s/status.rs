@@ -1,5 +1,6 @@
-//! Writing `Accepted` / `ResolvedRefs` conditions to TrafficRoutes and
-//! DestinationPolicies, when they change, by the leader only.
+//! Writing `Accepted` / `ResolvedRefs` conditions to TrafficRoutes,
+//! DestinationPolicies, HTTPRoutes and GRPCRoutes (the last two through
+//! [`super::gateway_status`]), when they change, by the leader only.
 //!
 //! After each publish the writer compares every Strait object's desired
 //! conditions ([`super::conditions`]) with what it last wrote for that
@@ -8,6 +9,7 @@
 //! API way (the time changes only when the status does).
 
 use super::conditions::{Desired, desired};
+use super::gateway_status;
 use crate::config::shared::Shared;
 use crate::crd::{Condition, DestinationPolicy, TrafficRoute};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -18,8 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use strait_api::manifest::Object;
-use strait_api::manifest::ObjectKey;
+use strait_api::manifest::{Object, ObjectKey, ServiceRefs};
 
 type Written = HashMap<ObjectKey, (i64, [Desired; 2])>;
 
@@ -46,44 +47,55 @@ pub async fn run(client: Client, shared: Arc<Shared>, is_leader: Arc<AtomicBool>
             let version = store.version();
             store
                 .latest()
-                .filter(|(k, _)| k.kind == "TrafficRoute" || k.kind == "DestinationPolicy")
-                .map(|(k, o)| {
-                    let generation = match o {
-                        Object::TrafficRoute(r) => r.metadata.generation,
-                        Object::DestinationPolicy(p) => p.metadata.generation,
-                        _ => None,
-                    }
-                    .unwrap_or(0);
-                    (
-                        k.clone(),
-                        generation,
-                        desired(
-                            store.rejections().get(k),
-                            version,
-                            super::conditions::caveat(o, &|ns, name| {
-                                let key = strait_api::manifest::ObjectKey::new("Service", ns, name);
-                                match store.latest().find(|(k, _)| **k == key) {
-                                    Some((_, Object::Service(s))) => s
-                                        .metadata
-                                        .annotations
-                                        .get(crate::config::scope::EXPORT_TO_ANNOTATION)
-                                        .cloned(),
-                                    _ => None,
-                                }
-                            })
-                            .as_deref(),
+                .filter_map(|(k, o)| {
+                    let rejection = store.rejections().get(k);
+                    let (generation, parents, conditions) = match o {
+                        Object::TrafficRoute(r) => (
+                            r.metadata.generation,
+                            None,
+                            desired(rejection, version, None),
                         ),
-                    )
+                        Object::DestinationPolicy(p) => (
+                            p.metadata.generation,
+                            None,
+                            desired(
+                                rejection,
+                                version,
+                                super::conditions::caveat(o, &|ns, name| {
+                                    export_to(&store, ns, name)
+                                })
+                                .as_deref(),
+                            ),
+                        ),
+                        Object::HttpRoute(r) if !r.service_parents().is_empty() => (
+                            r.metadata.generation,
+                            Some(r.spec.parent_refs.clone()),
+                            gateway_status::desired(rejection, version),
+                        ),
+                        Object::GrpcRoute(r) if !r.service_parents().is_empty() => (
+                            r.metadata.generation,
+                            Some(r.spec.parent_refs.clone()),
+                            gateway_status::desired(rejection, version),
+                        ),
+                        _ => return None,
+                    };
+                    Some((k.clone(), generation.unwrap_or(0), parents, conditions))
                 })
-                .filter(|(k, g, d)| {
+                .filter(|(k, g, _, d)| {
                     written
                         .get(k)
                         .is_none_or(|(wg, wd)| wg != g || !same(wd, d))
                 })
                 .collect()
         };
-        for (key, generation, conditions) in todo {
-            match patch(&client, &key, generation, &conditions).await {
+        for (key, generation, parents, conditions) in todo {
+            let result = match &parents {
+                Some(parents) => {
+                    gateway_status::patch(&client, &key, generation, parents, &conditions).await
+                }
+                None => patch(&client, &key, generation, &conditions).await,
+            };
+            match result {
                 Ok(()) => {
                     shared.metrics.status_written(true);
                     written.insert(key, (generation, conditions));
@@ -94,6 +106,19 @@ pub async fn run(client: Client, shared: Arc<Shared>, is_leader: Arc<AtomicBool>
                 }
             }
         }
+    }
+}
+
+/// A Service's `strait.dev/export-to` annotation, if any.
+fn export_to(store: &crate::config::store::Store, ns: &str, name: &str) -> Option<String> {
+    let key = ObjectKey::new("Service", ns, name);
+    match store.latest().find(|(k, _)| **k == key) {
+        Some((_, Object::Service(s))) => s
+            .metadata
+            .annotations
+            .get(crate::config::scope::EXPORT_TO_ANNOTATION)
+            .cloned(),
+        _ => None,
     }
 }
 

@@ -1,13 +1,16 @@
 //! Watching Kubernetes: each kind's objects go into the config store as the
 //! same light types the proxy reads (converted through JSON once, here at
 //! the boundary), and every change wakes the publisher. Pods are watched
-//! alongside (see [`super::pods`]) into their own index.
+//! alongside (see [`super::pods`]) into their own index. Gateway API
+//! HTTPRoutes and GRPCRoutes are read as untyped objects (their CRDs may
+//! be absent, and the light types in `strait-api` are what counts).
 
 use crate::config::shared::Shared;
 use crate::crd::{DestinationPolicy, TrafficRoute};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::Serialize;
@@ -21,14 +24,69 @@ pub async fn run(client: Client, shared: Arc<Shared>) {
     // Publish nothing until every kind's initial list is in: a first version
     // with Services but no EndpointSlices would send proxies a broken mesh,
     // and Pods are needed to verify the proxies that connect to it.
-    shared.expect_sources(5);
+    shared.expect_sources(7);
     tokio::join!(
         super::pods::run(client.clone(), shared.clone()),
-        kind::<Service>(Api::all(client.clone()), "Service", shared.clone()),
-        kind::<EndpointSlice>(Api::all(client.clone()), "EndpointSlice", shared.clone()),
-        kind::<TrafficRoute>(Api::all(client.clone()), "TrafficRoute", shared.clone()),
-        kind::<DestinationPolicy>(Api::all(client), "DestinationPolicy", shared),
+        watch_kind::<Service>(Api::all(client.clone()), "Service", shared.clone(), false),
+        watch_kind::<EndpointSlice>(
+            Api::all(client.clone()),
+            "EndpointSlice",
+            shared.clone(),
+            false
+        ),
+        watch_kind::<TrafficRoute>(
+            Api::all(client.clone()),
+            "TrafficRoute",
+            shared.clone(),
+            false
+        ),
+        watch_kind::<DestinationPolicy>(
+            Api::all(client.clone()),
+            "DestinationPolicy",
+            shared.clone(),
+            false
+        ),
+        gateway_kind(client.clone(), "HTTPRoute", "httproutes", shared.clone()),
+        gateway_kind(client, "GRPCRoute", "grpcroutes", shared),
     );
+}
+
+/// The Gateway API's group/version for a route kind.
+pub fn gateway_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: strait_api::manifest::GATEWAY_API_VERSION.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// Watches a Gateway API route kind. Its CRD is optional: while it is not
+/// installed (or the controller may not read it), the kind counts as loaded
+/// and empty, so the mesh is published without it, and the controller
+/// looks again every few seconds; once it can list the kind, it watches.
+async fn gateway_kind(client: Client, kind: &'static str, plural: &'static str, shared: Arc<Shared>) {
+    let api: Api<DynamicObject> = Api::all_with(client, &gateway_resource(kind, plural));
+    let mut synced = false;
+    loop {
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(_) => break,
+            Err(e) => {
+                if !synced {
+                    tracing::info!(
+                        kind,
+                        error = %e,
+                        "Gateway API kind not readable (CRD not installed?); routes of this kind are read once it is"
+                    );
+                    shared.source_synced();
+                    synced = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
+    }
+    watch_kind(api, kind, shared, synced).await
 }
 
 /// Converts a Kubernetes object to the store's form, or says why not.
@@ -80,12 +138,11 @@ fn trim_endpoints(slice: &mut serde_json::Value) {
     }
 }
 
-async fn kind<K>(api: Api<K>, kind: &'static str, shared: Arc<Shared>)
+async fn watch_kind<K>(api: Api<K>, kind: &'static str, shared: Arc<Shared>, mut synced: bool)
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     let mut initial: Vec<(Object, String)> = Vec::new();
-    let mut synced = false;
     let mut events = watcher::watcher(api, watcher::Config::default()).boxed();
     while let Some(event) = events.next().await {
         let event = match event {

@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod server;
 pub mod trace_ctx;
+pub mod url;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};

@@ -3,12 +3,13 @@
 //! Outbound (the app calling a Service):
 //! 1. **resolve** the Service: from the intercepted `clusterIP:port`, or in
 //!    explicit mode from the `Host` / `:authority`;
-//! 2. **route**: the first matching rule of the Service's TrafficRoutes
-//!    (`strait_api::route::select`), or straight to the Service's own
-//!    endpoints when it has none;
+//! 2. **route**: the first matching rule of the Service's TrafficRoutes or
+//!    HTTPRoutes (`strait_api::route::select`), or straight to the Service's
+//!    own endpoints when it has none; a redirect rule answers here
+//!    ([`super::url`]);
 //! 3. **split**: a backend by weight, sticky when the rule has session
 //!    affinity (`strait_api::split`);
-//! 4. **policy**: fault injection, request header changes, the backend's
+//! 4. **policy**: fault injection, request header and URL changes, the backend's
 //!    request limits (shed with 503 beyond them), the route timeout;
 //! 5. **balance**: an endpoint of the backend ([`crate::balance`]), skipping
 //!    ejected ones;
@@ -234,6 +235,10 @@ async fn route_and_forward<'a>(
             )
         }
     };
+    if let Some(r) = rule.and_then(|r| r.redirect.as_ref()) {
+        labels.route = rule.map(|r| r.name.as_str());
+        return super::url::redirect(r, &req, &key.name, key.port);
+    }
     let backend = match rule {
         None => &service.key,
         Some(rule) => {
@@ -275,6 +280,9 @@ async fn route_and_forward<'a>(
     let mut req = with_body_limit(req, proxy.settings.client.body);
     if let Some(rule) = rule {
         rule.request_headers.apply(req.headers_mut());
+        if let Some(w) = &rule.rewrite {
+            super::url::apply(w, &mut req)?;
+        }
     }
     let target = applied
         .backends
