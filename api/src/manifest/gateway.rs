@@ -450,16 +450,16 @@ fn parent_names(refs: &[GatewayParentRef]) -> Vec<&str> {
         .collect()
 }
 
-fn rule_services<'a>(backends: &'a [HttpBackendRef], filters: &'a [HttpRouteFilter]) -> impl Iterator<Item = &'a str> {
-    backends
-        .iter()
-        .map(|b| b.target.name.as_str())
-        .chain(
-            filters
-                .iter()
-                .filter_map(|f| f.request_mirror.as_ref())
-                .map(|m| m.backend_ref.name.as_str()),
-        )
+fn rule_services<'a>(
+    backends: &'a [HttpBackendRef],
+    filters: &'a [HttpRouteFilter],
+) -> impl Iterator<Item = &'a str> {
+    backends.iter().map(|b| b.target.name.as_str()).chain(
+        filters
+            .iter()
+            .filter_map(|f| f.request_mirror.as_ref())
+            .map(|m| m.backend_ref.name.as_str()),
+    )
 }
 
 impl ServiceRefs for HttpRoute {

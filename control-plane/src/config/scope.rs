@@ -344,7 +344,9 @@ fn gateway_uses(
     let parents = r.service_parents();
     let backends = r.backend_services();
     for parent in &parents {
-        let targets = uses.entry((ns.to_string(), parent.to_string())).or_default();
+        let targets = uses
+            .entry((ns.to_string(), parent.to_string()))
+            .or_default();
         targets.extend(backends.iter().map(|b| (ns.to_string(), b.to_string())));
     }
     parents.first().map(|p| p.to_string())

@@ -167,20 +167,56 @@ mod tests {
     #[test]
     fn reasons_follow_gateway_api() {
         let table = [
-            ("HTTPRoute a/r: parentRefs[0]: Service a/web not found", "NoMatchingParent", "ResolvedRefs"),
-            ("HTTPRoute a/r: a/web:80 is already routed by TrafficRoute a/t, which is older; …", "Conflicted", "ResolvedRefs"),
-            ("HTTPRoute a/r: rules[0].backendRefs[0]: Service a/ghost not found", "UnresolvedRefs", "BackendNotFound"),
-            ("HTTPRoute a/r: rules[0].backendRefs[0]: Service a/web has no port 81 (TCP ports: [80])", "UnresolvedRefs", "BackendNotFound"),
-            ("HTTPRoute a/r: rules[0].backendRefs[0]: Service b/x is in another namespace; that needs a ReferenceGrant, …", "UnresolvedRefs", "RefNotPermitted"),
-            ("HTTPRoute a/r: rules[0].backendRefs[0]: kind x/Y is not supported; Strait routes to Services", "UnresolvedRefs", "InvalidKind"),
-            ("HTTPRoute a/r: rules[0].filters: RequestRedirect and URLRewrite cannot be used together", "IncompatibleFilters", "ResolvedRefs"),
-            ("HTTPRoute a/r: rules[0].filters[0].cors: not supported by Strait", "UnsupportedValue", "ResolvedRefs"),
+            (
+                "HTTPRoute a/r: parentRefs[0]: Service a/web not found",
+                "NoMatchingParent",
+                "ResolvedRefs",
+            ),
+            (
+                "HTTPRoute a/r: a/web:80 is already routed by TrafficRoute a/t, which is older; …",
+                "Conflicted",
+                "ResolvedRefs",
+            ),
+            (
+                "HTTPRoute a/r: rules[0].backendRefs[0]: Service a/ghost not found",
+                "UnresolvedRefs",
+                "BackendNotFound",
+            ),
+            (
+                "HTTPRoute a/r: rules[0].backendRefs[0]: Service a/web has no port 81 (TCP ports: [80])",
+                "UnresolvedRefs",
+                "BackendNotFound",
+            ),
+            (
+                "HTTPRoute a/r: rules[0].backendRefs[0]: Service b/x is in another namespace; that needs a ReferenceGrant, …",
+                "UnresolvedRefs",
+                "RefNotPermitted",
+            ),
+            (
+                "HTTPRoute a/r: rules[0].backendRefs[0]: kind x/Y is not supported; Strait routes to Services",
+                "UnresolvedRefs",
+                "InvalidKind",
+            ),
+            (
+                "HTTPRoute a/r: rules[0].filters: RequestRedirect and URLRewrite cannot be used together",
+                "IncompatibleFilters",
+                "ResolvedRefs",
+            ),
+            (
+                "HTTPRoute a/r: rules[0].filters[0].cors: not supported by Strait",
+                "UnsupportedValue",
+                "ResolvedRefs",
+            ),
         ];
         for (message, accepted, resolved) in table {
             let c = desired(Some(&rejection(message)), 3);
             assert_eq!((c[0].status, c[0].reason), ("False", accepted), "{message}");
             assert_eq!(c[1].reason, resolved, "{message}");
-            assert_eq!(c[1].status == "True", resolved == "ResolvedRefs", "{message}");
+            assert_eq!(
+                c[1].status == "True",
+                resolved == "ResolvedRefs",
+                "{message}"
+            );
             assert!(c[0].message.ends_with("Not in force."), "{}", c[0].message);
         }
         let ok = desired(None, 9);

@@ -66,7 +66,12 @@ pub fn gateway_resource(kind: &str, plural: &str) -> ApiResource {
 /// installed (or the controller may not read it), the kind counts as loaded
 /// and empty, so the mesh is published without it, and the controller
 /// looks again every few seconds; once it can list the kind, it watches.
-async fn gateway_kind(client: Client, kind: &'static str, plural: &'static str, shared: Arc<Shared>) {
+async fn gateway_kind(
+    client: Client,
+    kind: &'static str,
+    plural: &'static str,
+    shared: Arc<Shared>,
+) {
     let api: Api<DynamicObject> = Api::all_with(client, &gateway_resource(kind, plural));
     let mut synced = false;
     loop {

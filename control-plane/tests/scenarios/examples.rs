@@ -1,6 +1,9 @@
 //! Every example under `examples/` is accepted by the API server as it is,
 //! stored without losing a field, and shown by `kubectl get` with the
-//! printer columns; `examples/loopback` (local modes only) is refused.
+//! printer columns; `examples/loopback` (local modes only) is refused. The
+//! HTTPRoute examples are applied against the upstream Gateway API CRDs the
+//! chart installs (standard channel); the `-experimental` one is refused by
+//! them, naming the experimental fields, as its comment says.
 
 use crate::support::{ApiServer, repo};
 use std::path::PathBuf;
@@ -26,6 +29,31 @@ pub async fn run(server: Arc<ApiServer>) {
     let (local_only, dirs): (Vec<PathBuf>, Vec<PathBuf>) =
         dirs.into_iter().partition(|d| d.ends_with("loopback"));
     assert_eq!(local_only.len(), 1, "examples/loopback exists");
+    let (experimental, dirs): (Vec<PathBuf>, Vec<PathBuf>) = dirs
+        .into_iter()
+        .partition(|d| d.to_string_lossy().ends_with("-experimental"));
+    assert_eq!(
+        experimental.len(),
+        1,
+        "examples/shop-gateway-experimental exists"
+    );
+    server.install_gateway_crds();
+    let refused = server.kubectl(
+        &[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            experimental[0].join("httproute.yaml").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        !refused.out.status.success()
+            && refused.stderr().contains("sessionPersistence")
+            && refused.stderr().contains("retry"),
+        "the experimental example on the standard channel: {}",
+        refused.stderr()
+    );
     for dir in &dirs {
         let out = server
             .kubectl(&["apply", "-f", dir.to_str().unwrap()], None)
@@ -55,6 +83,13 @@ pub async fn run(server: Arc<ApiServer>) {
                     assert_eq!(api::TrafficRoute::from(&got).spec, want.spec, "{path:?}");
                     seen += 1;
                 }
+                Object::HttpRoute(want) if !path.to_string_lossy().contains("experimental") => {
+                    let got: serde_json::Value = get_json(&server, "httproute", &want.metadata);
+                    let got: api::HttpRoute = serde_json::from_value(got).unwrap();
+                    assert_eq!(got.spec.rules.len(), want.spec.rules.len(), "{path:?}");
+                    assert!(got.spec.unsupported.is_empty(), "{path:?}");
+                    seen += 1;
+                }
                 Object::DestinationPolicy(want) => {
                     let got: crd::DestinationPolicy =
                         get_json(&server, "destinationpolicy", &want.metadata);
@@ -70,8 +105,8 @@ pub async fn run(server: Arc<ApiServer>) {
         }
     }
     assert!(
-        seen >= 2,
-        "the examples hold a TrafficRoute and a DestinationPolicy"
+        seen >= 3,
+        "the examples hold a TrafficRoute, an HTTPRoute and a DestinationPolicy"
     );
 
     // Printer columns: empty status columns until a controller writes them.

@@ -187,6 +187,30 @@ impl ApiServer {
         .ok();
     }
 
+    /// Installs the Gateway API route CRDs the chart carries
+    /// (`helm/strait/gateway-api/`, standard channel) and waits until they
+    /// are served. Server-side: they are too big for client-side apply's
+    /// last-applied annotation.
+    pub fn install_gateway_crds(&self) {
+        let dir = repo().join("helm/strait/gateway-api");
+        self.kubectl(
+            &["apply", "--server-side", "-f", dir.to_str().unwrap()],
+            None,
+        )
+        .ok();
+        self.kubectl(
+            &[
+                "wait",
+                "--for=condition=established",
+                "--timeout=60s",
+                "crd/httproutes.gateway.networking.k8s.io",
+                "crd/grpcroutes.gateway.networking.k8s.io",
+            ],
+            None,
+        )
+        .ok();
+    }
+
     /// A kube-rs client for the admin user.
     pub async fn client(&self) -> kube::Client {
         // Ignore the error: another test in this binary may have installed it.

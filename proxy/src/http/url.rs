@@ -3,20 +3,24 @@
 //! decisions (the `Location`, the new path) are `strait_api::rewrite`'s pure
 //! functions; this module only reads and writes the request.
 
-use super::{Body, full};
 use super::errors::ProxyError;
+use super::{Body, full};
 use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use strait_api::rewrite::{self, Redirect, Rewrite};
 
 /// The host a request was sent to: its `:authority`, else `Host`, else the
 /// Service's name; without the port.
 fn request_host<B>(req: &Request<B>, service: &str) -> String {
-    let authority = req.uri().authority().map(|a| a.as_str().to_owned()).or_else(|| {
-        req.headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-    });
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        });
     match authority {
         Some(a) if !a.is_empty() => rewrite::host_without_port(&a).to_owned(),
         _ => service.to_owned(),
@@ -70,7 +74,10 @@ pub fn apply<B>(w: &Rewrite, req: &mut Request<B>) -> Result<(), ProxyError> {
     }
     if let Some(host) = &w.hostname {
         if parts.authority.is_some() {
-            parts.authority = Some(host.parse().map_err(|_| ProxyError::BadAuthority(host.clone()))?);
+            parts.authority = Some(
+                host.parse()
+                    .map_err(|_| ProxyError::BadAuthority(host.clone()))?,
+            );
         }
         let value =
             HeaderValue::from_str(host).map_err(|_| ProxyError::BadAuthority(host.clone()))?;
