@@ -14,7 +14,10 @@
 //!   the HTTPRoute's rules;
 //! * a filter Strait cannot honour (CORS) and a missing backend are refused
 //!   with Gateway API's reasons, and nothing changes on the proxy;
-//! * a GRPCRoute routes by `/service/method`.
+//! * a GRPCRoute routes by `/service/method`;
+//! * the chart's `gatewayAPI.installCRDs` installs a missing CRD, leaves one
+//!   another tool installed alone, never replaces a newer one, and keeps
+//!   the CRDs on uninstall (real helm against the same API server).
 
 mod mesh;
 mod support;
@@ -295,4 +298,117 @@ async fn gateway_api_routes_against_a_real_apiserver() {
     wait_for("GRPCRoute Accepted", || {
         parent_status(&server, "grpcroute", "web").0 == "True Accepted"
     });
+
+    // 7. The chart and the Gateway API CRDs. httproutes was installed by
+    // kubectl above (another tool, as far as helm knows); grpcroutes is
+    // deleted so that it is absent.
+    server
+        .kubectl(&["delete", "grpcroute", "--all", "-A"], None)
+        .ok();
+    server
+        .kubectl(
+            &["delete", "crd", "grpcroutes.gateway.networking.k8s.io"],
+            None,
+        )
+        .ok();
+    let tools = Command::new(support::repo().join("tests/k8s-tools/install.sh"))
+        .output()
+        .unwrap();
+    let helm = format!(
+        "{}/helm",
+        String::from_utf8_lossy(&tools.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+    );
+    let chart = support::repo().join("helm/strait");
+    let helm_run = |verb: &str| {
+        let o = Command::new(&helm)
+            .env("KUBECONFIG", server.kubeconfig())
+            .args([verb, "gamma", chart.to_str().unwrap()])
+            .args([
+                "-n",
+                "strait-system",
+                "--set",
+                "gatewayAPI.installCRDs=true",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "helm {verb}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let crd = |name: &str| -> serde_json::Value {
+        let out = server
+            .kubectl(
+                &[
+                    "get",
+                    "crd",
+                    &format!("{name}.gateway.networking.k8s.io"),
+                    "-o",
+                    "json",
+                ],
+                None,
+            )
+            .ok();
+        serde_json::from_str(&out).unwrap()
+    };
+    let annotation = |v: &serde_json::Value, key: &str| {
+        v["metadata"]["annotations"][key]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    helm_run("install");
+    let (http, grpc) = (crd("httproutes"), crd("grpcroutes"));
+    assert_eq!(
+        annotation(&http, "meta.helm.sh/release-name"),
+        "",
+        "a CRD another tool installed is left alone"
+    );
+    assert_eq!(annotation(&grpc, "meta.helm.sh/release-name"), "gamma");
+    assert_eq!(
+        annotation(&grpc, "gateway.networking.k8s.io/bundle-version"),
+        "v1.6.3"
+    );
+    assert_eq!(annotation(&grpc, "helm.sh/resource-policy"), "keep");
+    // A newer Gateway API (say, another tool upgraded it) is never replaced.
+    server
+        .kubectl(
+            &[
+                "annotate",
+                "--overwrite",
+                "crd",
+                "grpcroutes.gateway.networking.k8s.io",
+                "gateway.networking.k8s.io/bundle-version=v1.99.0",
+            ],
+            None,
+        )
+        .ok();
+    helm_run("upgrade");
+    assert_eq!(
+        annotation(
+            &crd("grpcroutes"),
+            "gateway.networking.k8s.io/bundle-version"
+        ),
+        "v1.99.0"
+    );
+    // Uninstall keeps both: deleting a CRD would delete every route.
+    let o = Command::new(&helm)
+        .env("KUBECONFIG", server.kubeconfig())
+        .args(["uninstall", "gamma", "-n", "strait-system"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        crd("grpcroutes")["metadata"]["name"],
+        "grpcroutes.gateway.networking.k8s.io"
+    );
+    assert_eq!(
+        crd("httproutes")["metadata"]["name"],
+        "httproutes.gateway.networking.k8s.io"
+    );
 }
