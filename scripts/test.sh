@@ -53,6 +53,7 @@ echo "cluster up in $(( $(date +%s) - t0 ))s (tools and images included)"
 cargo build --locked -q -p strait-cli
 cargo test --locked -p strait-cluster-tests --test node 2>&1 | tee -a "$log"
 cargo test --locked -p strait-cluster-tests --test mesh 2>&1 | tee -a "$log"
+cargo test --locked -p strait-cluster-tests --test conformance -- --nocapture 2>&1 | tee -a "$log"
 cargo test --locked -p strait-cluster-tests --test teardown 2>&1 | tee -a "$log"
 
 # One closing line for the whole run (cargo prints one per test binary).

@@ -74,12 +74,6 @@ async fn hello(
     Ok(updates)
 }
 
-fn service_and_slice(name: &str, ip: &str, port: u16) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints: [{{addresses: [\"{ip}\"]}}]\n---\n"
-    )
-}
-
 fn route(v1: u32, v2: u32, second: &str) -> String {
     format!(
         "apiVersion: strait.dev/v1alpha1\nkind: TrafficRoute\nmetadata: {{name: web, namespace: shop}}\nspec:\n  parentRef: {{name: web, port: 80}}\n  rules:\n    - name: split\n      backends: [{{name: web-v1, port: 80, weight: {v1}}}, {{name: {second}, port: 80, weight: {v2}}}]\n"
@@ -134,22 +128,12 @@ async fn controller_against_a_real_apiserver() {
     let server = ApiServer::start();
     let tmp = tempfile::tempdir().unwrap();
     server.install_crds();
-    server.kubectl(&["create", "namespace", "shop"], None).ok();
-    server
-        .kubectl(&["create", "namespace", "strait-system"], None)
-        .ok();
     let mut pods = PodNet::new();
     for (name, port) in [("web", 8080), ("v1", 8081), ("v2", 8082)] {
         pods.upstream(name, port);
     }
     let ip = pods.ip.clone();
-    let objects = format!(
-        "{}{}{}",
-        service_and_slice("web", &ip, 8080),
-        service_and_slice("web-v1", &ip, 8081),
-        service_and_slice("web-v2", &ip, 8082)
-    );
-    server.kubectl(&["apply", "-f", "-"], Some(&objects)).ok();
+    server.shop(&ip);
 
     let (cp_port, cp_health) = (free_port(), free_port());
     let cp = start_controller_with_health(
@@ -341,7 +325,7 @@ async fn controller_against_a_real_apiserver() {
     //    until it is exported to everyone.
     pods.upstream("private", 8083);
     server.kubectl(&["create", "namespace", "other"], None).ok();
-    let private = service_and_slice("private", &ip, 8083).replacen(
+    let private = support::service_and_slice("private", &ip, 8083).replacen(
         "namespace: shop}",
         "namespace: shop, annotations: {strait.dev/export-to: \".\"}}",
         1,

@@ -22,15 +22,9 @@
 mod mesh;
 mod support;
 
-use mesh::{PodNet, Proc, bin, free_port, get, proxy, wait_for};
+use mesh::{PodNet, Proc, bin, fetch, free_port, get, proxy, wait_for};
 use std::process::{Command, Stdio};
 use support::ApiServer;
-
-fn service_and_slice(name: &str, ip: &str, port: u16) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints: [{{addresses: [\"{ip}\"]}}]\n---\n"
-    )
-}
 
 fn http_route(name: &str, parent: &str, rules: &str) -> String {
     format!(
@@ -78,48 +72,17 @@ fn parent_status(server: &ApiServer, kind: &str, name: &str) -> (String, String,
     )
 }
 
-/// `curl` through the proxy: (status, Location, body).
-fn fetch(out: u16, host: &str, path: &str) -> (String, String, String) {
-    let o = Command::new("curl")
-        .args([
-            "-s",
-            "-m",
-            "2",
-            "-H",
-            &format!("Host: {host}"),
-            "-w",
-            "\n%{http_code} %{redirect_url}",
-            &format!("http://127.0.0.1:{out}{path}"),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    let (body, tail) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let (code, location) = tail.split_once(' ').unwrap_or((tail, ""));
-    (code.to_string(), location.to_string(), body.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_api_routes_against_a_real_apiserver() {
     let server = ApiServer::start();
     let tmp = tempfile::tempdir().unwrap();
     server.install_crds();
-    server.kubectl(&["create", "namespace", "shop"], None).ok();
-    server
-        .kubectl(&["create", "namespace", "strait-system"], None)
-        .ok();
     let mut pods = PodNet::new();
     for (name, port) in [("web", 8080), ("v1", 8081), ("v2", 8082)] {
         pods.upstream(name, port);
     }
     let ip = pods.ip.clone();
-    let objects = format!(
-        "{}{}{}",
-        service_and_slice("web", &ip, 8080),
-        service_and_slice("web-v1", &ip, 8081),
-        service_and_slice("web-v2", &ip, 8082)
-    );
-    server.kubectl(&["apply", "-f", "-"], Some(&objects)).ok();
+    server.shop(&ip);
 
     let cp_port = free_port();
     let log = tmp.path().join("cp.log");
@@ -182,12 +145,12 @@ async fn gateway_api_routes_against_a_real_apiserver() {
     wait_for("the new weights", || {
         get(out, "web").as_deref() == Some("v2")
     });
-    let (code, location, _) = fetch(out, "web.shop:80", "/old/page?x=1");
+    let (code, location, _) = fetch(out, "web.shop:80", "/old/page?x=1").unwrap_or_default();
     assert_eq!(
         (code.as_str(), location.as_str()),
         ("301", "http://web.shop/new/page?x=1")
     );
-    let (code, _, body) = fetch(out, "web", "/v1/items");
+    let (code, _, body) = fetch(out, "web", "/v1/items").unwrap_or_default();
     assert_eq!((code.as_str(), body.as_str()), ("200", "v2"));
 
     // 3. Status the GAMMA way.
@@ -292,8 +255,8 @@ async fn gateway_api_routes_against_a_real_apiserver() {
     let grpc = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: web, namespace: shop}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: web, port: 80}]\n  rules:\n    - matches: [{method: {service: shop.Cart, method: Add}}]\n      backendRefs: [{name: web-v2, port: 80}]\n    - backendRefs: [{name: web-v1, port: 80}]\n";
     server.kubectl(&["apply", "-f", "-"], Some(grpc)).ok();
     wait_for("the GRPCRoute", || {
-        fetch(out, "web", "/shop.Cart/Add").2 == "v2"
-            && fetch(out, "web", "/shop.Cart/Remove").2 == "v1"
+        fetch(out, "web", "/shop.Cart/Add").is_some_and(|r| r.2 == "v2")
+            && fetch(out, "web", "/shop.Cart/Remove").is_some_and(|r| r.2 == "v1")
     });
     wait_for("GRPCRoute Accepted", || {
         parent_status(&server, "grpcroute", "web").0 == "True Accepted"

@@ -81,6 +81,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             identity.clone(),
         ),
         &config.settings.trust_domain,
+        (!config.workload.pod.is_empty())
+            .then(|| format!("{}/{}", config.workload.namespace, config.workload.pod)),
     ));
     let mut settings = config.settings;
     settings.proxy_ports = vec![outbound_addr.port(), inbound_addr.port(), admin_addr.port()];

@@ -160,11 +160,18 @@ pub struct State {
     pub inbound_series: SeriesCache<SocketAddr>,
     /// The mesh's trust domain (endpoint identities are named in it).
     pub trust_domain: String,
+    /// This proxy's own pod, `namespace/name`, when it runs beside one.
+    pub own_pod: Option<String>,
 }
 
 impl State {
     /// Empty state: nothing applied, not ready.
-    pub fn new(metrics: Arc<Metrics>, forwarders: Forwarders, trust_domain: &str) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        forwarders: Forwarders,
+        trust_domain: &str,
+        own_pod: Option<String>,
+    ) -> Self {
         Self {
             current: ArcSwap::from_pointee(Applied::new(0, "none", Snapshot::default())),
             ready: AtomicBool::new(false),
@@ -173,6 +180,7 @@ impl State {
             forwarders,
             inbound_series: SeriesCache::default(),
             trust_domain: trust_domain.to_string(),
+            own_pod,
         }
     }
 
@@ -214,10 +222,16 @@ impl State {
                     .map(|b| b.balancer.budget.clone());
                 let mesh_tls = policy.tls_mode != TlsMode::Disabled;
                 let stats = |e: &Endpoint| {
+                    // This pod's own endpoint (a Service it calls that it
+                    // also serves) is its app, reached directly: the
+                    // traffic never leaves the pod, and the outbound
+                    // redirect does not send the proxy's own connections
+                    // back through its inbound side.
+                    let own = e.pod.is_some() && e.pod == self.own_pod;
                     let identity = e
                         .identity
                         .as_ref()
-                        .filter(|_| mesh_tls)
+                        .filter(|_| mesh_tls && !own)
                         .map(|sa| Arc::new(sa.spiffe(&self.trust_domain)));
                     let peer = (e.addr, identity);
                     known.get(&peer).cloned().unwrap_or_else(|| {
@@ -410,5 +424,51 @@ mod tests {
         );
         assert_eq!(m.get(&a), Some(&id("web")));
         assert_eq!(m.get(&b), None);
+    }
+
+    /// A Service whose endpoint is this very pod: reached directly, not
+    /// over mesh TLS (the proxy's own connection would otherwise meet the
+    /// app, which speaks no TLS); every other meshed endpoint keeps its
+    /// identity.
+    #[test]
+    fn this_pods_own_endpoint_is_reached_directly() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 80}]}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: web-1, namespace: shop, labels: {kubernetes.io/service-name: web}}\naddressType: IPv4\nports: [{port: 8080}]\nendpoints: [{addresses: [10.0.0.1], targetRef: {kind: Pod, name: web-0}}, {addresses: [10.0.0.2], targetRef: {kind: Pod, name: web-1}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: shop, annotations: {strait.dev/proxy-version: \"0.1.0\"}}\nspec: {containers: [{name: app}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop, annotations: {strait.dev/proxy-version: \"0.1.0\"}}\nspec: {containers: [{name: app}]}\n";
+        let (objects, errors) = strait_api::manifest::parse_file("t.yaml", yaml);
+        assert!(errors.is_empty(), "{errors:?}");
+        let snapshot = strait_api::translate::translate(&objects).snapshot;
+        let identities = |own: Option<&str>| {
+            let state = State::new(
+                Arc::new(Metrics::new()),
+                Forwarders::new(
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(1),
+                    Arc::default(),
+                ),
+                "cluster.local",
+                own.map(str::to_string),
+            );
+            state.apply(snapshot.clone(), "test");
+            let applied = state.load();
+            let backend = applied
+                .backends
+                .get(&ServicePortKey::new("shop", "web", 80))
+                .expect("backend");
+            let mut got: Vec<(String, bool)> = backend
+                .balancer
+                .endpoints()
+                .iter()
+                .map(|e| (e.addr.to_string(), e.identity.is_some()))
+                .collect();
+            got.sort();
+            got
+        };
+        assert_eq!(
+            identities(None),
+            [("10.0.0.1:8080".into(), true), ("10.0.0.2:8080".into(), true)]
+        );
+        assert_eq!(
+            identities(Some("shop/web-0")),
+            [("10.0.0.1:8080".into(), false), ("10.0.0.2:8080".into(), true)]
+        );
     }
 }

@@ -22,19 +22,25 @@ pub const GATEWAY_API_VERSION: &str = "gateway.networking.k8s.io/v1";
 /// Fields a level did not recognise, by name.
 pub type Unsupported = BTreeMap<String, IgnoredAny>;
 
-/// `HTTPRoute`.
+/// An `HTTPRoute` or a `GRPCRoute`: the same shape, with rules of its kind.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct HttpRoute {
+#[serde(bound(deserialize = "R: Deserialize<'de>"))]
+pub struct GatewayRoute<R> {
     /// Name, namespace, creation time.
     pub metadata: ObjectMeta,
     /// Parents and rules.
-    pub spec: HttpRouteSpec,
+    pub spec: RouteSpec<R>,
 }
 
-/// `HTTPRoute.spec`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct HttpRouteSpec {
+/// `HTTPRoute`.
+pub type HttpRoute = GatewayRoute<HttpRouteRule>;
+/// `GRPCRoute`.
+pub type GrpcRoute = GatewayRoute<GrpcRouteRule>;
+
+/// `spec` of an HTTPRoute or GRPCRoute.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", bound(deserialize = "R: Deserialize<'de>"))]
+pub struct RouteSpec<R> {
     /// What the route attaches to; Strait reads the Service parents.
     #[serde(default)]
     pub parent_refs: Vec<GatewayParentRef>,
@@ -42,8 +48,8 @@ pub struct HttpRouteSpec {
     #[serde(default)]
     pub hostnames: Vec<String>,
     /// Rules; Gateway API precedence picks among them, not their order.
-    #[serde(default)]
-    pub rules: Vec<HttpRouteRule>,
+    #[serde(default = "Vec::new")]
+    pub rules: Vec<R>,
     /// Fields this Strait does not know.
     #[serde(flatten)]
     pub unsupported: Unsupported,
@@ -354,33 +360,6 @@ pub struct SessionPersistence {
     pub unsupported: Unsupported,
 }
 
-/// `GRPCRoute`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct GrpcRoute {
-    /// Name, namespace, creation time.
-    pub metadata: ObjectMeta,
-    /// Parents and rules.
-    pub spec: GrpcRouteSpec,
-}
-
-/// `GRPCRoute.spec`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct GrpcRouteSpec {
-    /// What the route attaches to.
-    #[serde(default)]
-    pub parent_refs: Vec<GatewayParentRef>,
-    /// Host names; not used for mesh routing.
-    #[serde(default)]
-    pub hostnames: Vec<String>,
-    /// Rules.
-    #[serde(default)]
-    pub rules: Vec<GrpcRouteRule>,
-    /// Fields this Strait does not know.
-    #[serde(flatten)]
-    pub unsupported: Unsupported,
-}
-
 /// One GRPCRoute rule.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -462,20 +441,33 @@ fn rule_services<'a>(
     )
 }
 
-impl ServiceRefs for HttpRoute {
-    fn service_parents(&self) -> Vec<&str> {
-        parent_names(&self.spec.parent_refs)
+/// The parts of a rule that name Services.
+pub trait RuleRefs {
+    /// Its weighted backends.
+    fn backend_refs(&self) -> &[HttpBackendRef];
+    /// Its filters (a `RequestMirror` names a Service).
+    fn filters(&self) -> &[HttpRouteFilter];
+}
+
+impl RuleRefs for HttpRouteRule {
+    fn backend_refs(&self) -> &[HttpBackendRef] {
+        &self.backend_refs
     }
-    fn backend_services(&self) -> Vec<&str> {
-        self.spec
-            .rules
-            .iter()
-            .flat_map(|r| rule_services(&r.backend_refs, &r.filters))
-            .collect()
+    fn filters(&self) -> &[HttpRouteFilter] {
+        &self.filters
     }
 }
 
-impl ServiceRefs for GrpcRoute {
+impl RuleRefs for GrpcRouteRule {
+    fn backend_refs(&self) -> &[HttpBackendRef] {
+        &self.backend_refs
+    }
+    fn filters(&self) -> &[HttpRouteFilter] {
+        &self.filters
+    }
+}
+
+impl<R: RuleRefs> ServiceRefs for GatewayRoute<R> {
     fn service_parents(&self) -> Vec<&str> {
         parent_names(&self.spec.parent_refs)
     }
@@ -483,7 +475,7 @@ impl ServiceRefs for GrpcRoute {
         self.spec
             .rules
             .iter()
-            .flat_map(|r| rule_services(&r.backend_refs, &r.filters))
+            .flat_map(|r| rule_services(r.backend_refs(), r.filters()))
             .collect()
     }
 }

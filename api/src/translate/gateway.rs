@@ -16,16 +16,15 @@ use super::index::ServiceIndex;
 use super::rule::{self, RETRY_ON_CLASSES};
 use crate::bounds;
 use crate::manifest::{
-    GatewayBackendRef, GatewayParentRef, GrpcMethodMatch, GrpcRoute, HeaderFilter,
-    HeaderModifierSpec, HttpBackendRef, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRetry,
-    HttpValueMatch, ObjectMeta, PathMatchSpec, RouteMatchSpec, SessionPersistence, Unsupported,
-    ValueMatchSpec,
+    GatewayBackendRef, GatewayParentRef, GatewayRoute, HttpBackendRef, HttpRoute, HttpRouteFilter,
+    HttpRouteMatch, HttpRouteRetry, HttpRouteRule, HttpValueMatch, ObjectMeta, PathMatchSpec,
+    RouteMatchSpec, SessionPersistence, Unsupported, ValueMatchSpec,
 };
 use crate::model::{
-    Affinity, HeaderModifier, Mirror, PathMatch, RetryPolicy, Route, RouteMatch, ServicePortKey,
-    WeightedBackend,
+    Affinity, PathMatch, RetryPolicy, Route, RouteMatch, ServicePortKey, WeightedBackend,
 };
-use crate::rewrite::{PathChange, Redirect, Rewrite};
+use crate::rewrite::{Redirect, Rewrite};
+use filters::{Filters, filters, redirect, rewrite};
 use std::time::Duration;
 
 /// Where a rule stands among the Gateway rules of one Service port; the
@@ -121,104 +120,6 @@ fn parents(
 /// Whether a route names any Service parent at all (else it is not ours).
 pub(crate) fn has_service_parent(refs: &[GatewayParentRef]) -> bool {
     refs.iter().any(GatewayParentRef::is_service)
-}
-
-/// What the filters of one rule add up to.
-#[derive(Default)]
-struct Filters {
-    request_headers: HeaderModifier,
-    response_headers: HeaderModifier,
-    redirect: Option<RedirectSpec>,
-    rewrite: Option<RewriteSpec>,
-    mirror: Option<Mirror>,
-}
-
-/// A redirect or rewrite before its `ReplacePrefixMatch` knows the prefix
-/// (that depends on which match selected the rule).
-struct RedirectSpec(crate::manifest::RedirectFilter);
-struct RewriteSpec(crate::manifest::RewriteFilter);
-
-fn header_filter(f: &HeaderFilter) -> Result<HeaderModifier, String> {
-    let map = |pairs: &[crate::manifest::HeaderPair]| {
-        pairs
-            .iter()
-            .map(|p| (p.name.clone(), p.value.clone()))
-            .collect()
-    };
-    rule::modifier(&Some(HeaderModifierSpec {
-        set: map(&f.set),
-        add: map(&f.add),
-        remove: f.remove.clone(),
-    }))
-}
-
-fn filters(
-    list: &[HttpRouteFilter],
-    ns: &str,
-    index: &ServiceIndex<'_>,
-    grpc: bool,
-) -> Result<Filters, String> {
-    let mut out = Filters::default();
-    for (k, f) in list.iter().enumerate() {
-        let at = format!(".filters[{k}]");
-        unsupported(&f.unsupported, &at)?;
-        let missing = || format!("{at}: type {} needs its field set", f.kind);
-        match f.kind.as_str() {
-            "RequestHeaderModifier" => {
-                let h = f.request_header_modifier.as_ref().ok_or_else(missing)?;
-                out.request_headers = header_filter(h).map_err(|e| format!("{at}: {e}"))?;
-            }
-            "ResponseHeaderModifier" => {
-                let h = f.response_header_modifier.as_ref().ok_or_else(missing)?;
-                out.response_headers = header_filter(h).map_err(|e| format!("{at}: {e}"))?;
-            }
-            "RequestRedirect" if !grpc => {
-                let r = f.request_redirect.as_ref().ok_or_else(missing)?;
-                out.redirect = Some(RedirectSpec(r.clone()));
-            }
-            "URLRewrite" if !grpc => {
-                let r = f.url_rewrite.as_ref().ok_or_else(missing)?;
-                out.rewrite = Some(RewriteSpec(r.clone()));
-            }
-            "RequestMirror" => {
-                if out.mirror.is_some() {
-                    return Err(format!(
-                        "{at}: Strait mirrors to one backend per rule; this is the second RequestMirror"
-                    ));
-                }
-                let m = f.request_mirror.as_ref().ok_or_else(missing)?;
-                let percent = match (&m.percent, &m.fraction) {
-                    (Some(p), _) => *p,
-                    (None, Some(fr)) => {
-                        let den = fr.denominator.unwrap_or(100);
-                        if den == 0 || fr.numerator > den {
-                            return Err(format!("{at}.requestMirror.fraction: not a share"));
-                        }
-                        // Strait mirrors whole percents; round to the nearest.
-                        ((u64::from(fr.numerator) * 100 + u64::from(den) / 2) / u64::from(den))
-                            as u32
-                    }
-                    (None, None) => 100,
-                };
-                out.mirror = Some(Mirror {
-                    backend: backend_key(&m.backend_ref, ns, index)
-                        .map_err(|e| format!("{at}.requestMirror.backendRef: {e}"))?,
-                    percent: rule::percent(percent)
-                        .map_err(|e| format!("{at}.requestMirror.percent: {e}"))?,
-                });
-            }
-            other => {
-                return Err(format!(
-                    "{at}: filter type {other} is not supported by Strait{}",
-                    if grpc { " on a GRPCRoute" } else { "" }
-                ));
-            }
-        }
-    }
-    if out.redirect.is_some() && out.rewrite.is_some() {
-        return Err(".filters: RequestRedirect and URLRewrite cannot be used together".into());
-    }
-    Ok(out)
 }
 
 fn backend_key(
@@ -348,97 +249,26 @@ fn gateway_timeout(s: &Option<String>, at: &str) -> Result<Option<Duration>, Str
     }
 }
 
-fn path_change(
-    m: &crate::manifest::PathModifierSpec,
-    matched: Option<&PathMatch>,
-    at: &str,
-) -> Result<PathChange, String> {
-    match (
-        m.kind.as_str(),
-        &m.replace_full_path,
-        &m.replace_prefix_match,
-    ) {
-        ("ReplaceFullPath", Some(p), _) if p.starts_with('/') => Ok(PathChange::Full(p.clone())),
-        ("ReplacePrefixMatch", _, Some(p)) if p.is_empty() || p.starts_with('/') => match matched {
-            Some(PathMatch::Prefix(prefix)) => Ok(PathChange::Prefix {
-                matched: prefix.clone(),
-                with: p.clone(),
-            }),
-            _ => Err(format!(
-                "{at}: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match"
-            )),
-        },
-        ("ReplaceFullPath" | "ReplacePrefixMatch", _, _) => Err(format!(
-            "{at}: type {} needs its path, starting with '/'",
-            m.kind
-        )),
-        (other, _, _) => Err(format!(
-            "{at}: type {other:?} is not ReplaceFullPath or ReplacePrefixMatch"
-        )),
+/// A Gateway header or query condition as TrafficRoute's (one validation).
+fn value_spec(v: &HttpValueMatch) -> ValueMatchSpec {
+    ValueMatchSpec {
+        name: v.name.clone(),
+        kind: v.kind.clone(),
+        value: Some(v.value.clone()),
     }
-}
-
-fn redirect(r: &RedirectSpec, matched: Option<&PathMatch>) -> Result<Redirect, String> {
-    let r = &r.0;
-    let at = ".filters.requestRedirect";
-    if let Some(s) = r.scheme.as_deref()
-        && s != "http"
-        && s != "https"
-    {
-        return Err(format!("{at}.scheme: {s:?} is not http or https"));
-    }
-    let status = r.status_code.unwrap_or(302);
-    if ![301, 302, 303, 307, 308].contains(&status) {
-        return Err(format!(
-            "{at}.statusCode: {status} is not a redirect status"
-        ));
-    }
-    Ok(Redirect {
-        scheme: r.scheme.clone(),
-        hostname: r.hostname.clone(),
-        port: r.port,
-        path: r
-            .path
-            .as_ref()
-            .map(|p| path_change(p, matched, &format!("{at}.path")))
-            .transpose()?,
-        status,
-    })
-}
-
-fn rewrite(r: &RewriteSpec, matched: Option<&PathMatch>) -> Result<Rewrite, String> {
-    let r = &r.0;
-    if let Some(h) = &r.hostname
-        && http::HeaderValue::from_str(h).is_err()
-    {
-        return Err(format!(".filters.urlRewrite.hostname: {h:?} is not a host"));
-    }
-    Ok(Rewrite {
-        hostname: r.hostname.clone(),
-        path: r
-            .path
-            .as_ref()
-            .map(|p| path_change(p, matched, ".filters.urlRewrite.path"))
-            .transpose()?,
-    })
 }
 
 fn http_match(m: &HttpRouteMatch) -> Result<RouteMatch, String> {
     unsupported(&m.unsupported, "")?;
-    let value = |v: &HttpValueMatch| ValueMatchSpec {
-        name: v.name.clone(),
-        kind: v.kind.clone(),
-        value: Some(v.value.clone()),
-    };
     let path = m.path.clone().unwrap_or_default();
     rule::convert_match(&RouteMatchSpec {
         path: Some(PathMatchSpec {
             kind: path.kind.clone(),
             value: path.value.clone().unwrap_or_else(|| "/".into()),
         }),
-        headers: m.headers.iter().map(value).collect(),
+        headers: m.headers.iter().map(value_spec).collect(),
         method: m.method.clone(),
-        query_params: m.query_params.iter().map(value).collect(),
+        query_params: m.query_params.iter().map(value_spec).collect(),
     })
 }
 
@@ -458,8 +288,118 @@ fn http_specificity(m: &RouteMatch) -> [i64; 5] {
     ]
 }
 
-fn source(kind: &str, meta: &ObjectMeta) -> String {
-    format!("{kind} {}/{}", meta.namespace(), meta.name)
+/// What the rules of a Gateway route share before their matches: converted
+/// once per rule, then made into one domain rule per match.
+struct RuleBase<'a> {
+    meta: &'a ObjectMeta,
+    kind: &'static str,
+    index: usize,
+    name: String,
+    filters: Filters,
+    backends: Vec<WeightedBackend>,
+    affinity: Option<Affinity>,
+}
+
+/// The rule-level settings only HTTPRoute has.
+#[derive(Default)]
+struct HttpOnly {
+    timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+}
+
+impl<'a> RuleBase<'a> {
+    /// Checks and converts a rule's name, filters, backends and session
+    /// persistence. Errors are relative to the rule (`.filters[0]…`).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        meta: &'a ObjectMeta,
+        kind: &'static str,
+        index: usize,
+        rule: (&Option<String>, &Unsupported),
+        filter_list: &[HttpRouteFilter],
+        backend_refs: &[HttpBackendRef],
+        session: &Option<SessionPersistence>,
+        services: &ServiceIndex<'_>,
+    ) -> Result<Self, String> {
+        let ns = meta.namespace();
+        unsupported(rule.1, "")?;
+        Ok(Self {
+            meta,
+            kind,
+            index,
+            name: format!(
+                "{}/{}",
+                meta.name,
+                rule.0.clone().unwrap_or_else(|| format!("rule-{index}"))
+            ),
+            filters: filters(filter_list, ns, services, kind == "GRPCRoute")?,
+            backends: backends(backend_refs, ns, services)?,
+            affinity: affinity(session)?,
+        })
+    }
+
+    /// The domain rule for the rule's `j`th match.
+    fn rule(
+        &self,
+        j: usize,
+        m: RouteMatch,
+        specificity: [i64; 5],
+        http: &HttpOnly,
+        url: (Option<Redirect>, Option<Rewrite>),
+    ) -> (Precedence, Route) {
+        let meta = self.meta;
+        let precedence = Precedence {
+            specificity,
+            created: meta.creation_timestamp.clone().unwrap_or_default(),
+            object: format!("{}/{}", meta.namespace(), meta.name),
+            order: (self.index, j),
+        };
+        let f = &self.filters;
+        let route = Route {
+            name: self.name.clone(),
+            matches: vec![m],
+            backends: self.backends.clone(),
+            affinity: self.affinity.clone(),
+            timeout: http.timeout,
+            retry: http.retry.clone(),
+            fault: None,
+            request_headers: f.request_headers.clone(),
+            response_headers: f.response_headers.clone(),
+            mirror: f.mirror.clone(),
+            redirect: url.0,
+            rewrite: url.1,
+            source: format!("{} {}/{}", self.kind, meta.namespace(), meta.name),
+        };
+        (precedence, route)
+    }
+}
+
+/// The Service ports a route attaches to, after refusing unknown spec fields.
+fn start<R>(
+    route: &GatewayRoute<R>,
+    index: &ServiceIndex<'_>,
+) -> Result<Vec<ServicePortKey>, String> {
+    unsupported(&route.spec.unsupported, "spec")?;
+    parents(&route.metadata, &route.spec.parent_refs, index)
+}
+
+/// A rule's timeouts and retries (HTTPRoute only).
+fn http_only(r: &HttpRouteRule) -> Result<HttpOnly, String> {
+    let timeouts = r.timeouts.clone().unwrap_or_default();
+    let request = gateway_timeout(&timeouts.request, ".timeouts.request")?;
+    let backend = gateway_timeout(&timeouts.backend_request, ".timeouts.backendRequest")?;
+    if let (Some(req), Some(b)) = (request, backend)
+        && b > req
+    {
+        return Err(".timeouts.backendRequest: must not be longer than timeouts.request".into());
+    }
+    let retry = retry(&r.retry, backend)?;
+    // Without retries a backend request is the request: the shorter wins.
+    let timeout = match (request, backend, &retry) {
+        (r, Some(b), None) => Some(r.map_or(b, |r| r.min(b))),
+        (r, _, _) => r,
+    };
+    Ok(HttpOnly { timeout, retry })
 }
 
 /// Converts an HTTPRoute. Any part Strait cannot honour rejects the route.
@@ -467,201 +407,53 @@ pub(crate) fn convert_http(
     route: &HttpRoute,
     index: &ServiceIndex<'_>,
 ) -> Result<Converted, String> {
-    let meta = &route.metadata;
-    let ns = meta.namespace();
-    unsupported(&route.spec.unsupported, "spec")?;
-    let parents = parents(meta, &route.spec.parent_refs, index)?;
+    let parents = start(route, index)?;
     let mut rules = Vec::new();
     for (i, r) in route.spec.rules.iter().enumerate() {
         let fail = |e: String| format!("rules[{i}]{e}");
-        unsupported(&r.unsupported, "").map_err(fail)?;
-        let f = filters(&r.filters, ns, index, false).map_err(fail)?;
-        let backends = backends(&r.backend_refs, ns, index).map_err(fail)?;
-        let timeouts = r.timeouts.clone().unwrap_or_default();
-        let request = gateway_timeout(&timeouts.request, ".timeouts.request").map_err(fail)?;
-        let backend =
-            gateway_timeout(&timeouts.backend_request, ".timeouts.backendRequest").map_err(fail)?;
-        if let (Some(req), Some(b)) = (request, backend)
-            && b > req
-        {
-            return Err(fail(
-                ".timeouts.backendRequest: must not be longer than timeouts.request".into(),
-            ));
-        }
-        let retry = retry(&r.retry, backend).map_err(fail)?;
-        // Without retries a backend request is the request: the shorter wins.
-        let timeout = match (request, backend, &retry) {
-            (r, Some(b), None) => Some(r.map_or(b, |r| r.min(b))),
-            (r, _, _) => r,
-        };
-        let affinity = affinity(&r.session_persistence).map_err(fail)?;
+        let base = RuleBase::new(
+            &route.metadata,
+            "HTTPRoute",
+            i,
+            (&r.name, &r.unsupported),
+            &r.filters,
+            &r.backend_refs,
+            &r.session_persistence,
+            index,
+        )
+        .map_err(fail)?;
+        let http = http_only(r).map_err(fail)?;
         let matches: Vec<HttpRouteMatch> = if r.matches.is_empty() {
             vec![HttpRouteMatch::default()]
         } else {
             r.matches.clone()
         };
-        let name = format!(
-            "{}/{}",
-            meta.name,
-            r.name.clone().unwrap_or_else(|| format!("rule-{i}"))
-        );
         for (j, m) in matches.iter().enumerate() {
             let m = http_match(m).map_err(|e| fail(format!(".matches[{j}]{e}")))?;
-            let redirect = f
-                .redirect
-                .as_ref()
-                .map(|x| redirect(x, m.path.as_ref()))
-                .transpose()
-                .map_err(fail)?;
-            let rewrite = f
-                .rewrite
-                .as_ref()
-                .map(|x| rewrite(x, m.path.as_ref()))
-                .transpose()
-                .map_err(fail)?;
-            let precedence = Precedence {
-                specificity: http_specificity(&m),
-                created: meta.creation_timestamp.clone().unwrap_or_default(),
-                object: format!("{ns}/{}", meta.name),
-                order: (i, j),
-            };
-            rules.push((
-                precedence,
-                Route {
-                    name: name.clone(),
-                    matches: vec![m],
-                    backends: backends.clone(),
-                    affinity: affinity.clone(),
-                    timeout,
-                    retry: retry.clone(),
-                    fault: None,
-                    request_headers: f.request_headers.clone(),
-                    response_headers: f.response_headers.clone(),
-                    mirror: f.mirror.clone(),
-                    redirect,
-                    rewrite,
-                    source: source("HTTPRoute", meta),
-                },
-            ));
+            let f = &base.filters;
+            let url = (
+                f.redirect
+                    .as_ref()
+                    .map(|x| redirect(x, m.path.as_ref()))
+                    .transpose()
+                    .map_err(fail)?,
+                f.rewrite
+                    .as_ref()
+                    .map(|x| rewrite(x, m.path.as_ref()))
+                    .transpose()
+                    .map_err(fail)?,
+            );
+            let specificity = http_specificity(&m);
+            rules.push(base.rule(j, m, specificity, &http, url));
         }
     }
     Ok((parents, rules))
 }
 
-/// A GRPCRoute method match as a path match on `/service/method`.
-fn grpc_path(m: &GrpcMethodMatch) -> Result<(Option<PathMatch>, [i64; 2]), String> {
-    let (service, method) = (m.service.as_deref(), m.method.as_deref());
-    let lens = [
-        -(service.map_or(0, str::len) as i64),
-        -(method.map_or(0, str::len) as i64),
-    ];
-    let bad = |s: &str| s.is_empty() || s.contains('/');
-    if service.is_some_and(bad) || method.is_some_and(bad) {
-        return Err(".method: service and method must be non-empty names without '/'".into());
-    }
-    let path = match (m.kind.as_deref().unwrap_or("Exact"), service, method) {
-        (_, None, None) => return Err(".method: set service, method or both".into()),
-        ("Exact", Some(s), Some(me)) => Some(PathMatch::Exact(format!("/{s}/{me}"))),
-        ("Exact", Some(s), None) => Some(PathMatch::Prefix(format!("/{s}"))),
-        ("Exact", None, Some(me)) => Some(PathMatch::Regex(rule::pattern(&format!(
-            "/[^/]+/{}",
-            regex::escape(me)
-        ))?)),
-        ("RegularExpression", s, me) => Some(PathMatch::Regex(rule::pattern(&format!(
-            "/{}/{}",
-            s.unwrap_or("[^/]+"),
-            me.unwrap_or("[^/]+")
-        ))?)),
-        (other, _, _) => {
-            return Err(format!(
-                ".method.type: {other:?} is not Exact or RegularExpression"
-            ));
-        }
-    };
-    Ok((path, lens))
-}
+mod filters;
+mod grpc;
 
-/// Converts a GRPCRoute: methods become paths (`/service/method`).
-pub(crate) fn convert_grpc(
-    route: &GrpcRoute,
-    index: &ServiceIndex<'_>,
-) -> Result<Converted, String> {
-    let meta = &route.metadata;
-    let ns = meta.namespace();
-    unsupported(&route.spec.unsupported, "spec")?;
-    let parents = parents(meta, &route.spec.parent_refs, index)?;
-    let mut rules = Vec::new();
-    for (i, r) in route.spec.rules.iter().enumerate() {
-        let fail = |e: String| format!("rules[{i}]{e}");
-        unsupported(&r.unsupported, "").map_err(fail)?;
-        let f = filters(&r.filters, ns, index, true).map_err(fail)?;
-        let backends = backends(&r.backend_refs, ns, index).map_err(fail)?;
-        let affinity = affinity(&r.session_persistence).map_err(fail)?;
-        let matches = if r.matches.is_empty() {
-            vec![Default::default()]
-        } else {
-            r.matches.clone()
-        };
-        let name = format!(
-            "{}/{}",
-            meta.name,
-            r.name.clone().unwrap_or_else(|| format!("rule-{i}"))
-        );
-        for (j, m) in matches.iter().enumerate() {
-            let at = |e: String| fail(format!(".matches[{j}]{e}"));
-            unsupported(&m.unsupported, "").map_err(at)?;
-            let (path, lens) = match &m.method {
-                Some(method) => grpc_path(method).map_err(at)?,
-                None => (None, [0, 0]),
-            };
-            let headers = rule::convert_match(&RouteMatchSpec {
-                headers: m
-                    .headers
-                    .iter()
-                    .map(|v| ValueMatchSpec {
-                        name: v.name.clone(),
-                        kind: v.kind.clone(),
-                        value: Some(v.value.clone()),
-                    })
-                    .collect(),
-                ..Default::default()
-            })
-            .map_err(at)?
-            .headers;
-            let m = RouteMatch {
-                path,
-                headers,
-                method: None,
-                query: Vec::new(),
-            };
-            let precedence = Precedence {
-                specificity: [lens[0], lens[1], -(m.headers.len() as i64), 0, 0],
-                created: meta.creation_timestamp.clone().unwrap_or_default(),
-                object: format!("{ns}/{}", meta.name),
-                order: (i, j),
-            };
-            rules.push((
-                precedence,
-                Route {
-                    name: name.clone(),
-                    matches: vec![m],
-                    backends: backends.clone(),
-                    affinity: affinity.clone(),
-                    timeout: None,
-                    retry: None,
-                    fault: None,
-                    request_headers: f.request_headers.clone(),
-                    response_headers: f.response_headers.clone(),
-                    mirror: f.mirror.clone(),
-                    redirect: None,
-                    rewrite: None,
-                    source: source("GRPCRoute", meta),
-                },
-            ));
-        }
-    }
-    Ok((parents, rules))
-}
+pub(crate) use grpc::convert_grpc;
 
 #[cfg(test)]
 mod tests;

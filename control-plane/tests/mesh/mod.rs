@@ -56,6 +56,12 @@ pub fn controller(dir: &Path, port: u16, log: &Path) -> Proc {
 }
 
 pub fn get(out: u16, host: &str) -> Option<String> {
+    fetch(out, host, "/").map(|(_, _, body)| body)
+}
+
+/// `curl` through the proxy's outbound port: (status, Location, body), or
+/// `None` when curl itself failed (no answer).
+pub fn fetch(out: u16, host: &str, path: &str) -> Option<(String, String, String)> {
     let o = Command::new("curl")
         .args([
             "-s",
@@ -63,13 +69,19 @@ pub fn get(out: u16, host: &str) -> Option<String> {
             "2",
             "-H",
             &format!("Host: {host}"),
-            &format!("http://127.0.0.1:{out}/"),
+            "-w",
+            "\n%{http_code} %{redirect_url}",
+            &format!("http://127.0.0.1:{out}{path}"),
         ])
         .output()
         .ok()?;
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    if !o.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n')?;
+    let (code, location) = tail.split_once(' ').unwrap_or((tail, ""));
+    Some((code.to_string(), location.to_string(), body.to_string()))
 }
 
 pub fn admin_json(admin: u16, path: &str) -> serde_json::Value {

@@ -187,6 +187,22 @@ impl ApiServer {
         .ok();
     }
 
+    /// Namespaces `shop` and `strait-system`, and Services `web`, `web-v1`
+    /// and `web-v2` (port 80) whose one endpoint each is `ip` on 8080, 8081
+    /// and 8082 (upstreams answering `web`, `v1`, `v2` in the tests).
+    pub fn shop(&self, ip: &str) {
+        self.kubectl(&["create", "namespace", "shop"], None).ok();
+        self.kubectl(&["create", "namespace", "strait-system"], None)
+            .ok();
+        let objects = format!(
+            "{}{}{}",
+            service_and_slice("web", ip, 8080),
+            service_and_slice("web-v1", ip, 8081),
+            service_and_slice("web-v2", ip, 8082)
+        );
+        self.kubectl(&["apply", "-f", "-"], Some(&objects)).ok();
+    }
+
     /// Installs the Gateway API route CRDs the chart carries
     /// (`helm/strait/gateway-api/`, standard channel) and waits until they
     /// are served. Server-side: they are too big for client-side apply's
@@ -290,4 +306,12 @@ fn tail(bytes: &[u8], lines: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A Service `name` in `shop` (port 80, named http) and an EndpointSlice
+/// with one endpoint, `ip:port`.
+pub fn service_and_slice(name: &str, ip: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\nspec: {{ports: [{{name: http, port: 80}}]}}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}\naddressType: IPv4\nports: [{{name: http, port: {port}}}]\nendpoints: [{{addresses: [\"{ip}\"]}}]\n---\n"
+    )
 }
