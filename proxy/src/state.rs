@@ -464,11 +464,17 @@ mod tests {
         };
         assert_eq!(
             identities(None),
-            [("10.0.0.1:8080".into(), true), ("10.0.0.2:8080".into(), true)]
+            [
+                ("10.0.0.1:8080".into(), true),
+                ("10.0.0.2:8080".into(), true)
+            ]
         );
         assert_eq!(
             identities(Some("shop/web-0")),
-            [("10.0.0.1:8080".into(), false), ("10.0.0.2:8080".into(), true)]
+            [
+                ("10.0.0.1:8080".into(), false),
+                ("10.0.0.2:8080".into(), true)
+            ]
         );
     }
 }
