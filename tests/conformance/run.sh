@@ -26,7 +26,8 @@ BIN=$("$HERE/install.sh" | tail -1)
 
 # --- the echo image ----------------------------------------------------------
 IMAGE=registry.k8s.io/gateway-api/echo-advanced:v1.5.1   # as conformance/mesh/manifests.yaml names it
-CACHE=${STRAIT_TOOLS_CACHE:-$HOME/.cache/strait-tools}/images
+# Its own cache dir: tests/cluster/images.sh prunes images/ to what it built.
+CACHE=${STRAIT_TOOLS_CACHE:-$HOME/.cache/strait-tools}/conformance-images
 mkdir -p "$CACHE"
 CTX=$(mktemp -d /tmp/strait-echo.XXXXXX)
 trap 'rm -rf "$CTX"' EXIT

@@ -59,7 +59,7 @@ pub struct RouteSpec<R> {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayParentRef {
-    /// API group; `""` (core) for a Service, `gateway.networking.k8s.io` by default.
+    /// API group: `""` (core) for a Service; `gateway.networking.k8s.io` when absent.
     #[serde(default)]
     pub group: Option<String>,
     /// Kind; `Gateway` by default.
@@ -79,13 +79,12 @@ pub struct GatewayParentRef {
 }
 
 impl GatewayParentRef {
-    /// Whether this parent is a Service (a mesh parent) rather than a Gateway.
+    /// Whether this parent is a Service (a mesh parent) rather than a
+    /// Gateway: `kind: Service` in the core group, which must be written
+    /// `group: ""` (an absent group means `gateway.networking.k8s.io`, and
+    /// the API server writes that default in).
     pub fn is_service(&self) -> bool {
-        self.kind.as_deref() == Some("Service")
-            && self
-                .group
-                .as_deref()
-                .is_none_or(|g| g.is_empty() || g == "core")
+        self.kind.as_deref() == Some("Service") && self.group.as_deref() == Some("")
     }
 }
 

@@ -3,17 +3,18 @@
 //!
 //! Routes are considered oldest first (creation time, then namespace/name;
 //! files read by `--local` have no creation time, so there it is the name).
-//! A Service port takes rules from one *family*: Strait's TrafficRoutes, or
-//! Gateway API routes (HTTPRoute, GRPCRoute). The first object to claim a
-//! port sets its family, and a later object of the other family on that
-//! port is refused whole, with the older object named; that is the
-//! conflict rule GAMMA asks for, and it keeps a port's behaviour from
-//! depending on how two rule languages would interleave.
+//! A Service port takes rules from one *kind* of route: TrafficRoutes,
+//! HTTPRoutes or GRPCRoutes. The first object to claim a port sets its
+//! kind, and a later object of another kind on that port is refused whole,
+//! with the older object named; that is the conflict rule GAMMA asks for
+//! (and Gateway API's between HTTPRoute and GRPCRoute), and it keeps a
+//! port's behaviour from depending on how two rule languages would
+//! interleave.
 //!
-//! Within a family: TrafficRoute rules keep their written order, route
-//! after route, and a later route whose rule claims exactly the matches of
-//! an earlier one is refused. Gateway rules are sorted by Gateway API
-//! precedence ([`super::gateway`]).
+//! Within a kind: TrafficRoute rules keep their written order, route after
+//! route, and a later route whose rule claims exactly the matches of an
+//! earlier one is refused. HTTPRoute (or GRPCRoute) rules of all routes on
+//! the port are sorted by Gateway API precedence ([`super::gateway`]).
 
 use super::gateway::{self, Precedence};
 use super::index::ServiceIndex;
@@ -22,11 +23,14 @@ use crate::manifest::{Located, ManifestError, Object};
 use crate::model::{Route, ServicePortKey, Snapshot};
 use std::collections::HashMap;
 
-/// Which rule language a Service port takes.
+/// Which kind of route a Service port takes. HTTPRoutes and GRPCRoutes are
+/// apart too: Gateway API says they must not be merged (their precedences
+/// do not compare), and the older one is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Family {
     Strait,
-    Gateway,
+    Http,
+    Grpc,
 }
 
 /// Attaches every route object's rules to the snapshot's Service ports;
@@ -49,9 +53,9 @@ pub(super) fn attach_routes(
             Object::TrafficRoute(r) => rule::convert_route(r, index)
                 .map(|(parents, rules)| (Family::Strait, parents, Rules::Ordered(rules))),
             Object::HttpRoute(r) => gateway::convert_http(r, index)
-                .map(|(parents, rules)| (Family::Gateway, parents, Rules::Ranked(rules))),
+                .map(|(parents, rules)| (Family::Http, parents, Rules::Ranked(rules))),
             Object::GrpcRoute(r) => gateway::convert_grpc(r, index)
-                .map(|(parents, rules)| (Family::Gateway, parents, Rules::Ranked(rules))),
+                .map(|(parents, rules)| (Family::Grpc, parents, Rules::Ranked(rules))),
             _ => continue,
         };
         let (fam, parents, rules) = match converted {
@@ -64,7 +68,7 @@ pub(super) fn attach_routes(
         let me = o.object.describe();
         let clash = parents.iter().find_map(|p| match family.get(p) {
             Some((f, owner)) if *f != fam => Some(format!(
-                "{p} is already routed by {owner}, which is older; a Service port takes TrafficRoutes or Gateway API routes, not both"
+                "{p} is already routed by {owner}, which is older; a Service port takes one kind of route: TrafficRoutes, HTTPRoutes or GRPCRoutes"
             )),
             _ => None,
         });

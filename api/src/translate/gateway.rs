@@ -128,11 +128,7 @@ fn backend_key(
     index: &ServiceIndex<'_>,
 ) -> Result<ServicePortKey, String> {
     let kind = b.kind.as_deref().unwrap_or("Service");
-    if kind != "Service"
-        || b.group
-            .as_deref()
-            .is_some_and(|g| !g.is_empty() && g != "core")
-    {
+    if kind != "Service" || b.group.as_deref().is_some_and(|g| !g.is_empty()) {
         return Err(format!(
             "kind {}{kind} is not supported; Strait routes to Services",
             b.group

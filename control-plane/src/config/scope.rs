@@ -334,8 +334,11 @@ pub fn narrow(delta: &Delta, t: &Transition, namespace: &str) -> Delta {
     }
 }
 
-/// A Gateway route follows its (first) Service parent, and every Service
-/// parent uses its backends, like a TrafficRoute's.
+/// A Gateway route follows its first Service parent. Every parent uses the
+/// route's backends, like a TrafficRoute's, and the route's other parents:
+/// so whoever sees one parent sees them all (the route is translated as a
+/// whole, and a parent missing from a proxy's view would refuse its update),
+/// and the first parent's audience, which the route follows, is everyone's.
 fn gateway_uses(
     ns: &str,
     r: &impl ServiceRefs,
@@ -348,6 +351,12 @@ fn gateway_uses(
             .entry((ns.to_string(), parent.to_string()))
             .or_default();
         targets.extend(backends.iter().map(|b| (ns.to_string(), b.to_string())));
+        targets.extend(
+            parents
+                .iter()
+                .filter(|other| *other != parent)
+                .map(|other| (ns.to_string(), other.to_string())),
+        );
     }
     parents.first().map(|p| p.to_string())
 }

@@ -77,7 +77,11 @@ async fn gateway_kind(
     loop {
         match api.list_metadata(&ListParams::default().limit(1)).await {
             Ok(_) => break,
-            Err(e) => {
+            // Absent (404) or not ours to read (403): publish without it.
+            // Anything else (a timeout, 429, 500) may pass: wait, so that a
+            // hiccup never publishes a mesh without the routes.
+            Err(kube::Error::Api(ref status)) if status.code == 404 || status.code == 403 => {
+                let e = kube::Error::Api(status.clone());
                 if !synced {
                     tracing::info!(
                         kind,
@@ -88,6 +92,10 @@ async fn gateway_kind(
                     synced = true;
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+            Err(e) => {
+                tracing::warn!(kind, error = %e, "cannot list (retrying)");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
     }

@@ -27,7 +27,7 @@ fn grpc_path(m: &GrpcMethodMatch) -> Result<(Option<PathMatch>, [i64; 2]), Strin
             regex::escape(me)
         ))?)),
         ("RegularExpression", s, me) => Some(PathMatch::Regex(rule::pattern(&format!(
-            "/{}/{}",
+            "/(?:{})/(?:{})",
             s.unwrap_or("[^/]+"),
             me.unwrap_or("[^/]+")
         ))?)),

@@ -352,7 +352,9 @@ fn what_strait_cannot_honour_is_refused_with_the_field_and_why() {
 
 #[test]
 fn routes_of_gateways_only_are_left_to_their_controller() {
-    let text = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: north-south, namespace: shop}\nspec:\n  parentRefs: [{name: public-gateway}]\n  rules: [{backendRefs: [{name: ghost, port: 80}]}]\n";
+    // A Gateway parent, and a `kind: Service` without `group: ""` (an absent
+    // group is gateway.networking.k8s.io's, where no Service lives).
+    let text = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: north-south, namespace: shop}\nspec:\n  parentRefs: [{name: public-gateway}, {kind: Service, name: web}]\n  rules: [{backendRefs: [{name: ghost, port: 80}]}]\n";
     let t = translate_str(&format!("{BASE}{text}"));
     assert!(t.errors.is_empty(), "{:?}", t.errors);
     let web = t.snapshot.service(&ServicePortKey::new("shop", "web", 80));
@@ -392,6 +394,17 @@ fn a_port_takes_one_family_and_the_older_object_wins() {
         .clone()
         .expect("routes");
     assert_eq!(routes[0].source, "TrafficRoute shop/tr");
+    // An HTTPRoute and a GRPCRoute do not merge either: the older is taken.
+    let grpc = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, namespace: shop, creationTimestamp: \"2026-03-01T00:00:00Z\"}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: web, port: 80}]\n  rules: [{backendRefs: [{name: web-v1, port: 80}]}]\n";
+    let t = translate_str(&format!("{BASE}{}{grpc}", http("2026-01-01T00:00:00Z")));
+    assert_eq!(t.errors.len(), 1, "{:?}", t.errors);
+    assert!(
+        t.errors[0]
+            .message
+            .starts_with("GRPCRoute shop/g: shop/web:80 is already routed by HTTPRoute shop/hr"),
+        "{}",
+        t.errors[0].message
+    );
     // The other way round.
     let text = format!(
         "{BASE}{}{}",
@@ -430,7 +443,7 @@ spec:
       matches: [{method: {method: Health}}]
       backendRefs: [{name: web-v2, port: 80}]
     - name: regex
-      matches: [{method: {type: RegularExpression, service: "shop\\.Pay.*"}, headers: [{name: x-tier, value: gold}]}]
+      matches: [{method: {type: RegularExpression, service: "shop\\.Pay.*|shop\\.Bill"}, headers: [{name: x-tier, value: gold}]}]
       backendRefs: [{name: web-v2, port: 80}]
 "#;
     let routes = web_routes(text);
@@ -440,6 +453,8 @@ spec:
         ("/shop.Cart/Remove", vec![], "g/service"),
         ("/grpc.health.v1.Health/Health", vec![], "g/method"),
         ("/shop.Payments/Charge", vec![("x-tier", "gold")], "g/regex"),
+        // An alternation stays inside the service part of the path.
+        ("/shop.Bill/Charge", vec![("x-tier", "gold")], "g/regex"),
         ("/shop.Payments/Charge", vec![], "g/any"),
     ];
     for (path, headers, want) in table {
@@ -453,14 +468,14 @@ spec:
         .headers[0];
     assert!(matches!(&header.value, ValueMatch::Exact(v) if v == "gold"));
     let refused = refusal(
-        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: bad, namespace: shop}\nspec:\n  parentRefs: [{kind: Service, name: web}]\n  rules: [{filters: [{type: URLRewrite, urlRewrite: {hostname: x}}], backendRefs: [{name: web-v1, port: 80}]}]\n",
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: bad, namespace: shop}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: web}]\n  rules: [{filters: [{type: URLRewrite, urlRewrite: {hostname: x}}], backendRefs: [{name: web-v1, port: 80}]}]\n",
     );
     assert!(
         refused.contains("filter type URLRewrite is not supported by Strait on a GRPCRoute"),
         "{refused}"
     );
     let refused = refusal(
-        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: bad, namespace: shop}\nspec:\n  parentRefs: [{kind: Service, name: web}]\n  rules: [{matches: [{method: {type: Exact}}], backendRefs: [{name: web-v1, port: 80}]}]\n",
+        "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: bad, namespace: shop}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: web}]\n  rules: [{matches: [{method: {type: Exact}}], backendRefs: [{name: web-v1, port: 80}]}]\n",
     );
     assert!(refused.contains("set service, method or both"), "{refused}");
 }

@@ -356,3 +356,39 @@ fn pods_follow_the_services_whose_endpoints_they_are() {
     assert_eq!(pods("front"), ["Pod/shop/web-0"]);
     assert!(pods("elsewhere").is_empty());
 }
+
+/// A Gateway route with several Service parents goes wherever any of them
+/// is seen, and takes all of them (and its backends) along: a proxy given
+/// the route without one of its parents would refuse its whole update.
+#[test]
+fn a_gateway_route_takes_all_its_parents_along() {
+    let http_route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: shop}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: open}, {group: \"\", kind: Service, name: hidden}]\n  rules: [{backendRefs: [{name: backend, port: 80}]}]\n---\n";
+    for order in [["open", "hidden"], ["hidden", "open"]] {
+        let yaml = format!(
+            "{}{}{}{}",
+            service("shop", "open", None),
+            service("shop", "hidden", Some("billing")),
+            service("shop", "backend", Some("billing")),
+            http_route.replacen(
+                "name: open}, {group: \"\", kind: Service, name: hidden}",
+                &format!(
+                    "name: {}}}, {{group: \"\", kind: Service, name: {}}}",
+                    order[0], order[1]
+                ),
+                1
+            )
+        );
+        for ns in ["web", "billing"] {
+            assert_eq!(
+                seen(&yaml, ns),
+                [
+                    "HTTPRoute/shop/r",
+                    "Service/shop/backend",
+                    "Service/shop/hidden",
+                    "Service/shop/open"
+                ],
+                "{order:?} from {ns}"
+            );
+        }
+    }
+}
