@@ -77,10 +77,7 @@ async fn gateway_api_routes_against_a_real_apiserver() {
     let server = ApiServer::start();
     let tmp = tempfile::tempdir().unwrap();
     server.install_crds();
-    let mut pods = PodNet::new();
-    for (name, port) in [("web", 8080), ("v1", 8081), ("v2", 8082)] {
-        pods.upstream(name, port);
-    }
+    let pods = PodNet::shop();
     let ip = pods.ip.clone();
     server.shop(&ip);
 

@@ -440,31 +440,43 @@ fn rule_services<'a>(
     )
 }
 
-/// The parts of a rule that name Services.
+/// What HTTPRoute and GRPCRoute rules have in common.
 pub trait RuleRefs {
     /// Its weighted backends.
     fn backend_refs(&self) -> &[HttpBackendRef];
     /// Its filters (a `RequestMirror` names a Service).
     fn filters(&self) -> &[HttpRouteFilter];
+    /// Its name, if it has one.
+    fn name(&self) -> Option<&str>;
+    /// Its session persistence.
+    fn session_persistence(&self) -> Option<&SessionPersistence>;
+    /// Fields this Strait does not know.
+    fn unsupported(&self) -> &Unsupported;
 }
 
-impl RuleRefs for HttpRouteRule {
-    fn backend_refs(&self) -> &[HttpBackendRef] {
-        &self.backend_refs
-    }
-    fn filters(&self) -> &[HttpRouteFilter] {
-        &self.filters
-    }
+macro_rules! rule_refs {
+    ($rule:ty) => {
+        impl RuleRefs for $rule {
+            fn backend_refs(&self) -> &[HttpBackendRef] {
+                &self.backend_refs
+            }
+            fn filters(&self) -> &[HttpRouteFilter] {
+                &self.filters
+            }
+            fn name(&self) -> Option<&str> {
+                self.name.as_deref()
+            }
+            fn session_persistence(&self) -> Option<&SessionPersistence> {
+                self.session_persistence.as_ref()
+            }
+            fn unsupported(&self) -> &Unsupported {
+                &self.unsupported
+            }
+        }
+    };
 }
-
-impl RuleRefs for GrpcRouteRule {
-    fn backend_refs(&self) -> &[HttpBackendRef] {
-        &self.backend_refs
-    }
-    fn filters(&self) -> &[HttpRouteFilter] {
-        &self.filters
-    }
-}
+rule_refs!(HttpRouteRule);
+rule_refs!(GrpcRouteRule);
 
 impl<R: RuleRefs> ServiceRefs for GatewayRoute<R> {
     fn service_parents(&self) -> Vec<&str> {

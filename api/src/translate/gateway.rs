@@ -16,9 +16,9 @@ use super::index::ServiceIndex;
 use super::rule::{self, RETRY_ON_CLASSES};
 use crate::bounds;
 use crate::manifest::{
-    GatewayBackendRef, GatewayParentRef, GatewayRoute, HttpBackendRef, HttpRoute, HttpRouteFilter,
-    HttpRouteMatch, HttpRouteRetry, HttpRouteRule, HttpValueMatch, ObjectMeta, PathMatchSpec,
-    RouteMatchSpec, SessionPersistence, Unsupported, ValueMatchSpec,
+    GatewayBackendRef, GatewayParentRef, GatewayRoute, HttpBackendRef, HttpRoute, HttpRouteMatch,
+    HttpRouteRetry, HttpRouteRule, HttpValueMatch, ObjectMeta, PathMatchSpec, RouteMatchSpec,
+    RuleRefs, SessionPersistence, Unsupported, ValueMatchSpec,
 };
 use crate::model::{
     Affinity, PathMatch, RetryPolicy, Route, RouteMatch, ServicePortKey, WeightedBackend,
@@ -172,7 +172,7 @@ fn backends(
     Ok(out)
 }
 
-fn affinity(s: &Option<SessionPersistence>) -> Result<Option<Affinity>, String> {
+fn affinity(s: Option<&SessionPersistence>) -> Result<Option<Affinity>, String> {
     let Some(s) = s else { return Ok(None) };
     unsupported(&s.unsupported, ".sessionPersistence").map_err(|e| {
         format!("{e}: Strait keeps a session by hashing the value the client sends, and neither issues nor expires it")
@@ -306,19 +306,15 @@ struct HttpOnly {
 impl<'a> RuleBase<'a> {
     /// Checks and converts a rule's name, filters, backends and session
     /// persistence. Errors are relative to the rule (`.filters[0]…`).
-    #[allow(clippy::too_many_arguments)]
     fn new(
         meta: &'a ObjectMeta,
         kind: &'static str,
         index: usize,
-        rule: (&Option<String>, &Unsupported),
-        filter_list: &[HttpRouteFilter],
-        backend_refs: &[HttpBackendRef],
-        session: &Option<SessionPersistence>,
+        rule: &impl RuleRefs,
         services: &ServiceIndex<'_>,
     ) -> Result<Self, String> {
         let ns = meta.namespace();
-        unsupported(rule.1, "")?;
+        unsupported(rule.unsupported(), "")?;
         Ok(Self {
             meta,
             kind,
@@ -326,11 +322,12 @@ impl<'a> RuleBase<'a> {
             name: format!(
                 "{}/{}",
                 meta.name,
-                rule.0.clone().unwrap_or_else(|| format!("rule-{index}"))
+                rule.name()
+                    .map_or_else(|| format!("rule-{index}"), str::to_string)
             ),
-            filters: filters(filter_list, ns, services, kind == "GRPCRoute")?,
-            backends: backends(backend_refs, ns, services)?,
-            affinity: affinity(session)?,
+            filters: filters(rule.filters(), ns, services, kind == "GRPCRoute")?,
+            backends: backends(rule.backend_refs(), ns, services)?,
+            affinity: affinity(rule.session_persistence())?,
         })
     }
 
@@ -407,17 +404,7 @@ pub(crate) fn convert_http(
     let mut rules = Vec::new();
     for (i, r) in route.spec.rules.iter().enumerate() {
         let fail = |e: String| format!("rules[{i}]{e}");
-        let base = RuleBase::new(
-            &route.metadata,
-            "HTTPRoute",
-            i,
-            (&r.name, &r.unsupported),
-            &r.filters,
-            &r.backend_refs,
-            &r.session_persistence,
-            index,
-        )
-        .map_err(fail)?;
+        let base = RuleBase::new(&route.metadata, "HTTPRoute", i, r, index).map_err(fail)?;
         let http = http_only(r).map_err(fail)?;
         let matches: Vec<HttpRouteMatch> = if r.matches.is_empty() {
             vec![HttpRouteMatch::default()]

@@ -182,6 +182,17 @@ impl PodNet {
     }
 
     /// An HTTP server in the namespace answering `name` on `port`.
+    /// A pod network with the three upstreams the API server tests route
+    /// between: `web` on 8080, `v1` on 8081, `v2` on 8082 (each answers its
+    /// name; `ApiServer::shop` makes the Services that point at them).
+    pub fn shop() -> PodNet {
+        let mut pods = PodNet::new();
+        for (name, port) in [("web", 8080), ("v1", 8081), ("v2", 8082)] {
+            pods.upstream(name, port);
+        }
+        pods
+    }
+
     pub fn upstream(&mut self, name: &str, port: u16) {
         self.netns.spawn(
             &[

@@ -49,17 +49,7 @@ pub(crate) fn convert_grpc(
     let mut rules = Vec::new();
     for (i, r) in route.spec.rules.iter().enumerate() {
         let fail = |e: String| format!("rules[{i}]{e}");
-        let base = RuleBase::new(
-            &route.metadata,
-            "GRPCRoute",
-            i,
-            (&r.name, &r.unsupported),
-            &r.filters,
-            &r.backend_refs,
-            &r.session_persistence,
-            index,
-        )
-        .map_err(fail)?;
+        let base = RuleBase::new(&route.metadata, "GRPCRoute", i, r, index).map_err(fail)?;
         let matches = if r.matches.is_empty() {
             vec![Default::default()]
         } else {
