@@ -230,19 +230,29 @@ fn one_trace_through_two_proxies_in_jaeger_and_requests_outlive_the_collector() 
     );
 
     // Traces the client proxy started itself (rate 1): a root client span
-    // with the server span under it.
-    let search = get_json(&format!(
-        "http://127.0.0.1:{query}/api/traces?service=web-client&limit=50"
-    ));
-    let rooted = search["data"].as_array().into_iter().flatten().any(|t| {
-        let spans = t["spans"].as_array().cloned().unwrap_or_default();
-        let root = spans.iter().find(|s| parent(s).is_none());
-        root.is_some_and(|r| {
-            spans
-                .iter()
-                .any(|s| parent(s).as_deref() == r["spanID"].as_str())
-        })
-    });
+    // with the server span under it. The two proxies export on their own
+    // batch timers, so the server's half may land a moment later.
+    let rooted_trace = || {
+        let search = get_json(&format!(
+            "http://127.0.0.1:{query}/api/traces?service=web-client&limit=50"
+        ));
+        let rooted = search["data"].as_array().into_iter().flatten().any(|t| {
+            let spans = t["spans"].as_array().cloned().unwrap_or_default();
+            let root = spans.iter().find(|s| parent(s).is_none());
+            root.is_some_and(|r| {
+                spans
+                    .iter()
+                    .any(|s| parent(s).as_deref() == r["spanID"].as_str())
+            })
+        });
+        (rooted, search)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let (mut rooted, mut search) = rooted_trace();
+    while !rooted && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        (rooted, search) = rooted_trace();
+    }
     assert!(rooted, "no trace started by the client proxy: {search}");
 
     // A proxy that drains sends its queued spans before it exits (here a
