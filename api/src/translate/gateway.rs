@@ -161,13 +161,16 @@ fn backends(
                 "{at}.filters: per-backend filters are not supported by Strait; put them on the rule"
             ));
         }
-        let backend = backend_key(&b.target, ns, index).map_err(|e| format!("{at}: {e}"))?;
         let weight = bounds::count(b.weight.unwrap_or(1), bounds::WEIGHT)
             .map_err(|e| format!("{at}.weight: {e}"))?;
-        // Weight 0 means "send nothing"; the proxy's split wants it gone.
-        if weight > 0 {
-            out.push(WeightedBackend { backend, weight });
+        // Weight 0 means "send nothing": such a backend is never reached, so
+        // it need not exist (a canary not yet deployed; the conformance
+        // suite's `echo-v3`), and the proxy's split wants it gone.
+        if weight == 0 {
+            continue;
         }
+        let backend = backend_key(&b.target, ns, index).map_err(|e| format!("{at}: {e}"))?;
+        out.push(WeightedBackend { backend, weight });
     }
     Ok(out)
 }

@@ -51,7 +51,7 @@ fn weighted_backends_default_match_and_source() {
     let routes = web_routes(&http_route(
         "split",
         "",
-        "  rules:\n    - backendRefs:\n        - {name: web-v1, port: 80, weight: 90}\n        - {name: web-v2, port: 80, weight: 10}\n        - {name: web, port: 80, weight: 0}\n",
+        "  rules:\n    - backendRefs:\n        - {name: web-v1, port: 80, weight: 90}\n        - {name: web-v2, port: 80, weight: 10}\n        - {name: web, port: 80, weight: 0}\n        - {name: not-deployed-yet, port: 80, weight: 0}\n",
     ));
     assert_eq!(routes.len(), 1);
     let r = &routes[0];
@@ -66,7 +66,7 @@ fn weighted_backends_default_match_and_source() {
     assert_eq!(
         weights,
         [("web-v1".to_string(), 90), ("web-v2".to_string(), 10)],
-        "weight 0 sends nothing"
+        "weight 0 sends nothing, and need not exist"
     );
 }
 
